@@ -1,0 +1,269 @@
+//! Building new requests and responses (RFC 3261 §8.1.1, §8.2.6).
+
+use crate::header::HeaderName;
+use crate::message::Message;
+use crate::method::Method;
+
+/// Default reason phrases (RFC 3261 §21 and extensions).
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => "Unknown",
+    }
+}
+
+/// Makes a reason phrase safe for a status line (no CR/LF/control characters).
+pub fn sanitize_reason(reason: &str) -> String {
+    reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
+/// Builds a response to a request: Via (all lines), From, To, Call-ID and CSeq copied
+/// from the request (§8.2.6.2), plus any headers added.
+pub struct ResponseBuilder {
+    code: u16,
+    reason: String,
+    head: String,
+    extra: String,
+    body: Vec<u8>,
+    content_type: Option<String>,
+}
+
+impl ResponseBuilder {
+    pub fn new(req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
+        let reason = sanitize_reason(reason.unwrap_or(reason_phrase(code)));
+        let mut head = String::with_capacity(512);
+        for (name, value) in req.headers() {
+            let kind = HeaderName::classify(name);
+            match kind {
+                HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq => {
+                    head.push_str(kind.as_str());
+                    head.push_str(": ");
+                    head.push_str(value);
+                    head.push_str("\r\n");
+                }
+                _ => {}
+            }
+        }
+        ResponseBuilder {
+            code,
+            reason,
+            head,
+            extra: String::new(),
+            body: Vec::new(),
+            content_type: None,
+        }
+    }
+
+    /// Adds `tag` to the To header unless it already has one (§8.2.6.2).
+    pub fn to_tag(mut self, tag: &str) -> ResponseBuilder {
+        let mut out = String::with_capacity(self.head.len() + tag.len() + 5);
+        for line in self.head.split_inclusive("\r\n") {
+            if let Some(v) = line.strip_prefix("To: ") {
+                let v = v.trim_end();
+                let has_tag = crate::header::NameAddr::parse(v)
+                    .map(|na| na.tag().is_some())
+                    .unwrap_or(true);
+                if has_tag {
+                    out.push_str(line);
+                } else {
+                    out.push_str("To: ");
+                    out.push_str(v);
+                    out.push_str(";tag=");
+                    out.push_str(tag);
+                    out.push_str("\r\n");
+                }
+            } else {
+                out.push_str(line);
+            }
+        }
+        self.head = out;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> ResponseBuilder {
+        self.extra.push_str(name);
+        self.extra.push_str(": ");
+        self.extra.push_str(value);
+        self.extra.push_str("\r\n");
+        self
+    }
+
+    pub fn body(mut self, content_type: &str, body: &[u8]) -> ResponseBuilder {
+        self.content_type = Some(content_type.to_string());
+        self.body = body.to_vec();
+        self
+    }
+
+    pub fn build(self) -> Message {
+        let mut s = format!("SIP/2.0 {} {}\r\n", self.code, self.reason);
+        s.push_str(&self.head);
+        s.push_str(&self.extra);
+        if let Some(ct) = &self.content_type {
+            s.push_str("Content-Type: ");
+            s.push_str(ct);
+            s.push_str("\r\n");
+        }
+        s.push_str(&format!("Content-Length: {}\r\n\r\n", self.body.len()));
+        let mut bytes = s.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        // Parts came from a parsed request and from our own code; a failure here is a
+        // bug in a caller-supplied header, so fall back to a minimal valid message.
+        Message::parse(&bytes).unwrap_or_else(|_| minimal_response(self.code))
+    }
+}
+
+fn minimal_response(code: u16) -> Message {
+    let s = format!("SIP/2.0 {code} {}\r\nContent-Length: 0\r\n\r\n", reason_phrase(code));
+    match Message::parse(s.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => unreachable_message(),
+    }
+}
+
+fn unreachable_message() -> Message {
+    // A constant, valid message: parsing it cannot fail.
+    #[allow(clippy::unwrap_used)]
+    Message::parse(b"SIP/2.0 500 Server Internal Error\r\nContent-Length: 0\r\n\r\n").unwrap()
+}
+
+/// Builds a new request from scratch (UAC side, §8.1.1).
+pub struct RequestBuilder {
+    method: Method,
+    uri: String,
+    headers: String,
+    body: Vec<u8>,
+    content_type: Option<String>,
+}
+
+impl RequestBuilder {
+    pub fn new(method: Method, uri: &str) -> RequestBuilder {
+        RequestBuilder {
+            method,
+            uri: uri.to_string(),
+            headers: String::with_capacity(512),
+            body: Vec::new(),
+            content_type: None,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> RequestBuilder {
+        self.headers.push_str(name);
+        self.headers.push_str(": ");
+        self.headers.push_str(value);
+        self.headers.push_str("\r\n");
+        self
+    }
+
+    pub fn body(mut self, content_type: &str, body: &[u8]) -> RequestBuilder {
+        self.content_type = Some(content_type.to_string());
+        self.body = body.to_vec();
+        self
+    }
+
+    pub fn build(self) -> Result<Message, crate::error::ParseError> {
+        let mut s = format!("{} {} SIP/2.0\r\n", self.method, self.uri);
+        s.push_str(&self.headers);
+        if let Some(ct) = &self.content_type {
+            s.push_str("Content-Type: ");
+            s.push_str(ct);
+            s.push_str("\r\n");
+        }
+        s.push_str(&format!("Content-Length: {}\r\n\r\n", self.body.len()));
+        let mut bytes = s.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        Message::parse(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_copies_dialog_headers() {
+        let req = Message::parse(b"REGISTER sip:example.com SIP/2.0\r\nv: SIP/2.0/UDP a;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP b;branch=z9hG4bK2\r\nf: <sip:a@example.com>;tag=9\r\nt: <sip:a@example.com>\r\ni: abc\r\nCSeq: 2 REGISTER\r\nContact: <sip:a@1.2.3.4>\r\nl: 0\r\n\r\n").unwrap();
+        let r = ResponseBuilder::new(&req, 200, None)
+            .to_tag("srv")
+            .header("Expires", "60")
+            .build();
+        assert_eq!(r.code(), Some(200));
+        assert_eq!(r.reason(), "OK");
+        assert_eq!(r.vias().unwrap().len(), 2);
+        assert_eq!(r.to().unwrap().tag(), Some("srv"));
+        assert_eq!(r.from().unwrap().tag(), Some("9"));
+        assert_eq!(r.call_id().unwrap(), "abc");
+        assert_eq!(r.expires().unwrap(), Some(60));
+        assert!(r.header(HeaderName::Contact).is_none());
+        let bad = ResponseBuilder::new(&req, 400, Some("Bad\r\nInjected: x")).build();
+        assert_eq!(bad.reason(), "Bad  Injected: x");
+    }
+
+    #[test]
+    fn request_builder_sets_length() {
+        let m = RequestBuilder::new(Method::Options, "sip:example.com")
+            .header("Via", "SIP/2.0/UDP h;branch=z9hG4bK1")
+            .body("text/plain", b"hi")
+            .build()
+            .unwrap();
+        assert_eq!(m.content_length(), Some(2));
+        assert_eq!(m.body(), b"hi");
+    }
+}

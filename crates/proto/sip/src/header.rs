@@ -1,0 +1,713 @@
+//! Typed header values: name-addr (From/To/Contact/Route/Record-Route), Via, CSeq,
+//! and the comma/quote-aware list splitter they share (RFC 3261 §7.3.1, §20, §25).
+
+use std::fmt;
+
+use crate::error::ParseError;
+use crate::method::{Method, is_token};
+use crate::uri::{Param, Uri, find_param, parse_params, split_host_port};
+
+/// Known header names, with compact forms folded in (RFC 3261 §7.3.3, §20).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeaderName {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    Contact,
+    ContentLength,
+    ContentType,
+    ContentEncoding,
+    MaxForwards,
+    Route,
+    RecordRoute,
+    Expires,
+    MinExpires,
+    Authorization,
+    ProxyAuthorization,
+    WwwAuthenticate,
+    ProxyAuthenticate,
+    AuthenticationInfo,
+    Supported,
+    Require,
+    ProxyRequire,
+    Unsupported,
+    Allow,
+    UserAgent,
+    Server,
+    Date,
+    Path,
+    Event,
+    Subject,
+    ReferTo,
+    RetryAfter,
+    Other,
+}
+
+impl HeaderName {
+    /// Classifies a header name case-insensitively, including compact forms.
+    pub fn classify(name: &str) -> HeaderName {
+        if name.len() == 1 {
+            return match name.as_bytes()[0].to_ascii_lowercase() {
+                b'v' => HeaderName::Via,
+                b'f' => HeaderName::From,
+                b't' => HeaderName::To,
+                b'i' => HeaderName::CallId,
+                b'm' => HeaderName::Contact,
+                b'l' => HeaderName::ContentLength,
+                b'c' => HeaderName::ContentType,
+                b'e' => HeaderName::ContentEncoding,
+                b'k' => HeaderName::Supported,
+                b's' => HeaderName::Subject,
+                b'o' => HeaderName::Event,
+                b'r' => HeaderName::ReferTo,
+                _ => HeaderName::Other,
+            };
+        }
+        const TABLE: &[(&str, HeaderName)] = &[
+            ("via", HeaderName::Via),
+            ("from", HeaderName::From),
+            ("to", HeaderName::To),
+            ("call-id", HeaderName::CallId),
+            ("cseq", HeaderName::CSeq),
+            ("contact", HeaderName::Contact),
+            ("content-length", HeaderName::ContentLength),
+            ("content-type", HeaderName::ContentType),
+            ("content-encoding", HeaderName::ContentEncoding),
+            ("max-forwards", HeaderName::MaxForwards),
+            ("route", HeaderName::Route),
+            ("record-route", HeaderName::RecordRoute),
+            ("expires", HeaderName::Expires),
+            ("min-expires", HeaderName::MinExpires),
+            ("authorization", HeaderName::Authorization),
+            ("proxy-authorization", HeaderName::ProxyAuthorization),
+            ("www-authenticate", HeaderName::WwwAuthenticate),
+            ("proxy-authenticate", HeaderName::ProxyAuthenticate),
+            ("authentication-info", HeaderName::AuthenticationInfo),
+            ("supported", HeaderName::Supported),
+            ("require", HeaderName::Require),
+            ("proxy-require", HeaderName::ProxyRequire),
+            ("unsupported", HeaderName::Unsupported),
+            ("allow", HeaderName::Allow),
+            ("user-agent", HeaderName::UserAgent),
+            ("server", HeaderName::Server),
+            ("date", HeaderName::Date),
+            ("path", HeaderName::Path),
+            ("event", HeaderName::Event),
+            ("subject", HeaderName::Subject),
+            ("refer-to", HeaderName::ReferTo),
+            ("retry-after", HeaderName::RetryAfter),
+        ];
+        TABLE
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, h)| *h)
+            .unwrap_or(HeaderName::Other)
+    }
+
+    /// The canonical long form, used when printing.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HeaderName::Via => "Via",
+            HeaderName::From => "From",
+            HeaderName::To => "To",
+            HeaderName::CallId => "Call-ID",
+            HeaderName::CSeq => "CSeq",
+            HeaderName::Contact => "Contact",
+            HeaderName::ContentLength => "Content-Length",
+            HeaderName::ContentType => "Content-Type",
+            HeaderName::ContentEncoding => "Content-Encoding",
+            HeaderName::MaxForwards => "Max-Forwards",
+            HeaderName::Route => "Route",
+            HeaderName::RecordRoute => "Record-Route",
+            HeaderName::Expires => "Expires",
+            HeaderName::MinExpires => "Min-Expires",
+            HeaderName::Authorization => "Authorization",
+            HeaderName::ProxyAuthorization => "Proxy-Authorization",
+            HeaderName::WwwAuthenticate => "WWW-Authenticate",
+            HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
+            HeaderName::AuthenticationInfo => "Authentication-Info",
+            HeaderName::Supported => "Supported",
+            HeaderName::Require => "Require",
+            HeaderName::ProxyRequire => "Proxy-Require",
+            HeaderName::Unsupported => "Unsupported",
+            HeaderName::Allow => "Allow",
+            HeaderName::UserAgent => "User-Agent",
+            HeaderName::Server => "Server",
+            HeaderName::Date => "Date",
+            HeaderName::Path => "Path",
+            HeaderName::Event => "Event",
+            HeaderName::Subject => "Subject",
+            HeaderName::ReferTo => "Refer-To",
+            HeaderName::RetryAfter => "Retry-After",
+            HeaderName::Other => "",
+        }
+    }
+}
+
+/// Splits a header value at top-level commas: commas inside quoted strings or `<...>`
+/// do not separate elements (RFC 3261 §7.3.1).
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    let mut pos = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut in_quote = false;
+        let mut in_angle = false;
+        while pos < bytes.len() {
+            let c = bytes[pos];
+            if in_quote {
+                if c == b'\\' {
+                    pos += 1;
+                } else if c == b'"' {
+                    in_quote = false;
+                }
+            } else {
+                match c {
+                    b'"' => in_quote = true,
+                    b'<' => in_angle = true,
+                    b'>' => in_angle = false,
+                    b',' if !in_angle => {
+                        let item = value[start..pos].trim();
+                        pos += 1;
+                        start = pos;
+                        return Some(item);
+                    }
+                    _ => {}
+                }
+            }
+            pos += 1;
+        }
+        done = true;
+        let item = value.get(start..).unwrap_or("").trim();
+        Some(item)
+    })
+    .filter(|s| !s.is_empty())
+}
+
+/// Finds the first `ch` outside quoted strings.
+fn find_unquoted(s: &str, ch: u8) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut in_quote = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_quote {
+            if c == b'\\' {
+                i += 1;
+            } else if c == b'"' {
+                in_quote = false;
+            }
+        } else if c == b'"' {
+            in_quote = true;
+        } else if c == ch {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `name-addr` or `addr-spec` with header parameters: the value of From, To, Contact,
+/// Route, Record-Route and Path (RFC 3261 §20.10, §20.20, §20.39).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameAddr {
+    /// Display name without quotes, unescaped.
+    pub display: Option<String>,
+    pub uri: Uri,
+    pub params: Vec<Param>,
+}
+
+impl NameAddr {
+    pub fn new(uri: Uri) -> NameAddr {
+        NameAddr {
+            display: None,
+            uri,
+            params: Vec::new(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<NameAddr, ParseError> {
+        let s = s.trim();
+        let bad = ParseError::BadHeader("name-addr");
+        if let Some(lt) = find_unquoted(s, b'<') {
+            let display_raw = s[..lt].trim();
+            let gt = s[lt..].find('>').ok_or(bad.clone())? + lt;
+            let uri = Uri::parse(&s[lt + 1..gt])?;
+            let display = parse_display(display_raw)?;
+            let rest = s[gt + 1..].trim();
+            if !rest.is_empty() && !rest.starts_with(';') {
+                return Err(bad);
+            }
+            let params = parse_params(rest)?;
+            Ok(NameAddr {
+                display,
+                uri,
+                params,
+            })
+        } else {
+            // addr-spec: parameters after the URI are header parameters (§20.10).
+            let (uri_str, rest) = match s.find(';') {
+                Some(i) => (&s[..i], &s[i..]),
+                None => (s, ""),
+            };
+            if uri_str.contains(' ') || uri_str.contains('"') {
+                return Err(bad);
+            }
+            let uri = Uri::parse(uri_str)?;
+            let params = parse_params(rest)?;
+            Ok(NameAddr {
+                display: None,
+                uri,
+                params,
+            })
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name).map(|p| p.value.as_deref().unwrap_or(""))
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.param("tag").filter(|t| !t.is_empty())
+    }
+}
+
+fn parse_display(raw: &str) -> Result<Option<String>, ParseError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if let Some(inner) = raw.strip_prefix('"') {
+        let inner = inner
+            .strip_suffix('"')
+            .ok_or(ParseError::BadHeader("display name quote"))?;
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == '"' {
+                return Err(ParseError::BadHeader("display name quote"));
+            } else {
+                out.push(c);
+            }
+        }
+        Ok(Some(out))
+    } else {
+        // token *(LWS token)
+        if raw
+            .split_whitespace()
+            .all(|t| t.bytes().all(|c| crate::method::is_token_char(c)))
+        {
+            Ok(Some(raw.split_whitespace().collect::<Vec<_>>().join(" ")))
+        } else {
+            Err(ParseError::BadHeader("display name"))
+        }
+    }
+}
+
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(d) = &self.display {
+            f.write_str("\"")?;
+            for c in d.chars() {
+                if c == '"' || c == '\\' {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            f.write_str("\" ")?;
+        }
+        write!(f, "<{}>", self.uri)?;
+        for p in &self.params {
+            write!(f, ";{}", p.name)?;
+            if let Some(v) = &p.value {
+                write!(f, "={v}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One Contact header element: `*` or a name-addr.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Contact {
+    Star,
+    Addr(NameAddr),
+}
+
+impl Contact {
+    pub fn parse(s: &str) -> Result<Contact, ParseError> {
+        if s.trim() == "*" {
+            Ok(Contact::Star)
+        } else {
+            Ok(Contact::Addr(NameAddr::parse(s)?))
+        }
+    }
+}
+
+/// `expires` parameter of a Contact (RFC 3261 §20.10).
+pub fn contact_expires(addr: &NameAddr) -> Result<Option<u32>, ParseError> {
+    match addr.param("expires") {
+        None => Ok(None),
+        Some(v) => parse_delta_seconds(v)
+            .map(Some)
+            .ok_or(ParseError::BadHeader("Contact expires")),
+    }
+}
+
+/// `q` parameter of a Contact in thousandths (RFC 3261 §20.10: qvalue 0..1, 3 decimals).
+pub fn contact_q(addr: &NameAddr) -> Result<Option<u16>, ParseError> {
+    match addr.param("q") {
+        None => Ok(None),
+        Some(v) => parse_qvalue(v).map(Some).ok_or(ParseError::BadHeader("Contact q")),
+    }
+}
+
+fn parse_qvalue(v: &str) -> Option<u16> {
+    let (int, frac) = match v.find('.') {
+        Some(i) => (&v[..i], &v[i + 1..]),
+        None => (v, ""),
+    };
+    if frac.len() > 3 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut thousandths: u16 = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    let mut scale = 100;
+    for c in frac.bytes() {
+        thousandths += (c - b'0') as u16 * scale;
+        scale /= 10;
+    }
+    (thousandths <= 1000).then_some(thousandths)
+}
+
+/// delta-seconds (RFC 3261 §25.1); values above 2^32-1 saturate (RFC 3261 §20.19 suggests so).
+pub fn parse_delta_seconds(v: &str) -> Option<u32> {
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse::<u64>().map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32))
+}
+
+/// SIP transport protocols as named in Via (RFC 3261 §20.42, RFC 7118 §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+    Sctp,
+}
+
+impl Transport {
+    pub fn parse(s: &str) -> Option<Transport> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "UDP" => Transport::Udp,
+            "TCP" => Transport::Tcp,
+            "TLS" => Transport::Tls,
+            "WS" => Transport::Ws,
+            "WSS" => Transport::Wss,
+            "SCTP" => Transport::Sctp,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+            Transport::Sctp => "SCTP",
+        }
+    }
+
+    /// Reliable transports get no retransmissions (RFC 3261 §17.1.1.2).
+    pub fn is_reliable(&self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+
+    pub fn default_port(&self) -> u16 {
+        match self {
+            Transport::Tls | Transport::Wss => 5061,
+            _ => 5060,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One Via header element (RFC 3261 §20.42).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Via {
+    /// The protocol name as written (normally `UDP`, `TCP`, `WS`...).
+    pub transport: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Vec<Param>,
+}
+
+/// RFC 3261 §8.1.1.7 magic cookie.
+pub const BRANCH_MAGIC: &str = "z9hG4bK";
+
+impl Via {
+    pub fn parse(s: &str) -> Result<Via, ParseError> {
+        let bad = ParseError::BadHeader("Via");
+        // sent-protocol = name SLASH version SLASH transport, with LWS allowed around slashes.
+        let mut rest = s.trim();
+        let mut parts = [""; 3];
+        for (i, part) in parts.iter_mut().enumerate() {
+            if i < 2 {
+                let slash = rest.find('/').ok_or(bad.clone())?;
+                *part = rest[..slash].trim();
+                rest = rest[slash + 1..].trim_start();
+            } else {
+                let end = rest
+                    .find(|c: char| c.is_whitespace())
+                    .ok_or(bad.clone())?;
+                *part = &rest[..end];
+                rest = rest[end..].trim_start();
+            }
+        }
+        if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" || !is_token(parts[2]) {
+            return Err(bad);
+        }
+        let (sent_by, params) = match rest.find(';') {
+            Some(i) => (rest[..i].trim(), &rest[i..]),
+            None => (rest.trim(), ""),
+        };
+        // LWS is allowed around the colon in sent-by.
+        let sent_by: String = sent_by.split_whitespace().collect();
+        let (host, port) = split_host_port(&sent_by).map_err(|_| bad.clone())?;
+        let params = parse_params(params).map_err(|_| bad)?;
+        Ok(Via {
+            transport: parts[2].to_ascii_uppercase(),
+            host: host.to_string(),
+            port,
+            params,
+        })
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name).map(|p| p.value.as_deref().unwrap_or(""))
+    }
+
+    pub fn branch(&self) -> Option<&str> {
+        self.param("branch")
+    }
+
+    /// RFC 3261 branch (starts with the magic cookie), as opposed to RFC 2543.
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch().is_some_and(|b| b.starts_with(BRANCH_MAGIC))
+    }
+
+    pub fn transport_kind(&self) -> Option<Transport> {
+        Transport::parse(&self.transport)
+    }
+
+    /// `received` parameter if present.
+    pub fn received(&self) -> Option<&str> {
+        self.param("received")
+    }
+
+    /// `rport` value: `Some(None)` when present without a value (RFC 3581).
+    pub fn rport(&self) -> Option<Option<u16>> {
+        find_param(&self.params, "rport").map(|p| p.value.as_deref().and_then(|v| v.parse().ok()))
+    }
+
+    /// `sent-by` as `host[:port]`, used for transaction matching (§17.2.3).
+    pub fn sent_by(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{}", self.host.to_ascii_lowercase(), p),
+            None => self.host.to_ascii_lowercase(),
+        }
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        for p in &self.params {
+            write!(f, ";{}", p.name)?;
+            if let Some(v) = &p.value {
+                write!(f, "={v}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// CSeq header (RFC 3261 §20.16).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CSeq {
+    pub seq: u32,
+    pub method: Method,
+}
+
+impl CSeq {
+    pub fn parse(s: &str) -> Result<CSeq, ParseError> {
+        let bad = ParseError::BadHeader("CSeq");
+        let mut it = s.split_whitespace();
+        let num = it.next().ok_or(bad.clone())?;
+        let method = it.next().ok_or(bad.clone())?;
+        if it.next().is_some() || !num.bytes().all(|c| c.is_ascii_digit()) || !is_token(method) {
+            return Err(bad);
+        }
+        // The sequence number MUST be less than 2**31 (§8.1.1.5).
+        let seq: u32 = num.parse().map_err(|_| bad.clone())?;
+        if seq >= 1 << 31 {
+            return Err(bad);
+        }
+        Ok(CSeq {
+            seq,
+            method: Method::from_token(method),
+        })
+    }
+}
+
+impl fmt::Display for CSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.seq, self.method)
+    }
+}
+
+/// Parses `scheme k=v, k="v"` authentication parameters (RFC 3261 §25.1, RFC 7616 §3.3-3.4).
+/// Returns the scheme and the parameters with quotes removed.
+pub fn parse_auth_params(value: &str) -> Result<(String, Vec<(String, String)>), ParseError> {
+    let bad = ParseError::BadHeader("authentication");
+    let value = value.trim();
+    let sp = value.find(|c: char| c.is_whitespace()).ok_or(bad.clone())?;
+    let scheme = value[..sp].to_string();
+    if !is_token(&scheme) {
+        return Err(bad);
+    }
+    let mut params = Vec::new();
+    for item in split_list(&value[sp..]) {
+        let eq = item.find('=').ok_or(bad.clone())?;
+        let name = item[..eq].trim();
+        let raw = item[eq + 1..].trim();
+        if !is_token(name) {
+            return Err(bad);
+        }
+        let v = if let Some(inner) = raw.strip_prefix('"') {
+            let inner = inner.strip_suffix('"').ok_or(bad.clone())?;
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        } else {
+            raw.to_string()
+        };
+        params.push((name.to_ascii_lowercase(), v));
+    }
+    Ok((scheme, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_split_respects_quotes_and_angles() {
+        let v: Vec<_> =
+            split_list(r#""Doe, John" <sip:j@x;a=b,c>;q=0.5 , <sip:k@y>, sip:z@w"#).collect();
+        assert_eq!(v, vec![r#""Doe, John" <sip:j@x;a=b,c>;q=0.5"#, "<sip:k@y>", "sip:z@w"]);
+        assert_eq!(split_list(" , ,").count(), 0);
+    }
+
+    #[test]
+    fn name_addr_forms() {
+        let a = NameAddr::parse(r#""Alice \"A\"" <sip:alice@example.com>;tag=1928"#).unwrap();
+        assert_eq!(a.display.as_deref(), Some(r#"Alice "A""#));
+        assert_eq!(a.tag(), Some("1928"));
+        let b = NameAddr::parse("sip:bob@example.com;tag=xyz").unwrap();
+        assert!(b.uri.params.is_empty());
+        assert_eq!(b.tag(), Some("xyz"));
+        let c = NameAddr::parse("Bob Smith <sip:bob@example.com;transport=tcp>;expires=60;q=0.7")
+            .unwrap();
+        assert_eq!(c.display.as_deref(), Some("Bob Smith"));
+        assert_eq!(c.uri.transport().as_deref(), Some("tcp"));
+        assert_eq!(contact_expires(&c).unwrap(), Some(60));
+        assert_eq!(contact_q(&c).unwrap(), Some(700));
+        assert!(NameAddr::parse("<sip:bob@example.com").is_err());
+        assert!(NameAddr::parse("\"unterminated <sip:a@b>").is_err());
+        assert_eq!(c.to_string(), "\"Bob Smith\" <sip:bob@example.com;transport=tcp>;expires=60;q=0.7");
+    }
+
+    #[test]
+    fn qvalues() {
+        assert_eq!(parse_qvalue("1"), Some(1000));
+        assert_eq!(parse_qvalue("0.125"), Some(125));
+        assert_eq!(parse_qvalue("1.0"), Some(1000));
+        assert_eq!(parse_qvalue("1.5"), None);
+        assert_eq!(parse_qvalue("0.1234"), None);
+        assert_eq!(parse_qvalue("2"), None);
+    }
+
+    #[test]
+    fn via_with_lws_and_params() {
+        let v = Via::parse("SIP / 2.0 / UDP 192.0.2.1 : 5060 ;branch=z9hG4bK776;rport").unwrap();
+        assert_eq!(v.transport, "UDP");
+        assert_eq!(v.host, "192.0.2.1");
+        assert_eq!(v.port, Some(5060));
+        assert_eq!(v.branch(), Some("z9hG4bK776"));
+        assert_eq!(v.rport(), Some(None));
+        assert!(v.has_rfc3261_branch());
+        let v6 = Via::parse("SIP/2.0/WS [2001:db8::1]:8080;branch=z9hG4bKx").unwrap();
+        assert_eq!(v6.host, "[2001:db8::1]");
+        assert_eq!(v6.transport_kind(), Some(Transport::Ws));
+        assert!(Via::parse("SIP/3.0/UDP h").is_err());
+        assert!(Via::parse("SIP/2.0/UDP").is_err());
+    }
+
+    #[test]
+    fn cseq_limits() {
+        assert_eq!(CSeq::parse("314159 INVITE").unwrap().seq, 314159);
+        assert!(CSeq::parse("2147483648 INVITE").is_err());
+        assert!(CSeq::parse("-1 INVITE").is_err());
+        assert!(CSeq::parse("1").is_err());
+    }
+
+    #[test]
+    fn auth_params() {
+        let (s, p) = parse_auth_params(
+            r#"Digest realm="example.com", qop="auth,auth-int", nonce="a\"b", algorithm=MD5"#,
+        )
+        .unwrap();
+        assert_eq!(s, "Digest");
+        assert_eq!(p[0], ("realm".into(), "example.com".into()));
+        assert_eq!(p[1], ("qop".into(), "auth,auth-int".into()));
+        assert_eq!(p[2], ("nonce".into(), "a\"b".into()));
+        assert_eq!(p[3], ("algorithm".into(), "MD5".into()));
+    }
+}

@@ -1,0 +1,705 @@
+//! Zero-copy SIP message (RFC 3261 §7).
+//!
+//! [`Message::parse`] copies the datagram once into a shared buffer (unfolding header
+//! continuation lines in place) and records byte spans for the start line, every header
+//! and the body. Typed values are parsed on demand from those spans. Editing for
+//! forwarding splices bytes and never re-prints headers it did not touch.
+
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::ParseError;
+use crate::header::{CSeq, Contact, HeaderName, NameAddr, Via, parse_delta_seconds, split_list};
+use crate::method::{Method, is_token};
+use crate::uri::Uri;
+
+/// Largest message we accept on any transport (stream transports enforce their own limit).
+pub const MAX_MESSAGE: usize = 65536;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn new(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+#[derive(Clone, Debug)]
+enum StartLine {
+    Request { method: Method, uri: Span },
+    Response { code: u16, reason: Span },
+}
+
+/// One header line: its classified name and the spans of name, value and whole line
+/// (the line span includes its CRLF).
+#[derive(Clone, Copy, Debug)]
+struct HeaderLine {
+    name: HeaderName,
+    raw_name: Span,
+    value: Span,
+    line: Span,
+}
+
+/// A parsed SIP request or response.
+#[derive(Clone)]
+pub struct Message {
+    buf: Bytes,
+    start: StartLine,
+    headers: Vec<HeaderLine>,
+    /// Byte offset where header lines begin (just after the start line's CRLF).
+    headers_start: usize,
+    /// Byte offset of the blank line that ends the headers.
+    headers_end: usize,
+    body: Span,
+    content_length: Option<usize>,
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.buf))
+    }
+}
+
+fn find_crlf(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(off) = memchr::memchr(b'\n', &b[i..]) {
+        let n = i + off;
+        if n > 0 && b[n - 1] == b'\r' {
+            return Some(n - 1);
+        }
+        i = n + 1;
+    }
+    None
+}
+
+impl Message {
+    /// Parses one message from a datagram or a framed stream chunk. Bytes after
+    /// Content-Length are ignored (RFC 3261 §18.3); a body shorter than Content-Length
+    /// is an error.
+    pub fn parse(input: &[u8]) -> Result<Message, ParseError> {
+        // Leading CRLFs are keepalives or stray line ends (RFC 3261 §7.5).
+        let skip = input
+            .iter()
+            .position(|&c| c != b'\r' && c != b'\n')
+            .ok_or(ParseError::Empty)?;
+        let input = &input[skip..];
+        if input.len() > MAX_MESSAGE {
+            return Err(ParseError::TooLarge);
+        }
+        let header_end = memchr::memmem::find(input, b"\r\n\r\n").ok_or(ParseError::Unterminated)?;
+        let mut buf = BytesMut::from(input);
+        // Unfold continuation lines (CRLF followed by SP/HT) into spaces (RFC 3261 §7.3.1).
+        for i in 0..header_end {
+            if buf[i] == b'\r' && buf[i + 1] == b'\n' && (buf[i + 2] == b' ' || buf[i + 2] == b'\t') {
+                buf[i] = b' ';
+                buf[i + 1] = b' ';
+            }
+        }
+        let b = &buf[..];
+        std::str::from_utf8(&b[..header_end]).map_err(|_| ParseError::NotUtf8)?;
+
+        // Start line.
+        let sl_end = find_crlf(b, 0).ok_or(ParseError::BadStartLine)?;
+        let sl = &b[..sl_end];
+        let start = if sl.starts_with(b"SIP/") {
+            // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+            let sp1 = memchr::memchr(b' ', sl).ok_or(ParseError::BadStartLine)?;
+            if &sl[..sp1] != b"SIP/2.0" {
+                return Err(ParseError::BadVersion);
+            }
+            let rest = &sl[sp1 + 1..];
+            let (code_b, reason_start) = match memchr::memchr(b' ', rest) {
+                Some(sp2) => (&rest[..sp2], sp1 + 1 + sp2 + 1),
+                None => (rest, sl_end),
+            };
+            if code_b.len() != 3 || !code_b.iter().all(u8::is_ascii_digit) {
+                return Err(ParseError::BadStatus);
+            }
+            let code = (code_b[0] - b'0') as u16 * 100
+                + (code_b[1] - b'0') as u16 * 10
+                + (code_b[2] - b'0') as u16;
+            if !(100..=699).contains(&code) {
+                return Err(ParseError::BadStatus);
+            }
+            StartLine::Response {
+                code,
+                reason: Span::new(reason_start.min(sl_end), sl_end),
+            }
+        } else {
+            // Request-Line = Method SP Request-URI SP SIP-Version: exactly single spaces (§25.1).
+            let sp1 = memchr::memchr(b' ', sl).ok_or(ParseError::BadStartLine)?;
+            let sp2 = memchr::memrchr(b' ', sl).ok_or(ParseError::BadStartLine)?;
+            if sp2 <= sp1 + 1 {
+                return Err(ParseError::BadStartLine);
+            }
+            let method = std::str::from_utf8(&sl[..sp1]).map_err(|_| ParseError::BadMethod)?;
+            if !is_token(method) {
+                return Err(ParseError::BadMethod);
+            }
+            let version = &sl[sp2 + 1..];
+            if !version.eq_ignore_ascii_case(b"SIP/2.0") {
+                return Err(ParseError::BadVersion);
+            }
+            let uri = &sl[sp1 + 1..sp2];
+            if uri.iter().any(|&c| c <= b' ') {
+                return Err(ParseError::BadStartLine);
+            }
+            StartLine::Request {
+                method: Method::from_token(method),
+                uri: Span::new(sp1 + 1, sp2),
+            }
+        };
+
+        // Header lines.
+        let headers_start = sl_end + 2;
+        let mut headers = Vec::with_capacity(16);
+        let mut pos = headers_start;
+        let mut content_length = None;
+        while pos < header_end + 2 {
+            let end = find_crlf(b, pos).ok_or(ParseError::Unterminated)?;
+            let line = &b[pos..end];
+            let colon = memchr::memchr(b':', line).ok_or(ParseError::BadHeaderLine)?;
+            let mut name_end = colon;
+            while name_end > 0 && (line[name_end - 1] == b' ' || line[name_end - 1] == b'\t') {
+                name_end -= 1;
+            }
+            let name = std::str::from_utf8(&line[..name_end]).map_err(|_| ParseError::NotUtf8)?;
+            if !is_token(name) {
+                return Err(ParseError::BadHeaderLine);
+            }
+            let mut vs = colon + 1;
+            while vs < line.len() && (line[vs] == b' ' || line[vs] == b'\t') {
+                vs += 1;
+            }
+            let mut ve = line.len();
+            while ve > vs && (line[ve - 1] == b' ' || line[ve - 1] == b'\t') {
+                ve -= 1;
+            }
+            let kind = HeaderName::classify(name);
+            if kind == HeaderName::ContentLength {
+                if content_length.is_some() {
+                    return Err(ParseError::MultipleContentLength);
+                }
+                let v = std::str::from_utf8(&line[vs..ve]).map_err(|_| ParseError::NotUtf8)?;
+                let n = parse_delta_seconds(v).ok_or(ParseError::BadContentLength)?;
+                content_length = Some(n as usize);
+            }
+            headers.push(HeaderLine {
+                name: kind,
+                raw_name: Span::new(pos, pos + name_end),
+                value: Span::new(pos + vs, pos + ve),
+                line: Span::new(pos, end + 2),
+            });
+            pos = end + 2;
+        }
+        let body_start = header_end + 4;
+        let available = b.len() - body_start;
+        let body_len = match content_length {
+            Some(n) if n > available => return Err(ParseError::BodyTooShort),
+            Some(n) => n,
+            None => available,
+        };
+        let total = body_start + body_len;
+        buf.truncate(total);
+        Ok(Message {
+            buf: buf.freeze(),
+            start,
+            headers,
+            headers_start,
+            headers_end: header_end + 2,
+            body: Span::new(body_start, total),
+            content_length,
+        })
+    }
+
+    fn text(&self, s: Span) -> &str {
+        // Header bytes were checked to be UTF-8 at parse time.
+        std::str::from_utf8(&self.buf[s.range()]).unwrap_or("")
+    }
+
+    /// The whole message as it goes on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The shared buffer (cheap to clone).
+    pub fn bytes(&self) -> Bytes {
+        self.buf.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// Request method; `None` for responses.
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// Request-URI text; empty for responses.
+    pub fn uri_str(&self) -> &str {
+        match &self.start {
+            StartLine::Request { uri, .. } => self.text(*uri),
+            StartLine::Response { .. } => "",
+        }
+    }
+
+    pub fn uri(&self) -> Result<Uri, ParseError> {
+        Uri::parse(self.uri_str())
+    }
+
+    /// Status code; `None` for requests.
+    pub fn code(&self) -> Option<u16> {
+        match &self.start {
+            StartLine::Response { code, .. } => Some(*code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match &self.start {
+            StartLine::Response { reason, .. } => self.text(*reason),
+            StartLine::Request { .. } => "",
+        }
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.buf[self.body.range()]
+    }
+
+    pub fn content_length(&self) -> Option<usize> {
+        self.content_length
+    }
+
+    /// Every header as `(name as written, value)`, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|h| (self.text(h.raw_name), self.text(h.value)))
+    }
+
+    /// Values of every line of a known header, in order.
+    pub fn header_lines(&self, name: HeaderName) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| self.text(h.value))
+    }
+
+    /// First line of a known header.
+    pub fn header(&self, name: HeaderName) -> Option<&str> {
+        self.header_lines(name).next()
+    }
+
+    /// First line of any header, by name (case-insensitive; compact forms not folded).
+    pub fn header_by_name(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| self.text(h.raw_name).eq_ignore_ascii_case(name))
+            .map(|h| self.text(h.value))
+    }
+
+    /// All comma-separated elements of a list header across all its lines.
+    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = &str> {
+        self.header_lines(name).flat_map(split_list)
+    }
+
+    fn required(&self, name: HeaderName, label: &'static str) -> Result<&str, ParseError> {
+        self.header(name).ok_or(ParseError::MissingHeader(label))
+    }
+
+    /// The topmost Via element.
+    pub fn top_via(&self) -> Result<Via, ParseError> {
+        let v = self
+            .values(HeaderName::Via)
+            .next()
+            .ok_or(ParseError::MissingHeader("Via"))?;
+        Via::parse(v)
+    }
+
+    pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
+        self.values(HeaderName::Via).map(Via::parse).collect()
+    }
+
+    pub fn from(&self) -> Result<NameAddr, ParseError> {
+        NameAddr::parse(self.required(HeaderName::From, "From")?)
+    }
+
+    pub fn to(&self) -> Result<NameAddr, ParseError> {
+        NameAddr::parse(self.required(HeaderName::To, "To")?)
+    }
+
+    pub fn call_id(&self) -> Result<&str, ParseError> {
+        let v = self.required(HeaderName::CallId, "Call-ID")?;
+        if v.is_empty() || v.contains(char::is_whitespace) {
+            return Err(ParseError::BadHeader("Call-ID"));
+        }
+        Ok(v)
+    }
+
+    pub fn cseq(&self) -> Result<CSeq, ParseError> {
+        CSeq::parse(self.required(HeaderName::CSeq, "CSeq")?)
+    }
+
+    pub fn max_forwards(&self) -> Result<Option<u32>, ParseError> {
+        match self.header(HeaderName::MaxForwards) {
+            None => Ok(None),
+            Some(v) => parse_delta_seconds(v)
+                .filter(|n| *n <= 255)
+                .map(Some)
+                .ok_or(ParseError::BadHeader("Max-Forwards")),
+        }
+    }
+
+    pub fn expires(&self) -> Result<Option<u32>, ParseError> {
+        match self.header(HeaderName::Expires) {
+            None => Ok(None),
+            Some(v) => parse_delta_seconds(v)
+                .map(Some)
+                .ok_or(ParseError::BadHeader("Expires")),
+        }
+    }
+
+    pub fn min_expires(&self) -> Result<Option<u32>, ParseError> {
+        match self.header(HeaderName::MinExpires) {
+            None => Ok(None),
+            Some(v) => parse_delta_seconds(v)
+                .map(Some)
+                .ok_or(ParseError::BadHeader("Min-Expires")),
+        }
+    }
+
+    pub fn contacts(&self) -> Result<Vec<Contact>, ParseError> {
+        self.values(HeaderName::Contact).map(Contact::parse).collect()
+    }
+
+    pub fn routes(&self) -> Result<Vec<NameAddr>, ParseError> {
+        self.values(HeaderName::Route).map(NameAddr::parse).collect()
+    }
+
+    pub fn record_routes(&self) -> Result<Vec<NameAddr>, ParseError> {
+        self.values(HeaderName::RecordRoute).map(NameAddr::parse).collect()
+    }
+
+    /// Option tags of Require / Proxy-Require / Supported.
+    pub fn option_tags(&self, name: HeaderName) -> Vec<&str> {
+        self.values(name).collect()
+    }
+
+    /// Checks the headers every request and response must carry (RFC 3261 §8.1.1),
+    /// and that a request's CSeq method matches its method. Returns the problem as a
+    /// reason phrase suitable for a 400.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        self.top_via()?;
+        self.from()?;
+        self.to()?;
+        self.call_id()?;
+        let cseq = self.cseq()?;
+        self.max_forwards()?;
+        self.expires()?;
+        if let Some(m) = self.method() {
+            self.uri()?;
+            if *m != cseq.method && *m != Method::Ack && *m != Method::Cancel {
+                return Err(ParseError::CSeqMethodMismatch);
+            }
+            if (*m == Method::Ack || *m == Method::Cancel) && cseq.method != *m {
+                return Err(ParseError::CSeqMethodMismatch);
+            }
+        }
+        Ok(())
+    }
+
+    // --- Editing by splicing -------------------------------------------------
+
+    fn rebuild(&self, parts: &[&[u8]]) -> Message {
+        let mut out = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+        // Re-parsing spliced, already valid bytes cannot fail unless an inserted value
+        // broke the syntax; callers insert only values they built themselves.
+        match Message::parse(&out) {
+            Ok(m) => m,
+            Err(_) => self.clone(),
+        }
+    }
+
+    /// Inserts `Name: value` as the first header line (e.g. a proxy's Via, §16.6 step 8).
+    pub fn prepend_header(&self, name: &str, value: &str) -> Message {
+        let line = format!("{name}: {value}\r\n");
+        self.rebuild(&[
+            &self.buf[..self.headers_start],
+            line.as_bytes(),
+            &self.buf[self.headers_start..],
+        ])
+    }
+
+    /// Appends `Name: value` after the last header line.
+    pub fn append_header(&self, name: &str, value: &str) -> Message {
+        let line = format!("{name}: {value}\r\n");
+        self.rebuild(&[
+            &self.buf[..self.headers_end],
+            line.as_bytes(),
+            &self.buf[self.headers_end..],
+        ])
+    }
+
+    /// Removes the first element of a list header (e.g. the top Via of a response,
+    /// §16.7 step 3). The whole line goes if it held only that element.
+    pub fn remove_first_value(&self, name: HeaderName) -> Message {
+        let Some(h) = self.headers.iter().find(|h| h.name == name) else {
+            return self.clone();
+        };
+        let value = self.text(h.value);
+        let mut items = split_list(value);
+        let _first = items.next();
+        let rest: Vec<&str> = items.collect();
+        if rest.is_empty() {
+            self.rebuild(&[&self.buf[..h.line.start as usize], &self.buf[h.line.end as usize..]])
+        } else {
+            let joined = rest.join(", ");
+            self.rebuild(&[
+                &self.buf[..h.value.start as usize],
+                joined.as_bytes(),
+                &self.buf[h.value.end as usize..],
+            ])
+        }
+    }
+
+    /// Replaces the value of the first line of a header (the whole line's value).
+    pub fn replace_first_value(&self, name: HeaderName, value: &str) -> Message {
+        let Some(h) = self.headers.iter().find(|h| h.name == name) else {
+            return self.clone();
+        };
+        if split_list(self.text(h.value)).count() > 1 && name == HeaderName::Via {
+            // Only the top element changes; keep the rest of the line.
+            let full = self.text(h.value);
+            let rest: Vec<&str> = split_list(full).skip(1).collect();
+            let joined = format!("{value}, {}", rest.join(", "));
+            return self.rebuild(&[
+                &self.buf[..h.value.start as usize],
+                joined.as_bytes(),
+                &self.buf[h.value.end as usize..],
+            ]);
+        }
+        self.rebuild(&[
+            &self.buf[..h.value.start as usize],
+            value.as_bytes(),
+            &self.buf[h.value.end as usize..],
+        ])
+    }
+
+    /// Replaces the Request-URI.
+    pub fn with_uri(&self, uri: &str) -> Message {
+        match &self.start {
+            StartLine::Request { uri: span, .. } => self.rebuild(&[
+                &self.buf[..span.start as usize],
+                uri.as_bytes(),
+                &self.buf[span.end as usize..],
+            ]),
+            StartLine::Response { .. } => self.clone(),
+        }
+    }
+
+    /// Records the source address in the top Via per RFC 3261 §18.2.1 (`received`)
+    /// and RFC 3581 §4 (`rport`).
+    pub fn with_received(&self, ip: &str, port: u16) -> Message {
+        let Ok(mut via) = self.top_via() else {
+            return self.clone();
+        };
+        let ip_host = ip.trim_start_matches('[').trim_end_matches(']');
+        let sent_host = via.host.trim_start_matches('[').trim_end_matches(']');
+        let has_rport = via.rport().is_some();
+        if sent_host == ip_host && !has_rport {
+            return self.clone();
+        }
+        via.params.retain(|p| {
+            !p.name.eq_ignore_ascii_case("received") && !(has_rport && p.name.eq_ignore_ascii_case("rport"))
+        });
+        via.params.push(crate::uri::Param::new("received", Some(ip_host)));
+        if has_rport {
+            via.params.push(crate::uri::Param::new("rport", Some(&port.to_string())));
+        }
+        self.replace_first_value(HeaderName::Via, &via.to_string())
+    }
+}
+
+/// Checks whether a stream buffer holds a complete message (RFC 3261 §18.3: framing by
+/// Content-Length). Returns `Ok(Some(len))` with the message length (leading CRLF
+/// keepalives included), `Ok(None)` if more bytes are needed.
+pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
+    let skip = buf.iter().position(|&c| c != b'\r' && c != b'\n');
+    let Some(skip) = skip else {
+        return Ok(None);
+    };
+    let data = &buf[skip..];
+    let Some(end) = memchr::memmem::find(data, b"\r\n\r\n") else {
+        if data.len() > max {
+            return Err(ParseError::TooLarge);
+        }
+        return Ok(None);
+    };
+    let head = &data[..end + 2];
+    let mut cl: Option<usize> = None;
+    for line in head.split(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let name = std::str::from_utf8(&line[..colon]).unwrap_or("").trim();
+        if HeaderName::classify(name) == HeaderName::ContentLength {
+            let v = std::str::from_utf8(&line[colon + 1..]).map_err(|_| ParseError::BadContentLength)?;
+            let n = parse_delta_seconds(v).ok_or(ParseError::BadContentLength)? as usize;
+            if cl.is_some() {
+                return Err(ParseError::MultipleContentLength);
+            }
+            cl = Some(n);
+        }
+    }
+    // Content-Length is mandatory on stream transports (§20.14).
+    let cl = cl.ok_or(ParseError::MissingHeader("Content-Length"))?;
+    let total = skip + end + 4 + cl;
+    if total - skip > max {
+        return Err(ParseError::TooLarge);
+    }
+    Ok((buf.len() >= total).then_some(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:bob@biloxi.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bK776asdhds\r\n\
+v: SIP/2.0/TCP proxy.example.com;branch=z9hG4bK1, SIP/2.0/UDP h2;branch=z9hG4bK2\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@biloxi.com>\r\n\
+From: Alice <sip:alice@atlanta.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@pc33.atlanta.com>\r\n\
+Subject: folded\r\n line\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\nEXTRA";
+
+    #[test]
+    fn parses_request_zero_copy() {
+        let m = Message::parse(INVITE.as_bytes()).unwrap();
+        assert!(m.is_request());
+        assert_eq!(m.method(), Some(&Method::Invite));
+        assert_eq!(m.uri_str(), "sip:bob@biloxi.com");
+        assert_eq!(m.body(), b"v=0\n");
+        assert_eq!(m.vias().unwrap().len(), 3);
+        assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
+        assert_eq!(m.from().unwrap().tag(), Some("1928301774"));
+        assert_eq!(m.cseq().unwrap().seq, 314159);
+        assert_eq!(m.max_forwards().unwrap(), Some(70));
+        assert_eq!(m.header(HeaderName::Subject), Some("folded   line"));
+        m.validate().unwrap();
+        // Trailing bytes beyond Content-Length are dropped.
+        assert!(m.as_bytes().ends_with(b"v=0\n"));
+    }
+
+    #[test]
+    fn parses_response() {
+        let m = Message::parse(
+            b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>;tag=x\r\nFrom: <sip:c@d>;tag=y\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(m.code(), Some(180));
+        assert_eq!(m.reason(), "Ringing");
+        m.validate().unwrap();
+        let empty_reason =
+            Message::parse(b"SIP/2.0 200 \r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(empty_reason.reason(), "");
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert_eq!(Message::parse(b"").unwrap_err(), ParseError::Empty);
+        assert_eq!(Message::parse(b"\r\n\r\n").unwrap_err(), ParseError::Empty);
+        assert!(Message::parse(b"INVITE  sip:a@b SIP/2.0\r\n\r\n").is_err());
+        assert!(Message::parse(b"INVITE sip:a@b SIP/3.0\r\n\r\n").is_err());
+        assert!(Message::parse(b"SIP/2.0 99 Bad\r\n\r\n").is_err());
+        assert!(Message::parse(b"INVITE sip:a@b SIP/2.0\r\nNoColon\r\n\r\n").is_err());
+        assert_eq!(
+            Message::parse(b"INVITE sip:a@b SIP/2.0\r\nl: 10\r\n\r\nabc").unwrap_err(),
+            ParseError::BodyTooShort
+        );
+        assert_eq!(
+            Message::parse(b"INVITE sip:a@b SIP/2.0\r\nl: 0\r\nContent-Length: 0\r\n\r\n")
+                .unwrap_err(),
+            ParseError::MultipleContentLength
+        );
+        assert_eq!(
+            Message::parse(b"INVITE sip:a@b SIP/2.0\r\nl: -3\r\n\r\n").unwrap_err(),
+            ParseError::BadContentLength
+        );
+        let m = Message::parse(b"INVITE sip:a@b SIP/2.0\r\nCSeq: 1 BYE\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\n\r\n").unwrap();
+        assert_eq!(m.validate().unwrap_err(), ParseError::CSeqMethodMismatch);
+    }
+
+    #[test]
+    fn splicing_edits() {
+        let m = Message::parse(INVITE.as_bytes()).unwrap();
+        let fwd = m.prepend_header("Via", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnew");
+        assert_eq!(fwd.top_via().unwrap().branch(), Some("z9hG4bKnew"));
+        assert_eq!(fwd.vias().unwrap().len(), 4);
+        let back = fwd.remove_first_value(HeaderName::Via);
+        assert_eq!(back.as_bytes(), m.as_bytes());
+        let m2 = m.remove_first_value(HeaderName::Via).remove_first_value(HeaderName::Via);
+        assert_eq!(m2.top_via().unwrap().host, "h2");
+        let r = m.with_received("192.0.2.9", 5070);
+        assert_eq!(r.top_via().unwrap().received(), Some("192.0.2.9"));
+        let u = m.with_uri("sip:bob@10.0.0.2:5062");
+        assert_eq!(u.uri_str(), "sip:bob@10.0.0.2:5062");
+        assert_eq!(u.body(), b"v=0\n");
+    }
+
+    #[test]
+    fn rport_is_filled() {
+        let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5060;rport;branch=z9hG4bKx\r\nl: 0\r\n\r\n").unwrap();
+        let r = m.with_received("10.1.1.1", 40000);
+        let v = r.top_via().unwrap();
+        assert_eq!(v.rport(), Some(Some(40000)));
+        assert_eq!(v.received(), Some("10.1.1.1"));
+        assert_eq!(v.branch(), Some("z9hG4bKx"));
+    }
+
+    #[test]
+    fn stream_framing() {
+        let msg = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(frame_len(&msg[..20], 1000).unwrap(), None);
+        assert_eq!(frame_len(&msg[..msg.len() - 1], 1000).unwrap(), None);
+        assert_eq!(frame_len(msg, 1000).unwrap(), Some(msg.len()));
+        let mut two = b"\r\n\r\n".to_vec();
+        two.extend_from_slice(msg);
+        two.extend_from_slice(msg);
+        assert_eq!(frame_len(&two, 1000).unwrap(), Some(4 + msg.len()));
+        assert!(frame_len(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n", 1000).is_err());
+        assert_eq!(frame_len(&[b'x'; 2000], 1000).unwrap_err(), ParseError::TooLarge);
+        assert_eq!(frame_len(b"\r\n\r\n", 1000).unwrap(), None);
+    }
+}
