@@ -62,6 +62,36 @@ pub fn reason_phrase(code: u16) -> &'static str {
     }
 }
 
+/// RFC 1123 date in GMT for the Date header (RFC 3261 §20.17), from Unix seconds.
+pub fn http_date(unix: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix / 86400;
+    let secs = unix % 86400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// Makes a reason phrase safe for a status line (no CR/LF/control characters).
 pub fn sanitize_reason(reason: &str) -> String {
     reason
@@ -171,7 +201,10 @@ impl ResponseBuilder {
 }
 
 fn minimal_response(code: u16) -> Message {
-    let s = format!("SIP/2.0 {code} {}\r\nContent-Length: 0\r\n\r\n", reason_phrase(code));
+    let s = format!(
+        "SIP/2.0 {code} {}\r\nContent-Length: 0\r\n\r\n",
+        reason_phrase(code)
+    );
     match Message::parse(s.as_bytes()) {
         Ok(m) => m,
         Err(_) => unreachable_message(),
@@ -182,6 +215,49 @@ fn unreachable_message() -> Message {
     // A constant, valid message: parsing it cannot fail.
     #[allow(clippy::unwrap_used)]
     Message::parse(b"SIP/2.0 500 Server Internal Error\r\nContent-Length: 0\r\n\r\n").unwrap()
+}
+
+/// Best-effort error response for a request that failed to parse (RFC 3261 §8.2 wants a
+/// 400 when the request can still be answered): copies the raw Via, From, To, Call-ID
+/// and CSeq lines found in `input`. Returns `None` for responses, or when any of those
+/// headers is missing, since no response could then reach or match the sender.
+pub fn salvage_response(input: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
+    let head_end = memchr::memmem::find(input, b"\r\n\r\n").unwrap_or(input.len());
+    let head = std::str::from_utf8(&input[..head_end]).ok()?;
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let start = lines.next()?;
+    if start.starts_with("SIP/") {
+        return None;
+    }
+    let mut out = format!("SIP/2.0 {code} {}\r\n", sanitize_reason(reason));
+    let mut seen = [false; 5];
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let slot = match HeaderName::classify(name.trim()) {
+            HeaderName::Via => 0,
+            HeaderName::From => 1,
+            HeaderName::To => 2,
+            HeaderName::CallId => 3,
+            HeaderName::CSeq => 4,
+            _ => continue,
+        };
+        let kind = HeaderName::classify(name.trim());
+        if slot != 0 && seen[slot] {
+            continue;
+        }
+        seen[slot] = true;
+        out.push_str(kind.as_str());
+        out.push_str(": ");
+        out.push_str(value.trim());
+        out.push_str("\r\n");
+    }
+    if !seen.iter().all(|s| *s) {
+        return None;
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
 }
 
 /// Builds a new request from scratch (UAC side, §8.1.1).
@@ -254,6 +330,26 @@ mod tests {
         assert!(r.header(HeaderName::Contact).is_none());
         let bad = ResponseBuilder::new(&req, 400, Some("Bad\r\nInjected: x")).build();
         assert_eq!(bad.reason(), "Bad  Injected: x");
+    }
+
+    #[test]
+    fn salvages_a_400() {
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: abc\r\n\r\n";
+        let r = salvage_response(raw, 400, "Bad Content-Length").unwrap();
+        let m = Message::parse(&r).unwrap();
+        assert_eq!(m.code(), Some(400));
+        assert_eq!(m.reason(), "Bad Content-Length");
+        assert_eq!(m.call_id().unwrap(), "c");
+        assert!(salvage_response(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", 400, "x").is_none());
+        assert!(salvage_response(b"SIP/2.0 200 OK\r\n\r\n", 400, "x").is_none());
+        assert!(salvage_response(&[0xff, 0xfe], 400, "x").is_none());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_795_680_000), "Thu, 26 Nov 2026 08:00:00 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 
     #[test]

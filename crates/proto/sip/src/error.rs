@@ -38,4 +38,7 @@ pub enum ParseError {
     CSeqMethodMismatch,
     #[error("Message too large")]
     TooLarge,
+    /// Well-formed, but asks for something we do not implement (e.g. a digest algorithm).
+    #[error("Unsupported {0}")]
+    Unsupported(&'static str),
 }

@@ -239,7 +239,13 @@ impl NameAddr {
         if let Some(lt) = find_unquoted(s, b'<') {
             let display_raw = s[..lt].trim();
             let gt = s[lt..].find('>').ok_or(bad.clone())? + lt;
-            let uri = Uri::parse(&s[lt + 1..gt])?;
+            let inner = &s[lt + 1..gt];
+            // LAQUOT addr-spec RAQUOT: no LWS inside the brackets (RFC 3261 §25.1,
+            // RFC 4475 §3.1.2.14).
+            if inner.starts_with(char::is_whitespace) || inner.ends_with(char::is_whitespace) {
+                return Err(bad);
+            }
+            let uri = Uri::parse(inner)?;
             let display = parse_display(display_raw)?;
             let rest = s[gt + 1..].trim();
             if !rest.is_empty() && !rest.starts_with(';') {
@@ -253,11 +259,14 @@ impl NameAddr {
             })
         } else {
             // addr-spec: parameters after the URI are header parameters (§20.10).
+            // LWS may precede the ';' (RFC 4475 §3.1.1.1 `To: sip:... ;   tag = ...`).
             let (uri_str, rest) = match s.find(';') {
-                Some(i) => (&s[..i], &s[i..]),
+                Some(i) => (s[..i].trim_end(), &s[i..]),
                 None => (s, ""),
             };
-            if uri_str.contains(' ') || uri_str.contains('"') {
+            // A URI with '?' (or ',' or ';') must be in name-addr form (RFC 3261 §20.10,
+            // RFC 4475 §3.1.2.13).
+            if uri_str.contains([' ', '\t', '"', '?']) {
                 return Err(bad);
             }
             let uri = Uri::parse(uri_str)?;
@@ -305,7 +314,7 @@ fn parse_display(raw: &str) -> Result<Option<String>, ParseError> {
         // token *(LWS token)
         if raw
             .split_whitespace()
-            .all(|t| t.bytes().all(|c| crate::method::is_token_char(c)))
+            .all(|t| t.bytes().all(crate::method::is_token_char))
         {
             Ok(Some(raw.split_whitespace().collect::<Vec<_>>().join(" ")))
         } else {
@@ -339,6 +348,7 @@ impl fmt::Display for NameAddr {
 
 /// One Contact header element: `*` or a name-addr.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // `*` is rare; boxing the common case costs more
 pub enum Contact {
     Star,
     Addr(NameAddr),
@@ -368,7 +378,9 @@ pub fn contact_expires(addr: &NameAddr) -> Result<Option<u32>, ParseError> {
 pub fn contact_q(addr: &NameAddr) -> Result<Option<u16>, ParseError> {
     match addr.param("q") {
         None => Ok(None),
-        Some(v) => parse_qvalue(v).map(Some).ok_or(ParseError::BadHeader("Contact q")),
+        Some(v) => parse_qvalue(v)
+            .map(Some)
+            .ok_or(ParseError::BadHeader("Contact q")),
     }
 }
 
@@ -399,7 +411,10 @@ pub fn parse_delta_seconds(v: &str) -> Option<u32> {
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    Some(v.parse::<u64>().map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32))
+    Some(
+        v.parse::<u64>()
+            .map_or(u32::MAX, |n| n.min(u32::MAX as u64) as u32),
+    )
 }
 
 /// SIP transport protocols as named in Via (RFC 3261 §20.42, RFC 7118 §5.1).
@@ -481,9 +496,7 @@ impl Via {
                 *part = rest[..slash].trim();
                 rest = rest[slash + 1..].trim_start();
             } else {
-                let end = rest
-                    .find(|c: char| c.is_whitespace())
-                    .ok_or(bad.clone())?;
+                let end = rest.find(|c: char| c.is_whitespace()).ok_or(bad.clone())?;
                 *part = &rest[..end];
                 rest = rest[end..].trim_start();
             }
@@ -516,8 +529,11 @@ impl Via {
     }
 
     /// RFC 3261 branch (starts with the magic cookie), as opposed to RFC 2543.
+    /// A bare cookie with no identifier after it does not count (RFC 4475 §3.2.1): such
+    /// a request falls back to RFC 2543 matching.
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with(BRANCH_MAGIC))
+        self.branch()
+            .is_some_and(|b| b.len() > BRANCH_MAGIC.len() && b.starts_with(BRANCH_MAGIC))
     }
 
     pub fn transport_kind(&self) -> Option<Transport> {
@@ -641,7 +657,14 @@ mod tests {
     fn list_split_respects_quotes_and_angles() {
         let v: Vec<_> =
             split_list(r#""Doe, John" <sip:j@x;a=b,c>;q=0.5 , <sip:k@y>, sip:z@w"#).collect();
-        assert_eq!(v, vec![r#""Doe, John" <sip:j@x;a=b,c>;q=0.5"#, "<sip:k@y>", "sip:z@w"]);
+        assert_eq!(
+            v,
+            vec![
+                r#""Doe, John" <sip:j@x;a=b,c>;q=0.5"#,
+                "<sip:k@y>",
+                "sip:z@w"
+            ]
+        );
         assert_eq!(split_list(" , ,").count(), 0);
     }
 
@@ -661,7 +684,24 @@ mod tests {
         assert_eq!(contact_q(&c).unwrap(), Some(700));
         assert!(NameAddr::parse("<sip:bob@example.com").is_err());
         assert!(NameAddr::parse("\"unterminated <sip:a@b>").is_err());
-        assert_eq!(c.to_string(), "\"Bob Smith\" <sip:bob@example.com;transport=tcp>;expires=60;q=0.7");
+        assert_eq!(
+            c.to_string(),
+            "\"Bob Smith\" <sip:bob@example.com;transport=tcp>;expires=60;q=0.7"
+        );
+    }
+
+    #[test]
+    fn name_addr_rfc4475_edges() {
+        // §3.1.1.1: LWS between an addr-spec and its ';'.
+        let a = NameAddr::parse("sip:u@example.com ;   tag    = 18n").unwrap();
+        assert_eq!(a.uri.to_string(), "sip:u@example.com");
+        assert_eq!(a.tag(), Some("18n"));
+        // §3.1.2.13: a URI with '?' must be in <>.
+        assert!(NameAddr::parse("sip:u@example.com?Route=%3Csip:x%3E").is_err());
+        assert!(NameAddr::parse("<sip:u@example.com?Route=%3Csip:x%3E>").is_ok());
+        // §3.1.2.14: no LWS inside the angle brackets.
+        assert!(NameAddr::parse("\"W\" < sip:t@example.org >").is_err());
+        assert!(NameAddr::parse("\"W\"   <sip:t@example.org>  ;tag=1").is_ok());
     }
 
     #[test]
@@ -688,6 +728,12 @@ mod tests {
         assert_eq!(v6.transport_kind(), Some(Transport::Ws));
         assert!(Via::parse("SIP/3.0/UDP h").is_err());
         assert!(Via::parse("SIP/2.0/UDP").is_err());
+        // RFC 4475 §3.2.1: the bare cookie is not an RFC 3261 branch.
+        assert!(
+            !Via::parse("SIP/2.0/UDP h;branch=z9hG4bK")
+                .unwrap()
+                .has_rfc3261_branch()
+        );
     }
 
     #[test]

@@ -97,11 +97,13 @@ impl Message {
         if input.len() > MAX_MESSAGE {
             return Err(ParseError::TooLarge);
         }
-        let header_end = memchr::memmem::find(input, b"\r\n\r\n").ok_or(ParseError::Unterminated)?;
+        let header_end =
+            memchr::memmem::find(input, b"\r\n\r\n").ok_or(ParseError::Unterminated)?;
         let mut buf = BytesMut::from(input);
         // Unfold continuation lines (CRLF followed by SP/HT) into spaces (RFC 3261 §7.3.1).
         for i in 0..header_end {
-            if buf[i] == b'\r' && buf[i + 1] == b'\n' && (buf[i + 2] == b' ' || buf[i + 2] == b'\t') {
+            if buf[i] == b'\r' && buf[i + 1] == b'\n' && (buf[i + 2] == b' ' || buf[i + 2] == b'\t')
+            {
                 buf[i] = b' ';
                 buf[i + 1] = b' ';
             }
@@ -148,6 +150,10 @@ impl Message {
                 return Err(ParseError::BadMethod);
             }
             let version = &sl[sp2 + 1..];
+            // Trailing SP is malformed (400), not an unknown version (505): RFC 4475 §3.1.2.10.
+            if version.is_empty() {
+                return Err(ParseError::BadStartLine);
+            }
             if !version.eq_ignore_ascii_case(b"SIP/2.0") {
                 return Err(ParseError::BadVersion);
             }
@@ -295,7 +301,9 @@ impl Message {
 
     /// Every header as `(name as written, value)`, in order.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|h| (self.text(h.raw_name), self.text(h.value)))
+        self.headers
+            .iter()
+            .map(|h| (self.text(h.raw_name), self.text(h.value)))
     }
 
     /// Values of every line of a known header, in order.
@@ -390,15 +398,21 @@ impl Message {
     }
 
     pub fn contacts(&self) -> Result<Vec<Contact>, ParseError> {
-        self.values(HeaderName::Contact).map(Contact::parse).collect()
+        self.values(HeaderName::Contact)
+            .map(Contact::parse)
+            .collect()
     }
 
     pub fn routes(&self) -> Result<Vec<NameAddr>, ParseError> {
-        self.values(HeaderName::Route).map(NameAddr::parse).collect()
+        self.values(HeaderName::Route)
+            .map(NameAddr::parse)
+            .collect()
     }
 
     pub fn record_routes(&self) -> Result<Vec<NameAddr>, ParseError> {
-        self.values(HeaderName::RecordRoute).map(NameAddr::parse).collect()
+        self.values(HeaderName::RecordRoute)
+            .map(NameAddr::parse)
+            .collect()
     }
 
     /// Option tags of Require / Proxy-Require / Supported.
@@ -410,7 +424,23 @@ impl Message {
     /// and that a request's CSeq method matches its method. Returns the problem as a
     /// reason phrase suitable for a 400.
     pub fn validate(&self) -> Result<(), ParseError> {
-        self.top_via()?;
+        // Every Via, not just the top one: responses travel back along all of them
+        // (RFC 4475 §3.1.2.1 has junk in a lower Via value).
+        if self.vias()?.is_empty() {
+            return Err(ParseError::MissingHeader("Via"));
+        }
+        // Single-valued headers must appear once (RFC 3261 §7.3.1, RFC 4475 §3.3.8).
+        for (name, label) in [
+            (HeaderName::From, "From"),
+            (HeaderName::To, "To"),
+            (HeaderName::CallId, "Call-ID"),
+            (HeaderName::CSeq, "CSeq"),
+            (HeaderName::MaxForwards, "Max-Forwards"),
+        ] {
+            if self.header_lines(name).nth(1).is_some() {
+                return Err(ParseError::BadHeader(label));
+            }
+        }
         self.from()?;
         self.to()?;
         self.call_id()?;
@@ -475,7 +505,10 @@ impl Message {
         let _first = items.next();
         let rest: Vec<&str> = items.collect();
         if rest.is_empty() {
-            self.rebuild(&[&self.buf[..h.line.start as usize], &self.buf[h.line.end as usize..]])
+            self.rebuild(&[
+                &self.buf[..h.line.start as usize],
+                &self.buf[h.line.end as usize..],
+            ])
         } else {
             let joined = rest.join(", ");
             self.rebuild(&[
@@ -534,11 +567,14 @@ impl Message {
             return self.clone();
         }
         via.params.retain(|p| {
-            !p.name.eq_ignore_ascii_case("received") && !(has_rport && p.name.eq_ignore_ascii_case("rport"))
+            let stale_rport = has_rport && p.name.eq_ignore_ascii_case("rport");
+            !(p.name.eq_ignore_ascii_case("received") || stale_rport)
         });
-        via.params.push(crate::uri::Param::new("received", Some(ip_host)));
+        via.params
+            .push(crate::uri::Param::new("received", Some(ip_host)));
         if has_rport {
-            via.params.push(crate::uri::Param::new("rport", Some(&port.to_string())));
+            via.params
+                .push(crate::uri::Param::new("rport", Some(&port.to_string())));
         }
         self.replace_first_value(HeaderName::Via, &via.to_string())
     }
@@ -568,7 +604,8 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
         };
         let name = std::str::from_utf8(&line[..colon]).unwrap_or("").trim();
         if HeaderName::classify(name) == HeaderName::ContentLength {
-            let v = std::str::from_utf8(&line[colon + 1..]).map_err(|_| ParseError::BadContentLength)?;
+            let v = std::str::from_utf8(&line[colon + 1..])
+                .map_err(|_| ParseError::BadContentLength)?;
             let n = parse_delta_seconds(v).ok_or(ParseError::BadContentLength)? as usize;
             if cl.is_some() {
                 return Err(ParseError::MultipleContentLength);
@@ -631,8 +668,7 @@ v=0\nEXTRA";
         assert_eq!(m.code(), Some(180));
         assert_eq!(m.reason(), "Ringing");
         m.validate().unwrap();
-        let empty_reason =
-            Message::parse(b"SIP/2.0 200 \r\nContent-Length: 0\r\n\r\n").unwrap();
+        let empty_reason = Message::parse(b"SIP/2.0 200 \r\nContent-Length: 0\r\n\r\n").unwrap();
         assert_eq!(empty_reason.reason(), "");
     }
 
@@ -659,6 +695,32 @@ v=0\nEXTRA";
         );
         let m = Message::parse(b"INVITE sip:a@b SIP/2.0\r\nCSeq: 1 BYE\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\n\r\n").unwrap();
         assert_eq!(m.validate().unwrap_err(), ParseError::CSeqMethodMismatch);
+        // RFC 4475 §3.1.2.10: trailing SP is a malformed line, not an unknown version.
+        assert_eq!(
+            Message::parse(b"OPTIONS sip:a@b SIP/2.0  \r\n\r\n").unwrap_err(),
+            ParseError::BadStartLine
+        );
+    }
+
+    #[test]
+    fn validate_rfc4475_semantics() {
+        let base = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n";
+        let m = |extra: &str| Message::parse(format!("{base}{extra}\r\n").as_bytes()).unwrap();
+        m("").validate().unwrap();
+        // §3.3.8: single-valued headers appear once.
+        assert_eq!(
+            m("Call-ID: y\r\n").validate(),
+            Err(ParseError::BadHeader("Call-ID"))
+        );
+        assert_eq!(
+            m("t: <sip:e@f>\r\n").validate(),
+            Err(ParseError::BadHeader("To"))
+        );
+        // §3.1.2.1: a broken lower Via is caught too.
+        assert_eq!(
+            m("Via: SIP/2.0/UDP h2;;,;,,\r\n").validate(),
+            Err(ParseError::BadHeader("Via"))
+        );
     }
 
     #[test]
@@ -669,7 +731,9 @@ v=0\nEXTRA";
         assert_eq!(fwd.vias().unwrap().len(), 4);
         let back = fwd.remove_first_value(HeaderName::Via);
         assert_eq!(back.as_bytes(), m.as_bytes());
-        let m2 = m.remove_first_value(HeaderName::Via).remove_first_value(HeaderName::Via);
+        let m2 = m
+            .remove_first_value(HeaderName::Via)
+            .remove_first_value(HeaderName::Via);
         assert_eq!(m2.top_via().unwrap().host, "h2");
         let r = m.with_received("192.0.2.9", 5070);
         assert_eq!(r.top_via().unwrap().received(), Some("192.0.2.9"));
@@ -699,7 +763,10 @@ v=0\nEXTRA";
         two.extend_from_slice(msg);
         assert_eq!(frame_len(&two, 1000).unwrap(), Some(4 + msg.len()));
         assert!(frame_len(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n", 1000).is_err());
-        assert_eq!(frame_len(&[b'x'; 2000], 1000).unwrap_err(), ParseError::TooLarge);
+        assert_eq!(
+            frame_len(&[b'x'; 2000], 1000).unwrap_err(),
+            ParseError::TooLarge
+        );
         assert_eq!(frame_len(b"\r\n\r\n", 1000).unwrap(), None);
     }
 }

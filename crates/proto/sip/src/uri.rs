@@ -79,9 +79,7 @@ impl Uri {
 
     pub fn parse(s: &str) -> Result<Uri, ParseError> {
         let s = s.trim();
-        let colon = s
-            .find(':')
-            .ok_or(ParseError::BadUri("missing scheme"))?;
+        let colon = s.find(':').ok_or(ParseError::BadUri("missing scheme"))?;
         let scheme_str = &s[..colon];
         if scheme_str.is_empty()
             || !scheme_str.as_bytes()[0].is_ascii_alphabetic()
@@ -116,14 +114,18 @@ impl Uri {
                 opaque: Some(rest.to_string()),
             });
         }
-        if rest.bytes().any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"') {
+        if rest
+            .bytes()
+            .any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"')
+        {
             return Err(ParseError::BadUri("illegal character"));
         }
-        // userinfo ends at the last '@' before any of ';' '?' — but '@' may not appear
-        // unescaped in params, so the first '@' wins unless it sits after ';' or '?'.
+        // An unescaped '@' can only end the userinfo: it is not allowed in host, params or
+        // headers, while the user part may itself contain ';', '?' and '/' (user-unreserved,
+        // RFC 3261 §25.1; RFC 4475 §3.1.1.2 and §3.1.1.9). So the first '@' wins.
         let (userinfo, hostpart) = match rest.find('@') {
-            Some(at) if !rest[..at].contains('?') => (Some(&rest[..at]), &rest[at + 1..]),
-            _ => (None, rest),
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
         };
         let (user, password) = match userinfo {
             Some(ui) => {
@@ -218,16 +220,21 @@ impl Uri {
         }
         // user, ttl, method, maddr and transport must match if present in either.
         for name in ["user", "ttl", "method", "maddr", "transport"] {
-            let a = self.param(name).map(|p| p.value.as_deref().map(unescape_lower));
-            let b = other.param(name).map(|p| p.value.as_deref().map(unescape_lower));
+            let a = self
+                .param(name)
+                .map(|p| p.value.as_deref().map(unescape_lower));
+            let b = other
+                .param(name)
+                .map(|p| p.value.as_deref().map(unescape_lower));
             if a != b {
                 return false;
             }
         }
-        // Other parameters present in both must match.
+        // Other parameters present in both must match. A repeated name counts by its first
+        // occurrence, as in `param()`; otherwise `;x=1;x=2` would not even equal itself.
         for p in &self.params {
-            if let Some(q) = other.param(&p.name)
-                && p.value.as_deref().map(unescape_lower) != q.value.as_deref().map(unescape_lower)
+            if let (Some(a), Some(b)) = (self.param(&p.name), other.param(&p.name))
+                && a.value.as_deref().map(unescape_lower) != b.value.as_deref().map(unescape_lower)
             {
                 return false;
             }
@@ -285,7 +292,9 @@ impl fmt::Display for Uri {
 /// Splits `host[:port]`, accepting `[v6]:port`.
 pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), ParseError> {
     let (host, port) = if s.starts_with('[') {
-        let end = s.find(']').ok_or(ParseError::BadUri("unterminated IPv6 reference"))?;
+        let end = s
+            .find(']')
+            .ok_or(ParseError::BadUri("unterminated IPv6 reference"))?;
         let host = &s[..=end];
         let rest = &s[end + 1..];
         let port = match rest.strip_prefix(':') {
@@ -403,7 +412,10 @@ mod tests {
         assert_eq!(u.transport().as_deref(), Some("tcp"));
         assert!(u.has_param("lr"));
         assert_eq!(u.headers.as_deref(), Some("subject=hi"));
-        assert_eq!(u.to_string(), "sip:alice:pw@Example.COM:5070;transport=tcp;lr?subject=hi");
+        assert_eq!(
+            u.to_string(),
+            "sip:alice:pw@Example.COM:5070;transport=tcp;lr?subject=hi"
+        );
     }
 
     #[test]
@@ -422,6 +434,17 @@ mod tests {
     }
 
     #[test]
+    fn user_part_may_hold_question_mark_and_semicolon() {
+        // RFC 4475 §3.1.1.2: user-unreserved includes '?', ';', '/' and ','.
+        let u = Uri::parse("sip:a/b?,c;;*:pw=1@example.com;lr").unwrap();
+        assert_eq!(u.user.as_deref(), Some("a/b?,c;;*"));
+        assert_eq!(u.password.as_deref(), Some("pw=1"));
+        assert_eq!(u.host, "example.com");
+        assert!(u.has_param("lr"));
+        assert!(u.headers.is_none());
+    }
+
+    #[test]
     fn tel_is_opaque() {
         let u = Uri::parse("tel:+1-212-555-1234").unwrap();
         assert_eq!(u.scheme, Scheme::Tel);
@@ -431,15 +454,33 @@ mod tests {
     #[test]
     fn rfc3261_19_1_4_equivalence() {
         let eq = |a: &str, b: &str| Uri::parse(a).unwrap().equivalent(&Uri::parse(b).unwrap());
-        assert!(eq("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"));
-        assert!(eq("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"));
+        assert!(eq(
+            "sip:%61lice@atlanta.com;transport=TCP",
+            "sip:alice@AtLanTa.CoM;Transport=tcp"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com;newparam=5"
+        ));
         assert!(eq(
             "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
             "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"
         ));
-        assert!(!eq("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"));
+        assert!(!eq(
+            "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+            "sip:alice@AtLanTa.CoM;Transport=UDP"
+        ));
         assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"));
-        assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"));
-        assert!(!eq("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off"));
+        assert!(!eq(
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com;transport=udp"
+        ));
+        assert!(!eq(
+            "sip:carol@chicago.com;security=on",
+            "sip:carol@chicago.com;security=off"
+        ));
+        // Found by fuzzing: a repeated parameter must not make a URI unequal to itself.
+        assert!(eq("sip:user;n%61me=a;n%61me=", "sip:user;n%61me=a;n%61me="));
+        assert!(eq("sip:u@h;x=1;x=2", "sip:u@h;x=1"));
     }
 }

@@ -1,0 +1,319 @@
+//! The SIP server core, sans-IO: bytes and time in, datagrams/stream writes and the next
+//! deadline out. It owns the transaction layer and dispatches new requests:
+//! REGISTER to the registrar, OPTIONS answered locally, CANCEL matched to its INVITE.
+//!
+//! Drain rule: after every `handle_*` call, drain [`Sipd::poll_transmit`] to `None`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use registrar::{Locations, Registrar};
+use sip::builder::salvage_response;
+use sip::transaction::{Config as TxnConfig, Event, Flow, Output, Transactions, TxnId};
+use sip::{HeaderName, Message, Method, ParseError, ResponseBuilder, Scheme, Transport};
+
+/// Largest request accepted over UDP (RFC 3261 §18.1.1 sizes; the original's 8 KiB limit).
+pub const MAX_UDP_REQUEST: usize = 8192;
+/// Largest message accepted over a stream transport.
+pub const MAX_STREAM_MESSAGE: usize = 65536;
+
+const ALLOW: &str = "REGISTER, OPTIONS";
+
+#[derive(Clone, Debug)]
+pub struct SipdConfig {
+    pub txn: TxnConfig,
+    /// Value of the Server header.
+    pub server: String,
+    /// How often expired bindings and nonces are purged.
+    pub purge_interval: Duration,
+}
+
+impl Default for SipdConfig {
+    fn default() -> Self {
+        SipdConfig {
+            txn: TxnConfig::default(),
+            server: format!("Switchboard/{}", env!("CARGO_PKG_VERSION")),
+            purge_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Bytes to send on a flow.
+#[derive(Clone, Debug)]
+pub struct Transmit {
+    pub flow: Flow,
+    pub bytes: Bytes,
+}
+
+/// What happened to input that was not served normally.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    /// Datagrams or stream chunks that were not SIP at all (dropped).
+    pub garbage: u64,
+    /// Requests answered 400 because they did not parse or validate.
+    pub bad_requests: u64,
+    /// Requests answered 513.
+    pub too_large: u64,
+    /// Responses that matched no transaction or did not parse (dropped).
+    pub dropped_responses: u64,
+    pub registers: u64,
+}
+
+/// Maps the injected monotonic clock onto wall-clock seconds, anchored once at start.
+#[derive(Clone, Copy, Debug)]
+struct WallAnchor {
+    mono: Instant,
+    unix: u64,
+}
+
+impl WallAnchor {
+    fn unix(&self, now: Instant) -> u64 {
+        self.unix + now.saturating_duration_since(self.mono).as_secs()
+    }
+}
+
+pub struct Sipd<L: Locations> {
+    config: SipdConfig,
+    txns: Transactions,
+    registrar: Registrar<L>,
+    out: VecDeque<Transmit>,
+    wall: WallAnchor,
+    next_purge: Instant,
+    counters: Counters,
+}
+
+impl<L: Locations> Sipd<L> {
+    /// `now`/`now_unix` anchor the wall clock used for binding expiry.
+    pub fn new(config: SipdConfig, registrar: Registrar<L>, now: Instant, now_unix: u64) -> Self {
+        let next_purge = now + config.purge_interval;
+        Sipd {
+            txns: Transactions::new(config.txn.clone()),
+            config,
+            registrar,
+            out: VecDeque::new(),
+            wall: WallAnchor {
+                mono: now,
+                unix: now_unix,
+            },
+            next_purge,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn registrar(&mut self) -> &mut Registrar<L> {
+        &mut self.registrar
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn unix_time(&self, now: Instant) -> u64 {
+        self.wall.unix(now)
+    }
+
+    /// One datagram, or one framed message from a stream.
+    pub fn handle_message(&mut self, now: Instant, bytes: &[u8], flow: Flow) {
+        let limit = if flow.transport == Transport::Udp {
+            MAX_UDP_REQUEST
+        } else {
+            MAX_STREAM_MESSAGE
+        };
+        if bytes.len() > limit && !bytes.starts_with(b"SIP/") {
+            self.reject_unparsed(bytes, flow, 513, "Message Too Large");
+            self.counters.too_large += 1;
+            return;
+        }
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(ParseError::Empty) => return, // keepalive (RFC 5626 §3.5.1 CRLF)
+            Err(e) => {
+                if bytes.starts_with(b"SIP/") {
+                    self.counters.dropped_responses += 1;
+                } else {
+                    self.reject_unparsed(bytes, flow, 400, &e.to_string());
+                }
+                return;
+            }
+        };
+        if let Err(e) = msg.validate() {
+            if msg.is_request() && msg.method() != Some(&Method::Ack) {
+                self.counters.bad_requests += 1;
+                self.send_stateless(&msg, flow, 400, Some(&e.to_string()));
+            } else {
+                self.counters.dropped_responses += 1;
+            }
+            return;
+        }
+        let msg = if msg.is_request() {
+            // RFC 3261 §18.2.1 / RFC 3581 §4: note where the request really came from.
+            msg.with_received(&flow.remote.ip().to_string(), flow.remote.port())
+        } else {
+            msg
+        };
+        self.txns.receive(now, msg, flow);
+        self.drain(now);
+    }
+
+    /// A stream could not be framed (bad or missing Content-Length, oversized): answer if
+    /// possible. The caller closes the connection afterwards.
+    pub fn reject_unframeable(&mut self, bytes: &[u8], flow: Flow, err: &ParseError) {
+        let (code, reason) = match err {
+            ParseError::TooLarge => (513, "Message Too Large".to_string()),
+            other => (400, other.to_string()),
+        };
+        self.reject_unparsed(bytes, flow, code, &reason);
+    }
+
+    fn reject_unparsed(&mut self, bytes: &[u8], flow: Flow, code: u16, reason: &str) {
+        match salvage_response(bytes, code, reason) {
+            Some(r) => {
+                if code == 400 {
+                    self.counters.bad_requests += 1;
+                }
+                self.out.push_back(Transmit {
+                    flow,
+                    bytes: Bytes::from(r),
+                });
+            }
+            None => self.counters.garbage += 1,
+        }
+    }
+
+    /// A TCP or WebSocket connection closed.
+    pub fn connection_closed(&mut self, _now: Instant, conn: u64) {
+        self.registrar.connection_closed(conn);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_purge {
+            self.registrar.purge(self.wall.unix(now));
+            self.next_purge = now + self.config.purge_interval;
+        }
+        self.txns.handle_timeout(now);
+        self.drain(now);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(match self.txns.poll_timeout() {
+            Some(t) => t.min(self.next_purge),
+            None => self.next_purge,
+        })
+    }
+
+    fn drain(&mut self, now: Instant) {
+        while let Some(o) = self.txns.poll_output() {
+            match o {
+                Output::Transmit { flow, bytes } => self.out.push_back(Transmit { flow, bytes }),
+                Output::Event(e) => self.on_event(now, e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, e: Event) {
+        match e {
+            Event::Request {
+                id: Some(id),
+                msg,
+                flow,
+            } => self.on_request(now, id, &msg, flow),
+            // ACK for a 2xx we never sent: nothing to do until we proxy.
+            Event::Request { id: None, .. } => {}
+            Event::StrayResponse { .. } => self.counters.dropped_responses += 1,
+            _ => {}
+        }
+    }
+
+    fn respond(&mut self, now: Instant, id: TxnId, req: &Message, code: u16, reason: Option<&str>) {
+        let r = self.response(req, code, reason).build();
+        let _ = self.txns.respond(now, id, r);
+    }
+
+    fn response(&self, req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
+        let b = ResponseBuilder::new(req, code, reason).header("Server", &self.config.server);
+        if code > 100 { b.to_tag("sb") } else { b }
+    }
+
+    fn send_stateless(&mut self, req: &Message, flow: Flow, code: u16, reason: Option<&str>) {
+        let r = self.response(req, code, reason).build();
+        self.out.push_back(Transmit {
+            flow,
+            bytes: r.bytes(),
+        });
+    }
+
+    fn on_request(&mut self, now: Instant, id: TxnId, msg: &Message, flow: Flow) {
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        let scheme_ok = msg
+            .uri()
+            .is_ok_and(|u| matches!(u.scheme, Scheme::Sip | Scheme::Sips));
+        if !scheme_ok {
+            return self.respond(now, id, msg, 416, None);
+        }
+        match method {
+            Method::Register => {
+                self.counters.registers += 1;
+                let unix = self.wall.unix(now);
+                let r = self.registrar.handle(msg, &flow, unix);
+                let r = r.append_header("Server", &self.config.server);
+                let _ = self.txns.respond(now, id, r);
+            }
+            Method::Options => {
+                let r = self
+                    .response(msg, 200, None)
+                    .header("Allow", ALLOW)
+                    .header("Accept", "application/sdp")
+                    .build();
+                let _ = self.txns.respond(now, id, r);
+            }
+            Method::Cancel => match self.txns.find_invite_for_cancel(msg) {
+                // RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE if still pending.
+                Some(invite) => {
+                    self.respond(now, id, msg, 200, None);
+                    if let Some((inv, _)) = self.txns.server_request(invite) {
+                        let inv = inv.clone();
+                        self.respond(now, invite, &inv, 487, None);
+                    }
+                }
+                None => self.respond(now, id, msg, 481, None),
+            },
+            _ => {
+                if msg.max_forwards().ok().flatten() == Some(0) {
+                    return self.respond(now, id, msg, 483, None);
+                }
+                let unsupported: Vec<&str> = msg
+                    .option_tags(HeaderName::ProxyRequire)
+                    .into_iter()
+                    .chain(msg.option_tags(HeaderName::Require))
+                    .collect();
+                if !unsupported.is_empty() {
+                    let r = self
+                        .response(msg, 420, None)
+                        .header("Unsupported", &unsupported.join(", "))
+                        .build();
+                    let _ = self.txns.respond(now, id, r);
+                    return;
+                }
+                let r = self
+                    .response(
+                        msg,
+                        501,
+                        Some("Not Implemented: this server only registers"),
+                    )
+                    .header("Allow", ALLOW)
+                    .build();
+                let _ = self.txns.respond(now, id, r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,0 @@
-//! RFC 3261 §17 transactions: being written.

@@ -1,0 +1,124 @@
+//! The `switchboard` binary: command line, configuration and wiring. No protocol logic.
+
+mod config;
+mod sipd_role;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Switchboard: a SIP server and gateway for putting phones in web pages.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Data directory (SQLite database). Default: ~/.local/share/switchboard
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    /// Debug logging.
+    #[arg(short = 'd', long, global = true)]
+    verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The SIP server alone: registrar (the original `sipd`).
+    Sipd(SipdArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct SipdArgs {
+    /// Listen address HOST[:PORT] (repeatable, paired in order with -t). HOST alone means port 5060.
+    #[arg(short = 'l', long = "local")]
+    pub local: Vec<String>,
+    /// Transport for the matching -l: udp, tcp or ws (WebSocket at /sip over HTTP).
+    #[arg(short = 't', long = "transport")]
+    pub transport: Vec<String>,
+    /// Hosted domain (repeatable). Registrations for other domains get 403.
+    #[arg(short = 'r', long = "domain")]
+    pub domain: Vec<String>,
+    /// Users file (TOML with a [users] table). Enables digest authentication.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Digest realm. Default: the first hosted domain, else "switchboard".
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Shortest registration interval accepted (423 below it).
+    #[arg(long, default_value_t = 60)]
+    pub min_expires: u32,
+    /// Longest registration interval granted.
+    #[arg(long, default_value_t = 3600)]
+    pub max_expires: u32,
+    /// Do not offer qop=auth in challenges (for RFC 2069-only clients).
+    #[arg(long)]
+    pub no_qop: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = if cli.verbose { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("switchboard: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let data = cli.data.clone().unwrap_or_else(config::default_data_dir);
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Sipd(args)) => sipd_role::run(args, data, false).await,
+            None => {
+                // Every role that exists so far, on loopback, with open registration.
+                let args = SipdArgs {
+                    local: vec![
+                        "127.0.0.1:5060".into(),
+                        "127.0.0.1:5060".into(),
+                        "127.0.0.1:8080".into(),
+                    ],
+                    transport: vec!["udp".into(), "tcp".into(), "ws".into()],
+                    min_expires: 60,
+                    max_expires: 3600,
+                    ..SipdArgs::default()
+                };
+                sipd_role::run(args, data, true).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `HOST[:PORT]` (IPv6 as `[addr]:port`), with `default_port` when absent.
+pub fn parse_listen(s: &str, default_port: u16) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let host = s.trim_start_matches('[').trim_end_matches(']');
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, default_port)),
+        Err(_) => anyhow::bail!("bad listen address {s:?}: expected IP[:PORT]"),
+    }
+}

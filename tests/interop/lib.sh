@@ -1,0 +1,189 @@
+# shellcheck shell=bash
+# Helpers for the interop checks (sourced by run.sh).
+#
+# Each check runs in its own bash process (see run.sh) with:
+#   CHECK  its name            CDIR  its own scratch directory (logs, --data, configs)
+# and may use: start_server / wait_udp / wait_tcp / wait_http / stop_server, spawn,
+# sipp_run, received_msg / sent_msg / contacts_of, fail. Everything it starts is killed
+# when it exits (trap EXIT), and run.sh bounds the whole check with `timeout`.
+
+INTEROP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SIPP_DIR=$INTEROP_DIR/sipp
+PY=${PYTHON:-python3}
+
+PIDS=()        # everything this check started, killed on exit
+LAST_PID=      # pid of the last start_server / spawn
+
+# fail WHY: end the current check as failed, with a one-line reason.
+fail() {
+    printf '%s\n' "$*" | tr '\n' ' ' | sed 's/ *$//' > "$CDIR/reason"
+    exit 1
+}
+
+note() { printf '%s\n' "$*" >> "$CDIR/notes"; }
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2> /dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 30); do
+            kill -0 "$pid" 2> /dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2> /dev/null || true
+    done
+}
+
+# spawn LABEL CMD...: run CMD in the background (stdout LABEL.out, stderr LABEL.err).
+spawn() {
+    local label=$1
+    shift
+    "$@" > "$CDIR/$label.out" 2> "$CDIR/$label.err" < /dev/null &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# start_server LABEL ARGS...: `switchboard sipd ARGS...` in the background.
+start_server() {
+    local label=$1
+    shift
+    spawn "$label" "$SWITCHBOARD" sipd "$@"
+}
+
+# server_died PID LABEL: fail with the server's last words if PID has exited.
+server_died() {
+    if ! kill -0 "$1" 2> /dev/null; then
+        fail "server $2 exited early: $(tail -3 "$CDIR/$2.err" 2> /dev/null | tr '\n' ' ')"
+    fi
+}
+
+# wait_udp PORT [PID LABEL]: poll with OPTIONS over UDP until a 200 comes back (10 s).
+wait_udp() {
+    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} i
+    for i in $(seq 1 50); do
+        if "$PY" "$INTEROP_DIR/sipwire.py" --timeout 0.2 127.0.0.1 "$port" options 2> /dev/null | grep -q '^SIP/2.0 200'; then
+            return 0
+        fi
+        server_died "$pid" "$label"
+        sleep 0.1
+    done
+    fail "server $label not answering OPTIONS on udp/$port after 10 s"
+}
+
+# wait_tcp PORT [PID LABEL]: same over TCP.
+wait_tcp() {
+    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} i
+    for i in $(seq 1 50); do
+        if "$PY" "$INTEROP_DIR/sipwire.py" --tcp --timeout 0.5 127.0.0.1 "$port" options 2> /dev/null | grep -q '^SIP/2.0 200'; then
+            return 0
+        fi
+        server_died "$pid" "$label"
+        sleep 0.1
+    done
+    fail "server $label not answering OPTIONS on tcp/$port after 10 s"
+}
+
+# wait_http PORT [PID LABEL]: poll GET /healthz until it answers 200 "ok" (10 s).
+wait_http() {
+    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} i body
+    for i in $(seq 1 50); do
+        body=$(curl -sf --max-time 1 "http://127.0.0.1:$port/healthz" 2> /dev/null || true)
+        if [[ $body == ok* ]]; then
+            return 0
+        fi
+        server_died "$pid" "$label"
+        sleep 0.2
+    done
+    fail "server $label: GET http://127.0.0.1:$port/healthz did not answer 200 ok after 10 s"
+}
+
+# stop_server PID LABEL: SIGTERM, wait up to 5 s for a clean exit (status 0).
+stop_server() {
+    local pid=$1 label=$2 rc=0 i
+    kill -TERM "$pid" 2> /dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2> /dev/null; then
+        fail "server $label still running 5 s after SIGTERM"
+    fi
+    wait "$pid" || rc=$?
+    [[ $rc -eq 0 ]] || fail "server $label exited with status $rc after SIGTERM: $(tail -2 "$CDIR/$label.err" | tr '\n' ' ')"
+}
+
+# write_users FILE [USER=PASSWORD]...: a switchboard users file (TOML).
+write_users() {
+    local file=$1 kv
+    shift
+    {
+        echo '[users]'
+        for kv in "$@"; do
+            printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}"
+        done
+    } > "$file"
+}
+
+# sipp_run LABEL SERVER_PORT SCENARIO [SIPP ARGS...]
+# One bounded sipp call (-m 1 unless overridden later in ARGS) from 127.0.0.1:$SIPP_PORT
+# ($SIPP_TRANSPORT: u1 or t1). Traces: LABEL.msg (all messages), LABEL.errors,
+# LABEL.log (<log> actions), LABEL.screen. Returns sipp's exit status (0 = all calls OK).
+sipp_run() {
+    local label=$1 port=$2 scen=$3 rc=0
+    shift 3
+    [[ $scen == /* ]] || scen=$SIPP_DIR/$scen
+    rm -f "$CDIR/$label".{msg,errors,log,screen,out}
+    timeout -k 2 25 sipp "127.0.0.1:$port" -sf "$scen" \
+        -i 127.0.0.1 -p "${SIPP_PORT:?}" -t "${SIPP_TRANSPORT:-u1}" \
+        -m 1 -timeout 10s -timeout_error -recv_timeout 5s -max_retrans 3 -nostdin \
+        -trace_msg -message_file "$CDIR/$label.msg" \
+        -trace_err -error_file "$CDIR/$label.errors" \
+        -trace_logs -log_file "$CDIR/$label.log" \
+        -trace_screen -screen_file "$CDIR/$label.screen" \
+        "$@" > "$CDIR/$label.out" 2>&1 < /dev/null || rc=$?
+    return "$rc"
+}
+
+# sipp_why LABEL: one line on why a sipp run failed.
+sipp_why() {
+    local label=$1 last err
+    last=$(grep -E '^SIP/2\.0 [0-9]{3}' "$CDIR/$label.msg" 2> /dev/null | tail -1 | tr -d '\r' || true)
+    err=$(grep -vE '^\s*$|^-+|^Timeout|^Aborting call' "$CDIR/$label.errors" 2> /dev/null | tail -1 | tr -d '\r' | cut -c1-200 || true)
+    echo "sipp $label failed (last response: ${last:-none}${err:+; sipp: $err})"
+}
+
+# received_msg FILE CODE: the last response with status CODE that sipp received (CRs stripped).
+received_msg() {
+    tr -d '\r' < "$1" | awk -v code="$2" '
+        /^-----------------------------------------------/ { inmsg = 0; next }
+        /message received/ { inmsg = 1; cur = ""; started = 0; next }
+        inmsg && !started && /^$/ { next }
+        inmsg { started = 1; cur = cur $0 "\n"; if (cur ~ ("^SIP/2\\.0 " code " ")) last = cur }
+        END { printf "%s", last }'
+}
+
+# sent_msg FILE N: the N-th message sipp sent (1-based, CRs stripped).
+sent_msg() {
+    tr -d '\r' < "$1" | awk -v want="$2" '
+        /^-----------------------------------------------/ { inmsg = 0; next }
+        /message sent/ { n++; inmsg = (n == want); started = 0; next }
+        inmsg && !started && /^$/ { next }
+        inmsg { started = 1; print }'
+}
+
+# contacts_of MSG: the values of the Contact headers of a message (one per line).
+contacts_of() {
+    printf '%s' "$1" | grep -iE '^(contact|m):' | sed -E 's/^[^:]*:[[:space:]]*//' || true
+}
+
+# query_contacts LABEL PORT USER DOMAIN [SIPP ARGS...]: REGISTER without Contact and print
+# the Contact values of the 200 (fails the check if there is no 200).
+query_contacts() {
+    local label=$1 port=$2 user=$3 domain=$4
+    shift 4
+    sipp_run "$label" "$port" reg_query.xml -key user "$user" -key domain "$domain" "$@" ||
+        fail "$(sipp_why "$label")"
+    contacts_of "$(received_msg "$CDIR/$label.msg" 200)"
+}

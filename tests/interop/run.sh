@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Interop suite for `switchboard sipd` (SIP core, transports, registrar) against software we
+# did not write: sipp, baresip, JsSIP. See README.md.
+#
+# usage: tests/interop/run.sh [CHECK...]      (default: every check; names listed by --list)
+# env:   SWITCHBOARD   the binary (default $CARGO_TARGET_DIR/debug/switchboard, built if missing)
+#        INTEROP_WORK  scratch directory to keep logs in (default: a fresh mktemp dir)
+#
+# Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed".
+# Exits non-zero if any check failed. All traffic stays on 127.0.0.1, ports 15060-15999.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+# shellcheck source=checks_sipp.sh
+source "$HERE/checks_sipp.sh"
+# shellcheck source=checks_peers.sh
+source "$HERE/checks_peers.sh"
+
+# name:time limit in seconds (each check runs under `timeout`).
+ALL_CHECKS=(
+    reg_digest_md5_qop:60
+    reg_digest_no_qop:60
+    reg_forbidden:60
+    reg_unknown_domain:60
+    unregister:60
+    restart_persistence:60
+    expiry_bounds:60
+    bad_input:60
+    refuse_open_public:30
+    baresip_udp_tcp:120
+    jssip_websocket:90
+)
+
+# --single NAME: run one check in this process (run.sh invokes itself this way).
+if [[ ${1:-} == --single ]]; then
+    CHECK=$2
+    CDIR=$INTEROP_WORK/$CHECK
+    mkdir -p "$CDIR"
+    trap cleanup EXIT
+    trap 'exit 143' TERM INT
+    "check_$CHECK"
+    exit 0
+fi
+
+if [[ ${1:-} == --list ]]; then
+    for c in "${ALL_CHECKS[@]}"; do echo "${c%%:*}"; done
+    exit 0
+fi
+
+selected=()
+if [[ $# -eq 0 ]]; then
+    selected=("${ALL_CHECKS[@]}")
+else
+    for want in "$@"; do
+        found=
+        for c in "${ALL_CHECKS[@]}"; do
+            if [[ ${c%%:*} == "$want" ]]; then selected+=("$c"); found=1; fi
+        done
+        [[ -n $found ]] || { echo "unknown check: $want (see --list)" >&2; exit 2; }
+    done
+fi
+
+# The binary under test.
+if [[ -z ${SWITCHBOARD:-} ]]; then
+    SWITCHBOARD=${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard
+    if [[ ! -x $SWITCHBOARD ]]; then
+        echo "building switchboard ($SWITCHBOARD)..." >&2
+        (cd "$ROOT" && cargo build -p switchboard) >&2
+    fi
+fi
+[[ -x $SWITCHBOARD ]] || { echo "no switchboard binary at $SWITCHBOARD" >&2; exit 2; }
+export SWITCHBOARD
+
+export INTEROP_WORK=${INTEROP_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/switchboard-interop.XXXXXX")}
+mkdir -p "$INTEROP_WORK"
+
+passed=0
+failed=0
+start=$SECONDS
+for c in "${selected[@]}"; do
+    name=${c%%:*}
+    limit=${c#*:}
+    rm -rf "${INTEROP_WORK:?}/$name"
+    mkdir -p "$INTEROP_WORK/$name"
+    rc=0
+    timeout -k 5 "$limit" "$HERE/run.sh" --single "$name" \
+        > "$INTEROP_WORK/$name/check.out" 2>&1 || rc=$?
+    if [[ $rc -eq 0 ]]; then
+        echo "PASS $name"
+        passed=$((passed + 1))
+    else
+        if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+            why="timed out after ${limit}s"
+        elif [[ -s $INTEROP_WORK/$name/reason ]]; then
+            why=$(cat "$INTEROP_WORK/$name/reason")
+        else
+            why="exit status $rc: $(tail -2 "$INTEROP_WORK/$name/check.out" | tr '\n' ' ')"
+        fi
+        echo "FAIL $name: $why"
+        failed=$((failed + 1))
+    fi
+done
+echo "logs: $INTEROP_WORK ($((SECONDS - start)) s)" >&2
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
