@@ -67,7 +67,11 @@ check_baresip_udp_tcp() {
         server_died "$srv" srv
         sleep 0.2
     done
-    [[ -z $pending ]] || fail "not registered after 10 s:$pending ($(baresip_reg 15230 | head -1))"
+    if [[ -n $pending ]]; then
+        read -r name _ <<< "$pending"
+        fail "not registered after 10 s:$pending ($name says: $(grep -a 'reg:' "$CDIR/$name.out" |
+            sed -E 's/\x1b\[[0-9;]*m//g' | tail -1))"
+    fi
 
     # Watch every UA's events for 22 s: each must refresh (REGISTER_OK) and never fail.
     local watchers=()
@@ -99,9 +103,39 @@ check_baresip_udp_tcp() {
     done
 }
 
+# jssip_up LABEL HTTP_PORT UDP_PORT: start JsSIP registering carol, wait for its 200 and
+# check that the registrar (queried over UDP by sipp) lists its *.invalid;transport=ws contact.
+jssip_up() {
+    local label=$1 http=$2 udp=$3 i c
+    spawn "$label" node "$INTEROP_DIR/jssip/register.js" "ws://127.0.0.1:$http/sip" sip:carol@127.0.0.1 carolpw 40
+    JSSIP_PID=$LAST_PID
+    for i in $(seq 1 50); do
+        grep -q '^registered' "$CDIR/$label.out" && break
+        kill -0 "$JSSIP_PID" 2> /dev/null || break
+        sleep 0.2
+    done
+    grep -q '^registered' "$CDIR/$label.out" ||
+        fail "$label: JsSIP did not register: $(tr '\n' ' ' < "$CDIR/$label.out") $(tail -2 "$CDIR/$label.err" | tr '\n' ' ')"
+    c=$(query_contacts "$label-query" "$udp" carol 127.0.0.1 -au carol -ap carolpw) || exit 1
+    grep -qE '^<sip:[^@>]+@[^>]+\.invalid;transport=ws>;expires=[0-9]+' <<< "$c" ||
+        fail "$label: while JsSIP is registered the query lists '${c//$'\n'/ | }', no *.invalid;transport=ws contact"
+}
+
+# jssip_gone LABEL UDP_PORT: within 5 s of the socket closing, carol has no binding left.
+jssip_gone() {
+    local label=$1 udp=$2 i c
+    for i in $(seq 1 10); do
+        c=$(query_contacts "$label-gone-$i" "$udp" carol 127.0.0.1 -au carol -ap carolpw) || exit 1
+        [[ -z $c ]] && return 0
+        sleep 0.5
+    done
+    fail "$label: 5 s after the WebSocket closed the binding is still listed: ${c//$'\n'/ | }"
+}
+
 # 9. JsSIP (SIP over WebSocket, RFC 7118, subprotocol "sip") registers carol with digest at
-#    ws://.../sip; the registrar lists its *.invalid;transport=ws contact, and drops it once
-#    the WebSocket closes (no un-REGISTER is sent).
+#    ws://.../sip; the registrar lists its *.invalid;transport=ws contact and drops it when
+#    the WebSocket goes away, both on a clean close and when the process is killed (JsSIP
+#    never un-REGISTERs).
 check_jssip_websocket() {
     command -v node > /dev/null || fail "node not installed"
     local js=$INTEROP_DIR/jssip
@@ -109,7 +143,7 @@ check_jssip_websocket() {
         (cd "$js" && timeout 120 npm ci --no-audit --no-fund) > "$CDIR/npm.log" 2>&1 ||
             fail "npm ci in tests/interop/jssip failed: $(tail -2 "$CDIR/npm.log" | tr '\n' ' ')"
     fi
-    local http=15300 udp=15302 c i node
+    local http=15300 udp=15302 i
     SIPP_PORT=15303
     write_users "$CDIR/users.toml" carol=carolpw
     start_server srv -l "127.0.0.1:$http" -t ws -l "127.0.0.1:$udp" -t udp \
@@ -118,31 +152,20 @@ check_jssip_websocket() {
     wait_http "$http" "$srv"
     wait_udp "$udp" "$srv"
 
-    spawn jssip timeout 60 node "$js/register.js" "ws://127.0.0.1:$http/sip" sip:carol@127.0.0.1 carolpw 40
-    node=$LAST_PID
+    # Clean close: WebSocket close frame (code 1000), no un-REGISTER.
+    jssip_up jssip1 "$http" "$udp"
+    kill -TERM "$JSSIP_PID" 2> /dev/null || true
     for i in $(seq 1 50); do
-        grep -q '^registered' "$CDIR/jssip.out" && break
-        kill -0 "$node" 2> /dev/null || break
-        sleep 0.2
-    done
-    grep -q '^registered' "$CDIR/jssip.out" ||
-        fail "JsSIP did not register: $(tr '\n' ' ' < "$CDIR/jssip.out") $(tail -2 "$CDIR/jssip.err" | tr '\n' ' ')"
-
-    c=$(query_contacts query1 "$udp" carol 127.0.0.1 -au carol -ap carolpw) || exit 1
-    grep -qE '^<sip:[^@>]+@[^>]+\.invalid;transport=ws>;expires=[0-9]+' <<< "$c" ||
-        fail "while JsSIP is registered the query lists '${c//$'\n'/ | }', no *.invalid;transport=ws contact"
-
-    # Close the WebSocket (JsSIP sends nothing more): the binding must go with the flow.
-    kill -USR1 "$node" 2> /dev/null || true
-    for i in $(seq 1 50); do
-        kill -0 "$node" 2> /dev/null || break
+        kill -0 "$JSSIP_PID" 2> /dev/null || break
         sleep 0.1
     done
-    grep -q '^closed' "$CDIR/jssip.out" || fail "JsSIP did not close its socket cleanly: $(tr '\n' ' ' < "$CDIR/jssip.out")"
-    for i in $(seq 1 10); do
-        c=$(query_contacts "query-after-$i" "$udp" carol 127.0.0.1 -au carol -ap carolpw) || exit 1
-        [[ -z $c ]] && return 0
-        sleep 0.5
-    done
-    fail "5 s after the WebSocket closed the binding is still listed: ${c//$'\n'/ | }"
+    grep -q '^closed' "$CDIR/jssip1.out" ||
+        fail "JsSIP did not close its socket cleanly: $(tr '\n' ' ' < "$CDIR/jssip1.out")"
+    jssip_gone clean-close "$udp"
+
+    # Abrupt end: the process is killed, the kernel closes the TCP connection.
+    jssip_up jssip2 "$http" "$udp"
+    kill -KILL "$JSSIP_PID" 2> /dev/null || true
+    jssip_gone killed "$udp"
+    kill -0 "$srv" 2> /dev/null || fail "server died"
 }

@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # Checks driven by sipp and raw sockets (sourced by run.sh). Ports: 15080, 15100-15199.
 
-# 1. sipp REGISTER, MD5 digest with qop=auth -> 200; the challenge order is MD5 then SHA-256.
+# 1. sipp REGISTER, MD5 digest with qop=auth -> 200 (sipp only does MD5 and answers the
+#    first WWW-Authenticate, so that one must be MD5).
 check_reg_digest_md5_qop() {
-    local port=15100 chal first second auth c
+    local port=15100 chal first auth c
     SIPP_PORT=15101
     write_users "$CDIR/users.toml" alice=secret
     start_server srv -l "127.0.0.1:$port" -t udp --users "$CDIR/users.toml" --data "$CDIR/data"
@@ -11,10 +12,10 @@ check_reg_digest_md5_qop() {
     sipp_run reg "$port" reg_auth.xml -inf "$SIPP_DIR/users.csv" || fail "$(sipp_why reg)"
     chal=$(received_msg "$CDIR/reg.msg" 401 | grep -i '^WWW-Authenticate:' || true)
     first=$(sed -n 1p <<< "$chal")
-    second=$(sed -n 2p <<< "$chal")
-    [[ ${first,,} == *algorithm=md5* ]] || fail "first challenge is not MD5: ${first:-none}"
+    [[ -n $first ]] || fail "401 without WWW-Authenticate"
+    [[ ${first,,} =~ algorithm=md5([,[:space:]]|$) || ${first,,} != *algorithm=* ]] ||
+        fail "first challenge is not MD5: $first"
     [[ $first =~ qop=\"[^\"]*auth ]] || fail "first challenge offers no qop=\"auth\": $first"
-    [[ ${second,,} == *algorithm=sha-256* ]] || fail "second challenge is not SHA-256: ${second:-none}"
     auth=$(sent_msg "$CDIR/reg.msg" 2 | grep -i '^Authorization:' || true)
     [[ $auth == *qop=auth* && $auth == *cnonce=* && $auth == *nc=* ]] ||
         fail "sipp did not answer with qop=auth (test bug?): $auth"

@@ -4,7 +4,8 @@
 #
 # usage: tests/interop/run.sh [CHECK...]      (default: every check; names listed by --list)
 # env:   SWITCHBOARD   the binary (default $CARGO_TARGET_DIR/debug/switchboard, built if missing)
-#        INTEROP_WORK  scratch directory to keep logs in (default: a fresh mktemp dir)
+#        INTEROP_WORK  where each check keeps its logs, data and configs
+#                      (default: tests/interop/out; a check's directory is wiped when it starts)
 #
 # Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed".
 # Exits non-zero if any check failed. All traffic stays on 127.0.0.1, ports 15060-15999.
@@ -69,14 +70,18 @@ if [[ -z ${SWITCHBOARD:-} ]]; then
     SWITCHBOARD=${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard
     if [[ ! -x $SWITCHBOARD ]]; then
         echo "building switchboard ($SWITCHBOARD)..." >&2
-        (cd "$ROOT" && cargo build -p switchboard) >&2
+        if ! (cd "$ROOT" && cargo build -p switchboard) >&2; then
+            echo "FAIL build: cargo build -p switchboard failed"
+            echo "0 passed, 1 failed"
+            exit 1
+        fi
     fi
 fi
 [[ -x $SWITCHBOARD ]] || { echo "no switchboard binary at $SWITCHBOARD" >&2; exit 2; }
 export SWITCHBOARD
 
-export INTEROP_WORK=${INTEROP_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/switchboard-interop.XXXXXX")}
-mkdir -p "$INTEROP_WORK"
+export INTEROP_WORK=${INTEROP_WORK:-$HERE/out}
+INTEROP_WORK=$(mkdir -p "$INTEROP_WORK" && cd "$INTEROP_WORK" && pwd)
 
 passed=0
 failed=0

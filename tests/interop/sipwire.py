@@ -17,12 +17,12 @@ import socket
 import sys
 
 
-def request(method, local, extra=(), body=b"", to_user="probe"):
+def request(method, local, ruri, extra=(), body=b"", to_user="probe"):
     host, port = local
     branch = "z9hG4bK" + os.urandom(8).hex()
     tag = os.urandom(4).hex()
     lines = [
-        f"{method} sip:127.0.0.1 SIP/2.0",
+        f"{method} {ruri} SIP/2.0",
         f"Via: SIP/2.0/{{transport}} {host}:{port};branch={branch};rport",
         "Max-Forwards: 70",
         f"From: <sip:{to_user}@127.0.0.1>;tag={tag}",
@@ -36,17 +36,17 @@ def request(method, local, extra=(), body=b"", to_user="probe"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def build(kind, local, transport):
+def build(kind, local, transport, ruri):
     if kind == "options":
-        msg = request("OPTIONS", local)
+        msg = request("OPTIONS", local, ruri)
     elif kind == "garbage":
         rnd = random.Random(7)
         return bytes(rnd.randrange(256) for _ in range(300))
     elif kind == "bad-maxfwd":
-        msg = request("REGISTER", local, extra=["Expires: 60"])
+        msg = request("REGISTER", local, ruri, extra=["Expires: 60"])
         msg = msg.replace(b"Max-Forwards: 70", b"Max-Forwards: lots")
     elif kind == "big":
-        msg = request("OPTIONS", local, extra=["X-Padding: " + "a" * 9000])
+        msg = request("OPTIONS", local, ruri, extra=["X-Padding: " + "a" * 9000])
     else:
         sys.exit(f"unknown kind {kind!r}")
     return msg.replace(b"{transport}", transport.encode())
@@ -76,7 +76,8 @@ def main():
         s.bind(("127.0.0.1", 0))
         s.connect((host, port))
     s.settimeout(timeout)
-    data = build(kind, s.getsockname(), "TCP" if tcp else "UDP")
+    # Request-URI: the server itself (host:port), so a proxy answers instead of forwarding.
+    data = build(kind, s.getsockname(), "TCP" if tcp else "UDP", f"sip:{host}:{port}")
     if tcp:
         s.sendall(data)
     else:

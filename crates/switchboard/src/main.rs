@@ -54,6 +54,12 @@ pub struct SipdArgs {
     /// Do not offer qop=auth in challenges (for RFC 2069-only clients).
     #[arg(long)]
     pub no_qop: bool,
+    /// `proxy` forks calls to every registered contact; `redirect` answers 302 with them.
+    #[arg(long, default_value = "proxy", value_parser = ["proxy", "redirect"])]
+    pub mode: String,
+    /// Challenge (407) calls from local users before proxying them (needs --users).
+    #[arg(long)]
+    pub auth_invite: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,6 +97,7 @@ fn main() -> std::process::ExitCode {
                     transport: vec!["udp".into(), "tcp".into(), "ws".into()],
                     min_expires: 60,
                     max_expires: 3600,
+                    mode: "proxy".into(),
                     ..SipdArgs::default()
                 };
                 sipd_role::run(args, data, true).await

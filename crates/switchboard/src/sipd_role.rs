@@ -93,8 +93,56 @@ pub async fn run(args: SipdArgs, data: PathBuf, quick_start: bool) -> anyhow::Re
         ..RegistrarConfig::default()
     };
     let registrar = Registrar::new(reg_config, auth, locations, net::os_seed());
+
+    // HTTP listeners (SIP over WebSocket) are bound first so the proxy knows every
+    // address it owns.
+    let mut http = Vec::new();
+    for l in &listen {
+        if let Listen::Ws(addr) = l {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind HTTP {addr}: {e}"))?;
+            http.push(listener);
+        }
+    }
+    let mut owned = Vec::new();
+    for l in &listen {
+        match l {
+            Listen::Udp(a) => owned.push(proxy::Listener {
+                transport: sip::Transport::Udp,
+                addr: *a,
+            }),
+            Listen::Tcp(a) => owned.push(proxy::Listener {
+                transport: sip::Transport::Tcp,
+                addr: *a,
+            }),
+            Listen::Ws(_) => {}
+        }
+    }
+    for h in &http {
+        owned.push(proxy::Listener {
+            transport: sip::Transport::Ws,
+            addr: h.local_addr()?,
+        });
+    }
+    let sipd_config = SipdConfig::default();
+    let proxy_config = proxy::ProxyConfig {
+        mode: if args.mode == "redirect" {
+            proxy::Mode::Redirect
+        } else {
+            proxy::Mode::Proxy
+        },
+        auth_invite: args.auth_invite,
+        server: sipd_config.server.clone(),
+        ..proxy::ProxyConfig::default()
+    };
+    let local = proxy::Local {
+        listeners: owned,
+        domains: args.domain.iter().map(|d| d.to_ascii_lowercase()).collect(),
+    };
+    let proxy = proxy::Proxy::new(proxy_config, local, net::os_seed());
     let (mono, unix) = net::now_anchor();
-    let core = Sipd::new(SipdConfig::default(), registrar, mono, unix);
+    let core = Sipd::new(sipd_config, registrar, proxy, mono, unix);
 
     let udp: Vec<SocketAddr> = listen
         .iter()
@@ -125,11 +173,8 @@ pub async fn run(args: SipdArgs, data: PathBuf, quick_start: bool) -> anyhow::Re
     for a in &server.tcp {
         lines.push(format!("  SIP TCP        {a}"));
     }
-    for l in &listen {
-        if let Listen::Ws(addr) = l {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot bind HTTP {addr}: {e}"))?;
+    for listener in http {
+        {
             let local = listener.local_addr()?;
             let app = Router::new()
                 .route("/healthz", get(|| async { "ok\n" }))
@@ -147,7 +192,7 @@ pub async fn run(args: SipdArgs, data: PathBuf, quick_start: bool) -> anyhow::Re
     let title = if quick_start {
         "Switchboard is running (quick start: every role on loopback)"
     } else {
-        "Switchboard SIP server is running"
+        "Switchboard SIP server is running (registrar and proxy)"
     };
     println!("{title}");
     for l in &lines {

@@ -21,7 +21,8 @@ if (!url || !uri || password === undefined) {
   process.exit(2);
 }
 const seconds = Number(secondsArg || 30);
-if (process.env.JSSIP_DEBUG) JsSIP.debug.enable('JsSIP:*');
+// Warnings (e.g. why a challenge was refused) always go to stderr; JSSIP_DEBUG=1 for everything.
+JsSIP.debug.enable(process.env.JSSIP_DEBUG ? 'JsSIP:*' : 'JsSIP:WARN:*,JsSIP:ERROR:*');
 
 const socket = new JsSIP.WebSocketInterface(url);
 const ua = new JsSIP.UA({

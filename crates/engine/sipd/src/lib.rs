@@ -1,6 +1,7 @@
 //! The SIP server core, sans-IO: bytes and time in, datagrams/stream writes and the next
-//! deadline out. It owns the transaction layer and dispatches new requests:
-//! REGISTER to the registrar, OPTIONS answered locally, CANCEL matched to its INVITE.
+//! deadline out. It owns the transaction layer and dispatches: REGISTER to the
+//! registrar, OPTIONS for the server itself answered locally, everything else to the
+//! stateful proxy.
 //!
 //! Drain rule: after every `handle_*` call, drain [`Sipd::poll_transmit`] to `None`.
 
@@ -8,6 +9,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use proxy::{Proxy, ResolveRequest};
 use registrar::{Locations, Registrar};
 use sip::builder::salvage_response;
 use sip::transaction::{Config as TxnConfig, Event, Flow, Output, Transactions, TxnId};
@@ -18,7 +20,7 @@ pub const MAX_UDP_REQUEST: usize = 8192;
 /// Largest message accepted over a stream transport.
 pub const MAX_STREAM_MESSAGE: usize = 65536;
 
-const ALLOW: &str = "REGISTER, OPTIONS";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER, MESSAGE";
 
 #[derive(Clone, Debug)]
 pub struct SipdConfig {
@@ -77,6 +79,7 @@ pub struct Sipd<L: Locations> {
     config: SipdConfig,
     txns: Transactions,
     registrar: Registrar<L>,
+    proxy: Proxy,
     out: VecDeque<Transmit>,
     wall: WallAnchor,
     next_purge: Instant,
@@ -85,12 +88,19 @@ pub struct Sipd<L: Locations> {
 
 impl<L: Locations> Sipd<L> {
     /// `now`/`now_unix` anchor the wall clock used for binding expiry.
-    pub fn new(config: SipdConfig, registrar: Registrar<L>, now: Instant, now_unix: u64) -> Self {
+    pub fn new(
+        config: SipdConfig,
+        registrar: Registrar<L>,
+        proxy: Proxy,
+        now: Instant,
+        now_unix: u64,
+    ) -> Self {
         let next_purge = now + config.purge_interval;
         Sipd {
             txns: Transactions::new(config.txn.clone()),
             config,
             registrar,
+            proxy,
             out: VecDeque::new(),
             wall: WallAnchor {
                 mono: now,
@@ -103,6 +113,10 @@ impl<L: Locations> Sipd<L> {
 
     pub fn registrar(&mut self) -> &mut Registrar<L> {
         &mut self.registrar
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
     }
 
     pub fn counters(&self) -> &Counters {
@@ -184,6 +198,18 @@ impl<L: Locations> Sipd<L> {
     /// A TCP or WebSocket connection closed.
     pub fn connection_closed(&mut self, _now: Instant, conn: u64) {
         self.registrar.connection_closed(conn);
+        self.proxy.connection_closed(conn);
+    }
+
+    /// Names the I/O layer must resolve (RFC 3263) for the proxy.
+    pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
+        self.proxy.poll_resolve()
+    }
+
+    /// The answer to a [`ResolveRequest`] (empty: resolution failed).
+    pub fn resolved(&mut self, now: Instant, id: u64, addrs: &[std::net::SocketAddr]) {
+        self.proxy.resolved(now, &mut self.txns, id, addrs);
+        self.drain(now);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -193,6 +219,8 @@ impl<L: Locations> Sipd<L> {
         }
         self.txns.handle_timeout(now);
         self.drain(now);
+        self.proxy.handle_timeout(now, &mut self.txns);
+        self.drain(now);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -200,10 +228,14 @@ impl<L: Locations> Sipd<L> {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(match self.txns.poll_timeout() {
-            Some(t) => t.min(self.next_purge),
-            None => self.next_purge,
-        })
+        [
+            self.txns.poll_timeout(),
+            self.proxy.poll_timeout(),
+            Some(self.next_purge),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn drain(&mut self, now: Instant) {
@@ -222,9 +254,26 @@ impl<L: Locations> Sipd<L> {
                 msg,
                 flow,
             } => self.on_request(now, id, &msg, flow),
-            // ACK for a 2xx we never sent: nothing to do until we proxy.
-            Event::Request { id: None, .. } => {}
-            Event::StrayResponse { .. } => self.counters.dropped_responses += 1,
+            // An ACK for a 2xx: end to end, forwarded statelessly.
+            Event::Request {
+                id: None,
+                msg,
+                flow,
+            } if msg.method() == Some(&Method::Ack) => {
+                let unix = self.wall.unix(now);
+                self.proxy
+                    .on_ack(now, &mut self.txns, &mut self.registrar, unix, &msg, flow);
+            }
+            Event::Response { id, msg, .. }
+                if !self.proxy.on_response(now, &mut self.txns, id, &msg) =>
+            {
+                self.counters.dropped_responses += 1;
+            }
+
+            Event::Timeout { id } => {
+                self.proxy.on_timeout(now, &mut self.txns, id);
+            }
+            Event::StrayResponse { msg, .. } => self.proxy.on_stray_response(&mut self.txns, &msg),
             _ => {}
         }
     }
@@ -265,7 +314,14 @@ impl<L: Locations> Sipd<L> {
                 let r = r.append_header("Server", &self.config.server);
                 let _ = self.txns.respond(now, id, r);
             }
-            Method::Options => {
+            // Health checks (the original answered sipsak) and OPTIONS addressed to the
+            // server itself are answered here; OPTIONS for a user are proxied.
+            Method::Options
+                if msg.max_forwards().ok().flatten() == Some(0)
+                    || msg.uri().is_ok_and(|u| {
+                        u.user.is_none() && self.proxy.local().is_local_domain(&u)
+                    }) =>
+            {
                 let r = self
                     .response(msg, 200, None)
                     .header("Allow", ALLOW)
@@ -274,10 +330,13 @@ impl<L: Locations> Sipd<L> {
                 let _ = self.txns.respond(now, id, r);
             }
             Method::Cancel => match self.txns.find_invite_for_cancel(msg) {
-                // RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE if still pending.
+                // RFC 3261 §9.2 / §16.10: 200 to the CANCEL, then cancel the branches (the
+                // INVITE's final response comes from them) or answer 487 ourselves.
                 Some(invite) => {
                     self.respond(now, id, msg, 200, None);
-                    if let Some((inv, _)) = self.txns.server_request(invite) {
+                    if !self.proxy.on_cancel(now, &mut self.txns, invite)
+                        && let Some((inv, _)) = self.txns.server_request(invite)
+                    {
                         let inv = inv.clone();
                         self.respond(now, invite, &inv, 487, None);
                     }
@@ -285,14 +344,11 @@ impl<L: Locations> Sipd<L> {
                 None => self.respond(now, id, msg, 481, None),
             },
             _ => {
+                // RFC 3261 §16.3 step 3 and step 6.
                 if msg.max_forwards().ok().flatten() == Some(0) {
                     return self.respond(now, id, msg, 483, None);
                 }
-                let unsupported: Vec<&str> = msg
-                    .option_tags(HeaderName::ProxyRequire)
-                    .into_iter()
-                    .chain(msg.option_tags(HeaderName::Require))
-                    .collect();
+                let unsupported = msg.option_tags(HeaderName::ProxyRequire);
                 if !unsupported.is_empty() {
                     let r = self
                         .response(msg, 420, None)
@@ -301,15 +357,16 @@ impl<L: Locations> Sipd<L> {
                     let _ = self.txns.respond(now, id, r);
                     return;
                 }
-                let r = self
-                    .response(
-                        msg,
-                        501,
-                        Some("Not Implemented: this server only registers"),
-                    )
-                    .header("Allow", ALLOW)
-                    .build();
-                let _ = self.txns.respond(now, id, r);
+                let unix = self.wall.unix(now);
+                self.proxy.on_request(
+                    now,
+                    &mut self.txns,
+                    &mut self.registrar,
+                    unix,
+                    id,
+                    msg,
+                    flow,
+                );
             }
         }
     }

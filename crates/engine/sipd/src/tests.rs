@@ -20,8 +20,21 @@ fn server() -> (Sipd<MemoryLocations>, Instant) {
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
     let reg = Registrar::new(RegistrarConfig::default(), None, MemoryLocations::new(), 3);
+    let listener = |transport, addr: &str| proxy::Listener {
+        transport,
+        addr: addr.parse().unwrap(),
+    };
+    let local = proxy::Local {
+        listeners: vec![
+            listener(Transport::Udp, "127.0.0.1:5060"),
+            listener(Transport::Tcp, "127.0.0.1:5060"),
+            listener(Transport::Ws, "127.0.0.1:8080"),
+        ],
+        domains: vec![],
+    };
+    let p = proxy::Proxy::new(proxy::ProxyConfig::default(), local, 5);
     (
-        Sipd::new(SipdConfig::default(), reg, now, 1_800_000_000),
+        Sipd::new(SipdConfig::default(), reg, p, now, 1_800_000_000),
         now,
     )
 }
@@ -95,21 +108,21 @@ fn bad_input_gets_clear_answers() {
 fn options_invite_cancel() {
     let (mut s, now) = server();
     let options = REGISTER
-        .replace("REGISTER sip:example.com", "OPTIONS sip:example.com")
+        .replace("REGISTER sip:example.com", "OPTIONS sip:127.0.0.1")
         .replace("1 REGISTER", "1 OPTIONS");
     s.handle_message(now, options.as_bytes(), udp());
     let out = drain(&mut s);
     assert_eq!(out[0].code(), Some(200));
     assert_eq!(out[0].header(HeaderName::Allow), Some(ALLOW));
     let invite = REGISTER
-        .replace("REGISTER sip:example.com", "INVITE sip:bob@example.com")
+        .replace("REGISTER sip:example.com", "INVITE sip:bob@127.0.0.1")
         .replace("1 REGISTER", "1 INVITE")
         .replace("z9hG4bKreg1", "z9hG4bKinv1");
     s.handle_message(now, invite.as_bytes(), udp());
     let out = drain(&mut s);
     assert_eq!(
         out.iter().map(|m| m.code().unwrap()).collect::<Vec<_>>(),
-        vec![100, 501]
+        vec![100, 480]
     );
     let cancel = REGISTER
         .replace("REGISTER sip:example.com", "CANCEL sip:bob@example.com")
@@ -123,7 +136,7 @@ fn options_invite_cancel() {
     s.handle_message(now, zero.as_bytes(), udp());
     assert_eq!(drain(&mut s).last().unwrap().code(), Some(483));
     let tel = invite
-        .replace("INVITE sip:bob@example.com", "INVITE tel:+15551234")
+        .replace("INVITE sip:bob@127.0.0.1", "INVITE tel:+15551234")
         .replace("z9hG4bKinv1", "z9hG4bKinv3");
     s.handle_message(now, tel.as_bytes(), udp());
     assert_eq!(drain(&mut s).last().unwrap().code(), Some(416));
@@ -168,4 +181,84 @@ fn purge_runs_on_timer() {
     let later = now + Duration::from_secs(400);
     s.handle_timeout(later);
     assert_eq!(s.registrar().locations().count().unwrap(), 0);
+}
+
+fn udp_from(port: u16) -> Flow {
+    Flow {
+        remote: format!("127.0.0.1:{port}").parse().unwrap(),
+        ..udp()
+    }
+}
+
+fn drain_flows(s: &mut Sipd<MemoryLocations>) -> Vec<(Flow, Message)> {
+    let mut v = Vec::new();
+    while let Some(t) = s.poll_transmit() {
+        v.push((t.flow, Message::parse(&t.bytes).unwrap()));
+    }
+    v
+}
+
+fn register_contact(
+    s: &mut Sipd<MemoryLocations>,
+    now: Instant,
+    user: &str,
+    contact: &str,
+    from_port: u16,
+) {
+    let reg = REGISTER
+        .replace("<sip:alice@127.0.0.1:40000>", contact)
+        .replace("alice@example.com", &format!("{user}@127.0.0.1"))
+        .replace(&format!("<sip:{user}@127.0.0.1:40000>"), contact)
+        .replace("z9hG4bKreg1", &format!("z9hG4bKreg{user}{from_port}"));
+    s.handle_message(now, reg.as_bytes(), udp_from(from_port));
+    assert_eq!(drain(s)[0].code(), Some(200));
+}
+
+const INVITE: &str = "INVITE sip:uas@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:16092;branch=z9hG4bK-10595-1-0\r\nFrom: sipp <sip:sipp@127.0.0.1:16092>;tag=10595SIPpTag001\r\nTo: uas <sip:uas@127.0.0.1:5060>\r\nCall-ID: 1-10595@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: sip:sipp@127.0.0.1:16092\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: 3\r\n\r\nv=0";
+
+/// The callee's answer to a forwarded request, sipp style (all Vias on one line).
+fn answer(req: &Message, code: u16, reason: &str, tag: &str) -> String {
+    let vias: Vec<&str> = req.values(HeaderName::Via).collect();
+    format!(
+        "SIP/2.0 {code} {reason}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag={tag}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:127.0.0.1:16090>\r\nContent-Length: 0\r\n\r\n",
+        vias.join(", "),
+        req.header(HeaderName::From).unwrap(),
+        req.header(HeaderName::To).unwrap(),
+        req.call_id().unwrap(),
+        req.header(HeaderName::CSeq).unwrap()
+    )
+}
+
+#[test]
+fn proxies_a_call_to_a_registered_contact() {
+    let (mut s, now) = server();
+    register_contact(&mut s, now, "uas", "<sip:uas@127.0.0.1:16090>", 16091);
+    s.handle_message(now, INVITE.as_bytes(), udp_from(16092));
+    let out = drain_flows(&mut s);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].1.code(), Some(100));
+    let (flow, fwd) = &out[1];
+    assert!(fwd.is_request(), "{fwd:?}");
+    assert_eq!(flow.remote, "127.0.0.1:16090".parse().unwrap());
+    assert_eq!(fwd.uri_str(), "sip:uas@127.0.0.1:16090");
+    assert_eq!(fwd.max_forwards().unwrap(), Some(69));
+    assert_eq!(fwd.vias().unwrap().len(), 2);
+    assert_eq!(
+        fwd.header(HeaderName::RecordRoute),
+        Some("<sip:127.0.0.1:5060;lr>")
+    );
+    assert_eq!(fwd.body(), b"v=0");
+    // 180 and 200 travel back to the caller without our Via.
+    for (code, reason) in [(180, "Ringing"), (200, "OK")] {
+        s.handle_message(
+            now,
+            answer(fwd, code, reason, "uas1").as_bytes(),
+            udp_from(16090),
+        );
+        let back = drain_flows(&mut s);
+        assert_eq!(back.len(), 1, "{code}: {back:?}");
+        assert_eq!(back[0].0.remote, "127.0.0.1:16092".parse().unwrap());
+        assert_eq!(back[0].1.code(), Some(code));
+        assert_eq!(back[0].1.vias().unwrap().len(), 1);
+    }
 }

@@ -69,6 +69,11 @@ pub enum NetEvent {
     Closed {
         conn: u64,
     },
+    /// Answer to a name resolution the core asked for.
+    Resolved {
+        id: u64,
+        addrs: Vec<SocketAddr>,
+    },
 }
 
 /// Cloneable handle for transport tasks to reach the core.
@@ -182,7 +187,7 @@ where
         tcp_addrs.push(local);
         tokio::spawn(stream::accept_loop(listener, local, handle.clone()));
     }
-    let task = tokio::spawn(core_loop(sipd, rx, sockets));
+    let task = tokio::spawn(core_loop(sipd, rx, sockets, handle.clone()));
     Ok(SipServer {
         handle,
         udp: udp_addrs,
@@ -245,12 +250,21 @@ pub fn os_secret() -> [u8; 32] {
     b
 }
 
+/// Live stream connections known to the core task.
+#[derive(Default)]
+struct Conns {
+    writers: HashMap<u64, mpsc::Sender<Bytes>>,
+    by_remote: HashMap<(Transport, SocketAddr), u64>,
+    remote_of: HashMap<u64, (Transport, SocketAddr)>,
+}
+
 async fn core_loop<L: Locations>(
     mut sipd: Sipd<L>,
     mut rx: mpsc::Receiver<NetEvent>,
     sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
+    handle: SipHandle,
 ) {
-    let mut conns: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut conns = Conns::default();
     loop {
         let deadline = sipd.poll_timeout();
         let sleep = async {
@@ -268,31 +282,80 @@ async fn core_loop<L: Locations>(
                     NetEvent::Unframeable { bytes, flow, error } => sipd.reject_unframeable(&bytes, flow, &error),
                     NetEvent::Opened { conn, tx, flow } => {
                         debug!(conn, transport = %flow.transport, remote = %flow.remote, "connection open");
-                        conns.insert(conn, tx);
+                        conns.writers.insert(conn, tx);
+                        conns.by_remote.insert((flow.transport, flow.remote), conn);
+                        conns.remote_of.insert(conn, (flow.transport, flow.remote));
                     }
                     NetEvent::Closed { conn } => {
                         debug!(conn, "connection closed");
-                        conns.remove(&conn);
+                        conns.writers.remove(&conn);
+                        if let Some(key) = conns.remote_of.remove(&conn)
+                            && conns.by_remote.get(&key) == Some(&conn)
+                        {
+                            conns.by_remote.remove(&key);
+                        }
                         sipd.connection_closed(now, conn);
                     }
+                    NetEvent::Resolved { id, addrs } => sipd.resolved(now, id, &addrs),
                 }
             }
             _ = sleep => sipd.handle_timeout(Instant::now()),
         }
         while let Some(t) = sipd.poll_transmit() {
-            transmit(&t, &sockets, &conns).await;
+            transmit(&t, &sockets, &conns, &handle).await;
+        }
+        while let Some(r) = sipd.poll_resolve() {
+            tokio::spawn(resolve(r, handle.clone()));
         }
     }
     info!("SIP core stopped");
 }
 
+/// Resolves a host name to addresses (A/AAAA through the system resolver).
+async fn resolve(r: proxy::ResolveRequest, handle: SipHandle) {
+    let addrs = match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((r.host.as_str(), r.port)),
+    )
+    .await
+    {
+        Ok(Ok(it)) => it.collect(),
+        _ => Vec::new(),
+    };
+    if addrs.is_empty() {
+        debug!(host = %r.host, "cannot resolve");
+    }
+    handle.send(NetEvent::Resolved { id: r.id, addrs }).await;
+}
+
 async fn transmit(
     t: &sipd::Transmit,
     sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
-    conns: &HashMap<u64, mpsc::Sender<Bytes>>,
+    conns: &Conns,
+    handle: &SipHandle,
 ) {
-    match t.flow.conn {
-        Some(conn) => match conns.get(&conn) {
+    let conn = match (t.flow.conn, t.flow.transport) {
+        (Some(c), _) => Some(c),
+        (None, Transport::Udp) => None,
+        // RFC 3261 §18.2.2 / §18.1.1: reuse a connection to that address, else open one.
+        (None, transport) => match conns.by_remote.get(&(transport, t.flow.remote)) {
+            Some(c) => Some(*c),
+            None => {
+                if transport == Transport::Tcp {
+                    tokio::spawn(stream::connect(
+                        t.flow.remote,
+                        t.bytes.clone(),
+                        handle.clone(),
+                    ));
+                } else {
+                    debug!(%transport, remote = %t.flow.remote, "no connection; message dropped");
+                }
+                return;
+            }
+        },
+    };
+    match conn {
+        Some(conn) => match conns.writers.get(&conn) {
             // A full writer queue means a peer that does not read: drop, it will be
             // timed out by its reader.
             Some(tx) => {

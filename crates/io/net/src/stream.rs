@@ -35,7 +35,43 @@ pub(crate) async fn accept_loop(listener: TcpListener, local: SocketAddr, handle
     }
 }
 
+/// Opens a TCP connection to send a request or response that has no connection yet.
+pub(crate) async fn connect(remote: SocketAddr, first: Bytes, handle: SipHandle) {
+    let Some(slot) = handle.admit(remote.ip()) else {
+        return;
+    };
+    let stream = match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        TcpStream::connect(remote),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        _ => {
+            debug!(%remote, "TCP connect failed");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    serve_with(stream, local, remote, handle, Some(first)).await;
+    drop(slot);
+}
+
 async fn serve(stream: TcpStream, local: SocketAddr, remote: SocketAddr, handle: SipHandle) {
+    serve_with(stream, local, remote, handle, None).await;
+}
+
+async fn serve_with(
+    stream: TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    handle: SipHandle,
+    first: Option<Bytes>,
+) {
     let conn = handle.new_conn_id();
     let flow = Flow {
         transport: Transport::Tcp,
@@ -44,6 +80,9 @@ async fn serve(stream: TcpStream, local: SocketAddr, remote: SocketAddr, handle:
         conn: Some(conn),
     };
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(256);
+    if let Some(b) = first {
+        let _ = out_tx.try_send(b);
+    }
     if !handle
         .send(NetEvent::Opened {
             conn,

@@ -1,0 +1,1217 @@
+//! Sans-IO stateful SIP proxy, RFC 3261 §16.
+//!
+//! The proxy does not own the transaction layer: every entry point borrows the
+//! [`Transactions`] of the server core (which also serves the registrar) and the
+//! [`Registrar`] (location service and authentication). Per request it keeps a
+//! *response context* (§16.7) with one branch per target: parallel forking, Timer C,
+//! best-response choice, CANCEL fan-out. ACKs for 2xx and 2xx retransmissions that
+//! outlive their transactions are forwarded statelessly (RFC 6026).
+//!
+//! Side effects the proxy cannot perform itself come out as outputs: name resolution
+//! ([`Proxy::poll_resolve`], answered with [`Proxy::resolved`]).
+
+mod local;
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use registrar::{AuthOutcome, Locations, Registrar};
+use sip::rng::Rng;
+use sip::transaction::{Flow, Transactions, TxnId};
+use sip::{HeaderName, Message, Method, ResponseBuilder, Scheme, Transport, Uri, Via};
+
+pub use local::{FLOW_PARAM, Listener, Local, fmt_addr};
+
+/// How requests for local users are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Fork to every registered contact (§16).
+    Proxy,
+    /// Answer `302 Moved Temporarily` listing the contacts (§8.3).
+    Redirect,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    pub mode: Mode,
+    /// Timer C (§16.6 step 11): > 3 minutes.
+    pub timer_c: Duration,
+    /// Challenge (407) out-of-dialog INVITEs from local users when a users source exists.
+    pub auth_invite: bool,
+    pub server: String,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            mode: Mode::Proxy,
+            timer_c: Duration::from_secs(181),
+            auth_invite: false,
+            server: String::new(),
+        }
+    }
+}
+
+/// A name the I/O layer must resolve (RFC 3263 §4) before a request can be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolveRequest {
+    pub id: u64,
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+}
+
+/// A target of a request: its Request-URI and where to send it, or why it cannot be.
+type Target = (String, Result<Dest, (u16, &'static str)>);
+
+/// Where a branch goes: a known flow, or a name to resolve first.
+
+#[derive(Clone, Debug)]
+enum Dest {
+    Flow(Flow),
+    Resolve {
+        host: String,
+        port: u16,
+        transport: Transport,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BranchState {
+    /// Waiting for name resolution.
+    Resolving,
+    /// Sent, no provisional yet.
+    Calling,
+    /// A 101-199 arrived.
+    Proceeding,
+    /// Final response received (or given up).
+    Done,
+}
+
+#[derive(Debug)]
+struct Branch {
+    txn: Option<TxnId>,
+    /// The request as sent (for CANCEL).
+    request: Message,
+    flow: Option<Flow>,
+    state: BranchState,
+    timer_c: Option<Instant>,
+    cancel_when_provisional: bool,
+}
+
+#[derive(Debug)]
+struct Context {
+    server: TxnId,
+    /// The request as received (responses we generate are built from it).
+    request: Message,
+    invite: bool,
+    branches: Vec<Branch>,
+    best: Option<Message>,
+    final_sent: bool,
+    cancelled: bool,
+    created: Instant,
+}
+
+enum Waiter {
+    Branch(u64, usize),
+    Stateless(Message),
+}
+
+/// Counters for observability.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyStats {
+    pub forwarded: u64,
+    pub loops: u64,
+    pub stateless: u64,
+}
+
+pub struct Proxy {
+    config: ProxyConfig,
+    local: Local,
+    contexts: HashMap<u64, Context>,
+    by_server: HashMap<TxnId, u64>,
+    by_client: HashMap<TxnId, (u64, usize)>,
+    next_id: u64,
+    rng: Rng,
+    resolves: VecDeque<ResolveRequest>,
+    waiting: HashMap<u64, Waiter>,
+    /// Live stream flows by connection id, learnt from incoming requests.
+    flows: HashMap<u64, Flow>,
+    stats: ProxyStats,
+}
+
+/// Longest a response context may live: Timer C plus Timer B/F and margin.
+const CONTEXT_LIFETIME: Duration = Duration::from_secs(300);
+
+impl Proxy {
+    pub fn new(config: ProxyConfig, local: Local, seed: u64) -> Proxy {
+        Proxy {
+            config,
+            local,
+            contexts: HashMap::new(),
+            by_server: HashMap::new(),
+            by_client: HashMap::new(),
+            next_id: 1,
+            rng: Rng::new(seed),
+            resolves: VecDeque::new(),
+            waiting: HashMap::new(),
+            flows: HashMap::new(),
+            stats: ProxyStats::default(),
+        }
+    }
+
+    pub fn local(&self) -> &Local {
+        &self.local
+    }
+
+    pub fn stats(&self) -> &ProxyStats {
+        &self.stats
+    }
+
+    pub fn contexts(&self) -> usize {
+        self.contexts.len()
+    }
+
+    /// A stream connection closed: forget its flow.
+    pub fn connection_closed(&mut self, conn: u64) {
+        self.flows.remove(&conn);
+    }
+
+    fn learn_flow(&mut self, flow: Flow) {
+        if let Some(c) = flow.conn {
+            self.flows.insert(c, flow);
+        }
+    }
+
+    fn reply(&self, req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
+        let mut b = ResponseBuilder::new(req, code, reason);
+        if !self.config.server.is_empty() {
+            b = b.header("Server", &self.config.server);
+        }
+        if code > 100 { b.to_tag("sbp") } else { b }
+    }
+
+    fn respond(
+        &self,
+        now: Instant,
+        txns: &mut Transactions,
+        id: TxnId,
+        req: &Message,
+        code: u16,
+        reason: Option<&str>,
+    ) {
+        let _ = txns.respond(now, id, self.reply(req, code, reason).build());
+    }
+
+    /// RFC 3261 §16.6 step 8: a branch id that also detects loops (§16.3 step 4): its
+    /// first part hashes the fields a looping request would carry unchanged.
+    fn loop_hash(msg: &Message) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        msg.uri_str().hash(&mut h);
+        msg.from()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_string))
+            .hash(&mut h);
+        msg.to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string))
+            .hash(&mut h);
+        msg.call_id().ok().hash(&mut h);
+        msg.cseq().ok().map(|c| c.seq).hash(&mut h);
+        for r in msg.header_lines(HeaderName::Route) {
+            r.hash(&mut h);
+        }
+        for r in msg.header_lines(HeaderName::ProxyRequire) {
+            r.hash(&mut h);
+        }
+        h.finish()
+    }
+
+    fn via_is_us(&self, via: &Via) -> bool {
+        let Ok(uri) = Uri::parse(&format!("sip:{}", via.sent_by())) else {
+            return false;
+        };
+        self.local.is_us(&uri)
+    }
+
+    fn is_loop(&self, msg: &Message) -> bool {
+        let prefix = format!("z9hG4bK-sb{:016x}.", Self::loop_hash(msg));
+        msg.vias()
+            .unwrap_or_default()
+            .iter()
+            .any(|v| self.via_is_us(v) && v.branch().is_some_and(|b| b.starts_with(&prefix)))
+    }
+
+    fn new_branch(&mut self, loop_hash: u64) -> String {
+        format!("z9hG4bK-sb{loop_hash:016x}.{}", self.rng.token(8))
+    }
+
+    /// RFC 3261 §16.4: strict-route fix, then removal of our own Route entries.
+    /// Returns the request, whether it came through one of our Record-Routes, and the
+    /// flow tokens found in them.
+    fn preprocess_routes(&self, msg: &Message) -> (Message, bool, Vec<u64>) {
+        let mut msg = msg.clone();
+        let mut routes: Vec<String> = msg.values(HeaderName::Route).map(str::to_string).collect();
+        let mut changed = false;
+        // A strict router put our Record-Route URI in the Request-URI: the real target
+        // is the last Route.
+        if let Ok(ruri) = msg.uri()
+            && ruri.user.is_none()
+            && self.local.is_us(&ruri)
+            && let Some(last) = routes.pop()
+        {
+            let target = sip::NameAddr::parse(&last)
+                .map(|na| na.uri.to_string())
+                .unwrap_or(last);
+            msg = msg.with_uri(&target);
+            changed = true;
+        }
+        let mut via_us = false;
+        let mut tokens = Vec::new();
+        while let Some(first) = routes.first() {
+            let Ok(na) = sip::NameAddr::parse(first) else {
+                break;
+            };
+            if !self.local.is_us(&na.uri) {
+                break;
+            }
+            if let Some(t) = na
+                .uri
+                .param(FLOW_PARAM)
+                .and_then(|p| p.value.as_deref())
+                .and_then(|v| v.parse().ok())
+            {
+                tokens.push(t);
+            }
+            routes.remove(0);
+            via_us = true;
+            changed = true;
+        }
+        if changed {
+            while msg.header(HeaderName::Route).is_some() {
+                let next = msg.remove_first_value(HeaderName::Route);
+                if next.len() == msg.len() {
+                    break;
+                }
+                msg = next;
+            }
+            for r in routes.iter().rev() {
+                msg = msg.prepend_header("Route", r);
+            }
+        }
+        (msg, via_us, tokens)
+    }
+
+    /// Destination for a URI (RFC 3263 §4.1 transport choice, §4.2 port), without DNS
+    /// for IP literals.
+    fn dest_for_uri(&self, uri: &Uri) -> Result<Dest, (u16, &'static str)> {
+        if !matches!(uri.scheme, Scheme::Sip | Scheme::Sips) {
+            return Err((416, "Unsupported URI Scheme"));
+        }
+        let transport = match uri.transport().as_deref() {
+            Some("tcp") => Transport::Tcp,
+            Some("ws") => Transport::Ws,
+            Some("wss") => Transport::Wss,
+            Some("tls") => Transport::Tls,
+            Some("udp") | None if uri.scheme == Scheme::Sip => Transport::Udp,
+            None => Transport::Tls,
+            Some(_) => return Err((503, "Unsupported transport")),
+        };
+        let maddr = uri.param("maddr").and_then(|p| p.value.clone());
+        let host = maddr.unwrap_or_else(|| uri.host.clone());
+        let port = uri.port.unwrap_or(transport.default_port());
+        let Some(listener) = self.local.listener(transport) else {
+            return Err((503, "No listener for that transport"));
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                if matches!(transport, Transport::Ws | Transport::Wss) {
+                    // We cannot open WebSocket connections: only existing flows work.
+                    return Err((480, "WebSocket client not connected"));
+                }
+                Ok(Dest::Flow(Flow {
+                    transport,
+                    remote: SocketAddr::new(ip, port),
+                    local: listener.addr,
+                    conn: None,
+                }))
+            }
+            Err(_) if host.ends_with(".invalid") => Err((480, "Flow not available")),
+            Err(_) => Ok(Dest::Resolve {
+                host: bare.to_string(),
+                port,
+                transport,
+            }),
+        }
+    }
+
+    /// A flow for a stored binding: back to where the REGISTER came from (which works
+    /// through NAT), over its connection when that still exists.
+    fn dest_for_binding(&self, b: &registrar::Binding) -> Result<Dest, (u16, &'static str)> {
+        if let Some(conn) = b.flow.conn
+            && let Some(flow) = self.flows.get(&conn)
+        {
+            return Ok(Dest::Flow(*flow));
+        }
+        if b.needs_flow() {
+            return Err((480, "Flow not available"));
+        }
+        let Ok(contact) = Uri::parse(&b.contact) else {
+            return Err((480, "Bad contact"));
+        };
+        // A UDP contact whose address is not the one the REGISTER came from is behind a
+        // NAT (or names a host name): send where the REGISTER came from (RFC 3581 spirit).
+        let contact_ip = contact
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok();
+        if b.flow.transport == Transport::Udp
+            && contact.transport().is_none_or(|t| t == "udp")
+            && contact_ip != Some(b.flow.remote.ip())
+        {
+            return Ok(Dest::Flow(Flow {
+                transport: Transport::Udp,
+                remote: b.flow.remote,
+                local: b.flow.local,
+                conn: None,
+            }));
+        }
+        self.dest_for_uri(&contact)
+    }
+
+    /// A new request with a server transaction (not REGISTER, not for us).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_request<L: Locations>(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        reg: &mut Registrar<L>,
+        unix: u64,
+        id: TxnId,
+        msg: &Message,
+        flow: Flow,
+    ) {
+        self.learn_flow(flow);
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        // §16.3 step 4: loop detection.
+        if self.is_loop(msg) {
+            self.stats.loops += 1;
+            return self.respond(now, txns, id, msg, 482, None);
+        }
+        let loop_hash = Self::loop_hash(msg);
+        let (routed, via_us, tokens) = self.preprocess_routes(msg);
+        let in_dialog = msg.to().ok().is_some_and(|t| t.tag().is_some());
+        let Ok(ruri) = routed.uri() else {
+            return self.respond(now, txns, id, msg, 400, Some("Bad Request-URI"));
+        };
+
+        // A flow token for a connection other than the one this came on names the
+        // connection of the far end of the dialog.
+        let token_flow = tokens
+            .iter()
+            .filter(|t| Some(**t) != flow.conn)
+            .find_map(|t| self.flows.get(t).copied());
+
+        let targets: Vec<Target> = if let Some(f) = token_flow {
+            vec![(routed.uri_str().to_string(), Ok(Dest::Flow(f)))]
+        } else if let Some(top) = routed.values(HeaderName::Route).next() {
+            // Loose routing: send to the next hop, Request-URI unchanged (§16.6 step 6-7).
+            match sip::NameAddr::parse(top) {
+                Ok(na) => {
+                    if !via_us && !self.may_relay(now, txns, reg, unix, id, msg) {
+                        return;
+                    }
+                    vec![(routed.uri_str().to_string(), self.dest_for_uri(&na.uri))]
+                }
+                Err(_) => return self.respond(now, txns, id, msg, 400, Some("Bad Route header")),
+            }
+        } else if via_us && !self.local.is_us(&ruri) {
+            // In a dialog we record-routed: the Request-URI is the remote target.
+            vec![(routed.uri_str().to_string(), self.dest_for_uri(&ruri))]
+        } else if self.local.is_local_domain(&ruri) {
+            let Some(user) = ruri.user_unescaped() else {
+                return self.respond(now, txns, id, msg, 404, None);
+            };
+            if method == Method::Invite
+                && !in_dialog
+                && self.config.auth_invite
+                && !self.authenticate_caller(now, txns, reg, unix, id, msg)
+            {
+                return;
+            }
+            let aor = ruri.aor();
+            let bindings = reg.lookup(&aor, unix);
+            if bindings.is_empty() {
+                let known = reg
+                    .authenticator()
+                    .map(|a| a.users().password(&user, &ruri.host_lower()).is_some());
+                let code = if known == Some(false) { 404 } else { 480 };
+                return self.respond(now, txns, id, msg, code, None);
+            }
+            if self.config.mode == Mode::Redirect && method != Method::Ack {
+                let mut b = self.reply(msg, 302, None);
+                for binding in &bindings {
+                    b = b.header("Contact", &format!("<{}>", binding.contact));
+                }
+                let _ = txns.respond(now, id, b.build());
+                return;
+            }
+            // Requests within a dialog go to one contact; new ones fork to all (§16.5).
+            let take = if in_dialog { 1 } else { bindings.len() };
+            bindings
+                .iter()
+                .take(take)
+                .map(|b| (b.contact.clone(), self.dest_for_binding(b)))
+                .collect()
+        } else {
+            // A foreign domain: relay only for our own users (no open relay).
+            if !self.may_relay(now, txns, reg, unix, id, msg) {
+                return;
+            }
+            vec![(routed.uri_str().to_string(), self.dest_for_uri(&ruri))]
+        };
+
+        // §16.6: build and send one branch per target.
+        let invite = method == Method::Invite;
+        let mut ctx = Context {
+            server: id,
+            request: msg.clone(),
+            invite,
+            branches: Vec::new(),
+            best: None,
+            final_sent: false,
+            cancelled: false,
+            created: now,
+        };
+        let ctx_id = self.next_id;
+        self.next_id += 1;
+        let mut pending_resolve = Vec::new();
+        for (ruri_target, dest) in targets {
+            match dest {
+                Err((code, why)) => {
+                    let r = self.reply(msg, code, Some(why)).build();
+                    Self::consider(&mut ctx, r);
+                }
+                Ok(dest) => {
+                    let request = self.branch_request(
+                        &routed,
+                        &ruri_target,
+                        flow,
+                        in_dialog,
+                        loop_hash,
+                        &dest,
+                    );
+                    let idx = ctx.branches.len();
+                    ctx.branches.push(Branch {
+                        txn: None,
+                        request,
+                        flow: None,
+                        state: BranchState::Resolving,
+                        timer_c: None,
+                        cancel_when_provisional: false,
+                    });
+                    pending_resolve.push((idx, dest));
+                }
+            }
+        }
+        self.contexts.insert(ctx_id, ctx);
+        self.by_server.insert(id, ctx_id);
+        for (idx, dest) in pending_resolve {
+            match dest {
+                Dest::Flow(f) => self.launch(now, txns, ctx_id, idx, f),
+                Dest::Resolve {
+                    host,
+                    port,
+                    transport,
+                } => {
+                    let rid = self.next_id;
+                    self.next_id += 1;
+                    self.waiting.insert(rid, Waiter::Branch(ctx_id, idx));
+                    self.resolves.push_back(ResolveRequest {
+                        id: rid,
+                        host,
+                        port,
+                        transport,
+                    });
+                }
+            }
+        }
+        self.settle(now, txns, ctx_id);
+    }
+
+    /// Whether a request may be relayed to a foreign destination. Sends the challenge or
+    /// refusal itself when not.
+    fn may_relay<L: Locations>(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        reg: &mut Registrar<L>,
+        unix: u64,
+        id: TxnId,
+        msg: &Message,
+    ) -> bool {
+        if reg.authenticator().is_none() {
+            // Open mode is only allowed on loopback: every client is local.
+            return true;
+        }
+        let from_local = msg
+            .from()
+            .ok()
+            .is_some_and(|f| self.local.is_local_domain(&f.uri));
+        if !from_local {
+            self.respond(now, txns, id, msg, 403, Some("Relaying denied"));
+            return false;
+        }
+        self.authenticate_caller(now, txns, reg, unix, id, msg)
+    }
+
+    /// Proxy authentication (RFC 3261 §22.3): true if the caller proved to be the From
+    /// user; otherwise a 407 or 403 has been sent.
+    fn authenticate_caller<L: Locations>(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        reg: &mut Registrar<L>,
+        unix: u64,
+        id: TxnId,
+        msg: &Message,
+    ) -> bool {
+        let salt = self.rng.next_u64();
+        let Some(auth) = reg.authenticator() else {
+            return true;
+        };
+        let Ok(from) = msg.from() else { return false };
+        let domain = from.uri.host_lower();
+        let user = from.uri.user_unescaped().unwrap_or_default();
+        match auth.check(msg, true, &domain, unix) {
+            AuthOutcome::Authenticated(name) if auth.users().owns(&name, &user, &domain) => true,
+            AuthOutcome::Authenticated(_) => {
+                self.respond(
+                    now,
+                    txns,
+                    id,
+                    msg,
+                    403,
+                    Some("From does not match credentials"),
+                );
+                false
+            }
+            AuthOutcome::Challenge { stale } => {
+                let mut b = self.reply(msg, 407, None);
+                for c in auth.challenges(unix, salt, stale) {
+                    b = b.header("Proxy-Authenticate", &c);
+                }
+                let _ = txns.respond(now, id, b.build());
+                false
+            }
+            AuthOutcome::Forbidden(_) => {
+                self.respond(now, txns, id, msg, 403, None);
+                false
+            }
+        }
+    }
+
+    /// §16.6 steps 2-8 for one target.
+    fn branch_request(
+        &mut self,
+        routed: &Message,
+        ruri: &str,
+        in_flow: Flow,
+        in_dialog: bool,
+        loop_hash: u64,
+        dest: &Dest,
+    ) -> Message {
+        let mut m = if ruri != routed.uri_str() {
+            routed.with_uri(ruri)
+        } else {
+            routed.clone()
+        };
+        // Step 3: Max-Forwards.
+        let mf = routed
+            .max_forwards()
+            .ok()
+            .flatten()
+            .map_or(70, |n| n.saturating_sub(1));
+        m = if m.header(HeaderName::MaxForwards).is_some() {
+            m.replace_first_value(HeaderName::MaxForwards, &mf.to_string())
+        } else {
+            m.append_header("Max-Forwards", &mf.to_string())
+        };
+        let out_transport = match dest {
+            Dest::Flow(f) => f.transport,
+            Dest::Resolve { transport, .. } => *transport,
+        };
+        let out_conn = match dest {
+            Dest::Flow(f) => f.conn,
+            Dest::Resolve { .. } => None,
+        };
+        // Step 4: Record-Route on dialog-creating requests, doubled when the request
+        // changes listener or rides on a connection (RFC 5658).
+        let creates_dialog = matches!(
+            routed.method(),
+            Some(Method::Invite | Method::Subscribe | Method::Refer | Method::Notify)
+        ) && !in_dialog;
+        if creates_dialog {
+            let in_l = self
+                .local
+                .listeners
+                .iter()
+                .copied()
+                .find(|l| l.transport == in_flow.transport && l.addr == in_flow.local)
+                .or_else(|| self.local.listener(in_flow.transport));
+            let out_l = self.local.listener(out_transport);
+            if let (Some(in_l), Some(out_l)) = (in_l, out_l) {
+                if in_l == out_l && in_flow.conn.is_none() && out_conn.is_none() {
+                    m = m.prepend_header("Record-Route", &self.local.record_route(in_l, None));
+                } else {
+                    m = m.prepend_header(
+                        "Record-Route",
+                        &self.local.record_route(in_l, in_flow.conn),
+                    );
+                    m = m.prepend_header("Record-Route", &self.local.record_route(out_l, out_conn));
+                }
+            }
+        }
+        // Step 8: our Via on top.
+        let branch = self.new_branch(loop_hash);
+        if let Some(l) = self.local.listener(out_transport) {
+            let l = match dest {
+                Dest::Flow(f) => Listener {
+                    transport: f.transport,
+                    addr: f.local,
+                },
+                Dest::Resolve { .. } => l,
+            };
+            m = m.prepend_header("Via", &self.local.via(l, &branch));
+        }
+        m
+    }
+
+    fn launch(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        ctx_id: u64,
+        idx: usize,
+        flow: Flow,
+    ) {
+        let timer_c = self.config.timer_c;
+        let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+            return;
+        };
+        let Some(b) = ctx.branches.get_mut(idx) else {
+            return;
+        };
+        if ctx.cancelled {
+            b.state = BranchState::Done;
+            return;
+        }
+        let txn = txns.send_request(now, b.request.clone(), flow);
+        b.txn = Some(txn);
+        b.flow = Some(flow);
+        b.state = BranchState::Calling;
+        if ctx.invite {
+            b.timer_c = Some(now + timer_c);
+        }
+        self.by_client.insert(txn, (ctx_id, idx));
+        self.stats.forwarded += 1;
+    }
+
+    /// Remembers a final response if it beats the best so far (§16.7 step 6).
+    fn consider(ctx: &mut Context, resp: Message) {
+        let rank = |m: &Message| {
+            let c = m.code().unwrap_or(500);
+            // 6xx ends the search; otherwise the lowest class wins.
+            if c >= 600 {
+                0
+            } else {
+                c / 100 * 1000 + c % 100
+            }
+        };
+        match &ctx.best {
+            Some(b) if rank(b) <= rank(&resp) => {}
+            _ => ctx.best = Some(resp),
+        }
+    }
+
+    /// Sends the best response upstream once every branch is done, and removes
+    /// finished contexts.
+    fn settle(&mut self, now: Instant, txns: &mut Transactions, ctx_id: u64) {
+        let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+            return;
+        };
+        let all_done = ctx.branches.iter().all(|b| b.state == BranchState::Done);
+        if all_done && !ctx.final_sent {
+            ctx.final_sent = true;
+            let best = ctx.best.take().unwrap_or_else(|| {
+                ResponseBuilder::new(&ctx.request, 408, None)
+                    .to_tag("sbp")
+                    .build()
+            });
+            // §16.7 step 6: a 503 is not passed on as such.
+            let best = if best.code() == Some(503) {
+                ResponseBuilder::new(&ctx.request, 500, Some("Downstream Service Unavailable"))
+                    .to_tag("sbp")
+                    .build()
+            } else {
+                best
+            };
+            let _ = txns.respond(now, ctx.server, best);
+        }
+        if all_done && ctx.final_sent {
+            self.remove_context(ctx_id);
+        }
+    }
+
+    fn remove_context(&mut self, ctx_id: u64) {
+        if let Some(ctx) = self.contexts.remove(&ctx_id) {
+            self.by_server.remove(&ctx.server);
+            for b in &ctx.branches {
+                if let Some(t) = b.txn {
+                    self.by_client.remove(&t);
+                }
+            }
+        }
+    }
+
+    /// A response for one of our client transactions (§16.7). Returns false if the
+    /// transaction is not a proxy branch.
+    pub fn on_response(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        id: TxnId,
+        resp: &Message,
+    ) -> bool {
+        let Some(&(ctx_id, idx)) = self.by_client.get(&id) else {
+            return false;
+        };
+        let Some(code) = resp.code() else { return true };
+        // Step 3: remove our Via.
+        let upstream = resp.remove_first_value(HeaderName::Via);
+        let timer_c = self.config.timer_c;
+        let mut cancel_this = false;
+        let mut cancel_others = false;
+        {
+            let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+                return true;
+            };
+            let server = ctx.server;
+            let Some(b) = ctx.branches.get_mut(idx) else {
+                return true;
+            };
+            match code {
+                100 => {}
+                101..=199 => {
+                    if b.state == BranchState::Calling {
+                        b.state = BranchState::Proceeding;
+                    }
+                    if ctx.invite {
+                        b.timer_c = Some(now + timer_c);
+                    }
+                    if b.cancel_when_provisional {
+                        b.cancel_when_provisional = false;
+                        cancel_this = true;
+                    }
+                    if !ctx.final_sent {
+                        let _ = txns.respond(now, server, upstream);
+                    }
+                }
+                200..=299 => {
+                    b.state = BranchState::Done;
+                    b.timer_c = None;
+                    // Step 9: every 2xx to an INVITE goes upstream; other methods once.
+                    if ctx.invite || !ctx.final_sent {
+                        ctx.final_sent = true;
+                        let _ = txns.respond(now, server, upstream);
+                    }
+                    cancel_others = ctx.invite;
+                }
+                _ => {
+                    b.state = BranchState::Done;
+                    b.timer_c = None;
+                    Self::consider(ctx, upstream);
+                    cancel_others = ctx.invite && code >= 600;
+                }
+            }
+        }
+        if cancel_this {
+            self.cancel_branch(now, txns, ctx_id, idx);
+        }
+        if cancel_others {
+            self.cancel_all(now, txns, ctx_id);
+        }
+        self.settle(now, txns, ctx_id);
+        true
+    }
+
+    /// Timer B/F fired on a branch: it counts as a 408 (§16.7 step 2, §16.8).
+    pub fn on_timeout(&mut self, now: Instant, txns: &mut Transactions, id: TxnId) -> bool {
+        let Some(&(ctx_id, idx)) = self.by_client.get(&id) else {
+            return false;
+        };
+        if let Some(ctx) = self.contexts.get_mut(&ctx_id)
+            && let Some(b) = ctx.branches.get_mut(idx)
+            && b.state != BranchState::Done
+        {
+            b.state = BranchState::Done;
+            b.timer_c = None;
+            let r = ResponseBuilder::new(&ctx.request, 408, None)
+                .to_tag("sbp")
+                .build();
+            Self::consider(ctx, r);
+        }
+        self.settle(now, txns, ctx_id);
+        true
+    }
+
+    /// The caller cancelled the INVITE behind server transaction `invite` (§16.10).
+    /// Returns false when that INVITE is not being proxied.
+    pub fn on_cancel(&mut self, now: Instant, txns: &mut Transactions, invite: TxnId) -> bool {
+        let Some(&ctx_id) = self.by_server.get(&invite) else {
+            return false;
+        };
+        if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+            ctx.cancelled = true;
+            let r = ResponseBuilder::new(&ctx.request, 487, None)
+                .to_tag("sbp")
+                .build();
+            Self::consider(ctx, r);
+            for b in ctx.branches.iter_mut() {
+                if b.state == BranchState::Resolving {
+                    b.state = BranchState::Done;
+                }
+            }
+        }
+        self.cancel_all(now, txns, ctx_id);
+        self.settle(now, txns, ctx_id);
+        true
+    }
+
+    fn cancel_all(&mut self, now: Instant, txns: &mut Transactions, ctx_id: u64) {
+        let n = self.contexts.get(&ctx_id).map_or(0, |c| c.branches.len());
+        for idx in 0..n {
+            self.cancel_branch(now, txns, ctx_id, idx);
+        }
+    }
+
+    /// CANCEL one pending INVITE branch (§9.1): now if it has a provisional response,
+    /// else as soon as one arrives.
+    fn cancel_branch(&mut self, now: Instant, txns: &mut Transactions, ctx_id: u64, idx: usize) {
+        let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+            return;
+        };
+        if !ctx.invite {
+            return;
+        }
+        let Some(b) = ctx.branches.get_mut(idx) else {
+            return;
+        };
+        match b.state {
+            BranchState::Calling => b.cancel_when_provisional = true,
+            BranchState::Proceeding => {
+                let Some(flow) = b.flow else { return };
+                if let Some(cancel) = cancel_for(&b.request) {
+                    txns.send_request(now, cancel, flow);
+                }
+                // Stop Timer C: the branch will end with a 487 or Timer B.
+                b.timer_c = None;
+            }
+            BranchState::Resolving | BranchState::Done => {}
+        }
+    }
+
+    /// An ACK without a server transaction: for a 2xx, forwarded statelessly (§16.11).
+    pub fn on_ack<L: Locations>(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        reg: &mut Registrar<L>,
+        unix: u64,
+        msg: &Message,
+        flow: Flow,
+    ) {
+        let _ = now;
+        self.learn_flow(flow);
+        if self.is_loop(msg) {
+            return;
+        }
+        let loop_hash = Self::loop_hash(msg);
+        let (routed, via_us, tokens) = self.preprocess_routes(msg);
+        let Ok(ruri) = routed.uri() else { return };
+        let token_flow = tokens
+            .iter()
+            .filter(|t| Some(**t) != flow.conn)
+            .find_map(|t| self.flows.get(t).copied());
+        let dest = if let Some(f) = token_flow {
+            Ok(Dest::Flow(f))
+        } else if let Some(top) = routed.values(HeaderName::Route).next() {
+            match sip::NameAddr::parse(top) {
+                Ok(na) => self.dest_for_uri(&na.uri),
+                Err(_) => return,
+            }
+        } else if !via_us && self.local.is_local_domain(&ruri) {
+            // A UA that ignored Record-Route sent the ACK to us: find the callee.
+            match reg.lookup(&ruri.aor(), unix).first() {
+                Some(b) => {
+                    let contact = b.contact.clone();
+                    let d = self.dest_for_binding(b);
+                    let fwd = routed.with_uri(&contact);
+                    return self.send_stateless_ack(txns, &fwd, flow, loop_hash, d);
+                }
+                None => return,
+            }
+        } else {
+            self.dest_for_uri(&ruri)
+        };
+        self.send_stateless_ack(txns, &routed, flow, loop_hash, dest);
+    }
+
+    fn send_stateless_ack(
+        &mut self,
+        txns: &mut Transactions,
+        routed: &Message,
+        in_flow: Flow,
+        loop_hash: u64,
+        dest: Result<Dest, (u16, &'static str)>,
+    ) {
+        let Ok(dest) = dest else { return };
+        let ruri = routed.uri_str().to_string();
+        let m = self.branch_request(routed, &ruri, in_flow, true, loop_hash, &dest);
+        match dest {
+            Dest::Flow(f) => {
+                self.stats.stateless += 1;
+                txns.send_stateless(m, f);
+            }
+            Dest::Resolve {
+                host,
+                port,
+                transport,
+            } => {
+                let rid = self.next_id;
+                self.next_id += 1;
+                self.waiting.insert(rid, Waiter::Stateless(m));
+                self.resolves.push_back(ResolveRequest {
+                    id: rid,
+                    host,
+                    port,
+                    transport,
+                });
+            }
+        }
+    }
+
+    /// A response no transaction claimed (a 2xx retransmission after the INVITE
+    /// transaction ended): forwarded statelessly to the next Via (§16.7, RFC 6026 §8.4).
+    pub fn on_stray_response(&mut self, txns: &mut Transactions, resp: &Message) {
+        if !resp.code().is_some_and(|c| (200..300).contains(&c)) {
+            return;
+        }
+        let Ok(top) = resp.top_via() else { return };
+        if !self.via_is_us(&top) {
+            return;
+        }
+        let upstream = resp.remove_first_value(HeaderName::Via);
+        let Ok(next) = upstream.top_via() else { return };
+        let Some(transport) = next.transport_kind() else {
+            return;
+        };
+        let host = next
+            .received()
+            .map(str::to_string)
+            .unwrap_or_else(|| next.host.clone());
+        let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+        else {
+            return;
+        };
+        let port = next
+            .rport()
+            .flatten()
+            .or(next.port)
+            .unwrap_or(transport.default_port());
+        let remote = SocketAddr::new(ip, port);
+        let Some(l) = self.local.listener(transport) else {
+            return;
+        };
+        let conn = self
+            .flows
+            .values()
+            .find(|f| f.remote == remote && f.transport == transport)
+            .and_then(|f| f.conn);
+        self.stats.stateless += 1;
+        txns.send_stateless(
+            upstream,
+            Flow {
+                transport,
+                remote,
+                local: l.addr,
+                conn,
+            },
+        );
+    }
+
+    /// Names to resolve (RFC 3263) before some branches can be sent.
+    pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
+        self.resolves.pop_front()
+    }
+
+    /// Result of a [`ResolveRequest`]: addresses in preference order (empty = failed).
+    pub fn resolved(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        id: u64,
+        addrs: &[SocketAddr],
+    ) {
+        let Some(w) = self.waiting.remove(&id) else {
+            return;
+        };
+        match w {
+            Waiter::Stateless(m) => {
+                if let Some(addr) = addrs.first()
+                    && let Ok(v) = m.top_via()
+                    && let Some(t) = v.transport_kind()
+                    && let Some(l) = self.local.listener(t)
+                {
+                    txns.send_stateless(
+                        m,
+                        Flow {
+                            transport: t,
+                            remote: *addr,
+                            local: l.addr,
+                            conn: None,
+                        },
+                    );
+                }
+            }
+            Waiter::Branch(ctx_id, idx) => {
+                let transport = self
+                    .contexts
+                    .get(&ctx_id)
+                    .and_then(|c| c.branches.get(idx))
+                    .and_then(|b| b.request.top_via().ok())
+                    .and_then(|v| v.transport_kind());
+                match (
+                    addrs.first(),
+                    transport.and_then(|t| self.local.listener(t)),
+                ) {
+                    (Some(addr), Some(l)) => {
+                        let flow = Flow {
+                            transport: l.transport,
+                            remote: *addr,
+                            local: l.addr,
+                            conn: None,
+                        };
+                        self.launch(now, txns, ctx_id, idx, flow);
+                    }
+                    _ => {
+                        if let Some(ctx) = self.contexts.get_mut(&ctx_id)
+                            && let Some(b) = ctx.branches.get_mut(idx)
+                        {
+                            b.state = BranchState::Done;
+                            let r = ResponseBuilder::new(
+                                &ctx.request,
+                                503,
+                                Some("Service Unavailable - cannot resolve destination"),
+                            )
+                            .to_tag("sbp")
+                            .build();
+                            Self::consider(ctx, r);
+                        }
+                        self.settle(now, txns, ctx_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Timer C and context expiry.
+    pub fn handle_timeout(&mut self, now: Instant, txns: &mut Transactions) {
+        let mut fired = Vec::new();
+        let mut stale = Vec::new();
+        for (ctx_id, ctx) in &self.contexts {
+            if now.saturating_duration_since(ctx.created) > CONTEXT_LIFETIME {
+                stale.push(*ctx_id);
+                continue;
+            }
+            for (idx, b) in ctx.branches.iter().enumerate() {
+                if b.timer_c.is_some_and(|t| t <= now) {
+                    fired.push((*ctx_id, idx));
+                }
+            }
+        }
+        for (ctx_id, idx) in fired {
+            // §16.8: Timer C fired: CANCEL a proceeding branch, else treat it as a 408.
+            let proceeding = self
+                .contexts
+                .get_mut(&ctx_id)
+                .and_then(|c| c.branches.get_mut(idx))
+                .map(|b| {
+                    b.timer_c = None;
+                    b.state == BranchState::Proceeding
+                });
+            match proceeding {
+                Some(true) => self.cancel_branch(now, txns, ctx_id, idx),
+                Some(false) => {
+                    if let Some(ctx) = self.contexts.get_mut(&ctx_id)
+                        && let Some(b) = ctx.branches.get_mut(idx)
+                    {
+                        b.state = BranchState::Done;
+                        let r = ResponseBuilder::new(&ctx.request, 408, None)
+                            .to_tag("sbp")
+                            .build();
+                        Self::consider(ctx, r);
+                    }
+                    self.settle(now, txns, ctx_id);
+                }
+                None => {}
+            }
+        }
+        for ctx_id in stale {
+            self.remove_context(ctx_id);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.contexts
+            .values()
+            .flat_map(|c| {
+                c.branches
+                    .iter()
+                    .filter_map(|b| b.timer_c)
+                    .chain(std::iter::once(c.created + CONTEXT_LIFETIME))
+            })
+            .min()
+    }
+}
+
+/// The CANCEL for a forwarded INVITE (§9.1): same Request-URI, Call-ID, From, To, CSeq
+/// number and top Via (so the same branch), Route copied.
+fn cancel_for(invite: &Message) -> Option<Message> {
+    let via = invite.values(HeaderName::Via).next()?;
+    let cseq = invite.cseq().ok()?;
+    let mut b = sip::RequestBuilder::new(Method::Cancel, invite.uri_str()).header("Via", via);
+    for r in invite.header_lines(HeaderName::Route) {
+        b = b.header("Route", r);
+    }
+    b.header("From", invite.header(HeaderName::From)?)
+        .header("To", invite.header(HeaderName::To)?)
+        .header("Call-ID", invite.call_id().ok()?)
+        .header("CSeq", &format!("{} CANCEL", cseq.seq))
+        .header("Max-Forwards", "70")
+        .build()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests;
