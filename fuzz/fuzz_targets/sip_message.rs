@@ -46,13 +46,31 @@ fn check_name_addr(a: &NameAddr) {
 }
 
 fn check_via(v: &Via) {
-    let _ = (v.branch(), v.has_rfc3261_branch(), v.transport_kind(), v.received(), v.rport());
+    let _ = (
+        v.branch(),
+        v.has_rfc3261_branch(),
+        v.transport_kind(),
+        v.received(),
+        v.rport(),
+    );
     let _ = v.sent_by();
 }
 
 fn exercise(m: &Message) {
-    let _ = (m.is_request(), m.method(), m.uri_str(), m.code(), m.reason());
-    let _ = (m.body(), m.content_length(), m.len(), m.is_empty(), m.bytes());
+    let _ = (
+        m.is_request(),
+        m.method(),
+        m.uri_str(),
+        m.code(),
+        m.reason(),
+    );
+    let _ = (
+        m.body(),
+        m.content_length(),
+        m.len(),
+        m.is_empty(),
+        m.bytes(),
+    );
     for (name, value) in m.headers() {
         let _ = m.header_by_name(name);
         let _ = value.len();
@@ -95,7 +113,13 @@ fn exercise(m: &Message) {
     for list in [m.routes(), m.record_routes()].iter().flatten() {
         list.iter().for_each(check_name_addr);
     }
-    let _ = (m.call_id(), m.cseq(), m.max_forwards(), m.expires(), m.min_expires());
+    let _ = (
+        m.call_id(),
+        m.cseq(),
+        m.max_forwards(),
+        m.expires(),
+        m.min_expires(),
+    );
     let _ = m.validate();
 }
 
@@ -119,7 +143,13 @@ fuzz_target!(|data: &[u8]| {
     exercise(&fwd);
     if m.len() + line.len() <= MAX {
         assert_eq!(fwd.len(), m.len() + line.len());
-        assert_eq!(fwd.top_via().ok().and_then(|v| v.branch().map(str::to_owned)).as_deref(), Some("z9hG4bKfuzz"));
+        assert_eq!(
+            fwd.top_via()
+                .ok()
+                .and_then(|v| v.branch().map(str::to_owned))
+                .as_deref(),
+            Some("z9hG4bKfuzz")
+        );
         let back = fwd.remove_first_value(HeaderName::Via);
         assert_eq!(back.as_bytes(), m.as_bytes());
     }
