@@ -56,8 +56,8 @@ check_baresip_udp_tcp() {
     done
 
     # Initial registration: every UA reports OK within 10 s.
-    local pending
-    for i in $(seq 1 50); do
+    local pending end=$((SECONDS + 10))
+    while ((SECONDS < end)); do
         pending=
         for ua in "${uas[@]}"; do
             read -r name sport cport user pass tp <<< "$ua"
@@ -106,10 +106,10 @@ check_baresip_udp_tcp() {
 # jssip_up LABEL HTTP_PORT UDP_PORT: start JsSIP registering carol, wait for its 200 and
 # check that the registrar (queried over UDP by sipp) lists its *.invalid;transport=ws contact.
 jssip_up() {
-    local label=$1 http=$2 udp=$3 i c
+    local label=$1 http=$2 udp=$3 c end=$((SECONDS + 10))
     spawn "$label" node "$INTEROP_DIR/jssip/register.js" "ws://127.0.0.1:$http/sip" sip:carol@127.0.0.1 carolpw 40
     JSSIP_PID=$LAST_PID
-    for i in $(seq 1 50); do
+    while ((SECONDS < end)); do
         grep -q '^registered' "$CDIR/$label.out" && break
         kill -0 "$JSSIP_PID" 2> /dev/null || break
         sleep 0.2
@@ -123,8 +123,9 @@ jssip_up() {
 
 # jssip_gone LABEL UDP_PORT: within 5 s of the socket closing, carol has no binding left.
 jssip_gone() {
-    local label=$1 udp=$2 i c
-    for i in $(seq 1 10); do
+    local label=$1 udp=$2 i=0 c end=$((SECONDS + 6))
+    while ((SECONDS < end)); do
+        i=$((i + 1))
         c=$(query_contacts "$label-gone-$i" "$udp" carol 127.0.0.1 -au carol -ap carolpw) || exit 1
         [[ -z $c ]] && return 0
         sleep 0.5
@@ -155,7 +156,8 @@ check_jssip_websocket() {
     # Clean close: WebSocket close frame (code 1000), no un-REGISTER.
     jssip_up jssip1 "$http" "$udp"
     kill -TERM "$JSSIP_PID" 2> /dev/null || true
-    for i in $(seq 1 50); do
+    local end=$((SECONDS + 5))
+    while ((SECONDS < end)); do
         kill -0 "$JSSIP_PID" 2> /dev/null || break
         sleep 0.1
     done

@@ -61,8 +61,8 @@ server_died() {
 
 # wait_udp PORT [PID LABEL]: poll with OPTIONS over UDP until a 200 comes back (10 s).
 wait_udp() {
-    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} i
-    for i in $(seq 1 50); do
+    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} end=$((SECONDS + 10))
+    while ((SECONDS < end)); do
         if "$PY" "$INTEROP_DIR/sipwire.py" --timeout 0.2 127.0.0.1 "$port" options 2> /dev/null | grep -q '^SIP/2.0 200'; then
             return 0
         fi
@@ -74,8 +74,8 @@ wait_udp() {
 
 # wait_tcp PORT [PID LABEL]: same over TCP.
 wait_tcp() {
-    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} i
-    for i in $(seq 1 50); do
+    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} end=$((SECONDS + 10))
+    while ((SECONDS < end)); do
         if "$PY" "$INTEROP_DIR/sipwire.py" --tcp --timeout 0.5 127.0.0.1 "$port" options 2> /dev/null | grep -q '^SIP/2.0 200'; then
             return 0
         fi
@@ -87,9 +87,10 @@ wait_tcp() {
 
 # wait_http PORT [PID LABEL]: poll GET /healthz until it answers 200 "ok" (10 s).
 wait_http() {
-    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} i body
-    for i in $(seq 1 50); do
-        body=$(curl -sf --max-time 1 "http://127.0.0.1:$port/healthz" 2> /dev/null || true)
+    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} body end=$((SECONDS + 10))
+    while ((SECONDS < end)); do
+        body=$("$PY" -c 'import sys, urllib.request as u
+print(u.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[1], timeout=1).read().decode())' "$port" 2> /dev/null || true)
         if [[ $body == ok* ]]; then
             return 0
         fi
@@ -101,9 +102,9 @@ wait_http() {
 
 # stop_server PID LABEL: SIGTERM, wait up to 5 s for a clean exit (status 0).
 stop_server() {
-    local pid=$1 label=$2 rc=0 i
+    local pid=$1 label=$2 rc=0 end=$((SECONDS + 5))
     kill -TERM "$pid" 2> /dev/null || true
-    for i in $(seq 1 50); do
+    while ((SECONDS < end)); do
         kill -0 "$pid" 2> /dev/null || break
         sleep 0.1
     done

@@ -54,6 +54,11 @@ pub struct SipdArgs {
     /// Do not offer qop=auth in challenges (for RFC 2069-only clients).
     #[arg(long)]
     pub no_qop: bool,
+    /// Also offer a SHA-256 digest challenge after the MD5 one (RFC 8760). Off by default:
+    /// baresip 1.0 and JsSIP fail when a 401 carries more than one challenge.
+    #[arg(long)]
+    pub sha256: bool,
+
     /// `proxy` forks calls to every registered contact; `redirect` answers 302 with them.
     #[arg(long, default_value = "proxy", value_parser = ["proxy", "redirect"])]
     pub mode: String,

@@ -82,6 +82,10 @@ pub async fn run(args: SipdArgs, data: PathBuf, quick_start: bool) -> anyhow::Re
     };
     let auth = users.map(|u| {
         let mut dc = DigestConfig::new(&realm);
+        if args.sha256 {
+            dc = dc.with_sha256();
+        }
+
         dc.qop = !args.no_qop;
         Authenticator::new(u, dc, net::os_secret())
     });

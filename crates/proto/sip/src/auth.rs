@@ -387,16 +387,27 @@ pub struct DigestConfig {
 }
 
 impl DigestConfig {
-    /// Nonces live 300 s; MD5 then SHA-256 (some clients, e.g. sipp, read only the first
-    /// challenge); qop="auth".
+    /// Nonces live 300 s; qop="auth"; MD5 only. RFC 8760 lets a server offer SHA-256 as
+    /// a second challenge, but deployed clients break on that: baresip 1.0 (libre) aborts
+    /// on any non-MD5 challenge, JsSIP keeps only the last one and sipp only the first.
+    /// [`DigestConfig::with_sha256`] opts in.
     pub fn new(realm: impl Into<String>) -> DigestConfig {
         DigestConfig {
             realm: realm.into(),
             nonce_lifetime_secs: 300,
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            algorithms: vec![Algorithm::Md5],
             qop: true,
         }
     }
+
+    /// Also offer SHA-256, after MD5 (RFC 8760 §2.4 lets the client pick).
+    pub fn with_sha256(mut self) -> DigestConfig {
+        if !self.algorithms.contains(&Algorithm::Sha256) {
+            self.algorithms.push(Algorithm::Sha256);
+        }
+        self
+    }
+
 }
 
 /// Outcome of [`DigestServer::verify`].
@@ -708,7 +719,7 @@ mod tests {
     const T0: u64 = 1_700_000_000;
 
     fn server() -> DigestServer {
-        DigestServer::new(DigestConfig::new("biloxi.example.com"), SECRET)
+        DigestServer::new(DigestConfig::new("biloxi.example.com").with_sha256(), SECRET)
     }
 
     /// Parses the first challenge the server issues and answers it for bob.
