@@ -97,8 +97,11 @@ struct Branch {
     request: Message,
     flow: Option<Flow>,
     state: BranchState,
+    /// Timer C; once the branch is CANCELled, the §9.1 wait for its final response.
     timer_c: Option<Instant>,
     cancel_when_provisional: bool,
+    /// A CANCEL was sent on this branch (at most one per branch).
+    cancel_sent: bool,
 }
 
 #[derive(Debug)]
@@ -111,7 +114,9 @@ struct Context {
     best: Option<Message>,
     final_sent: bool,
     cancelled: bool,
-    created: Instant,
+    /// When the context last heard from a branch (creation, responses): the safety-net
+    /// expiry counts from here, so a callee that keeps ringing keeps its context.
+    last_activity: Instant,
 }
 
 enum Waiter {
@@ -142,8 +147,13 @@ pub struct Proxy {
     stats: ProxyStats,
 }
 
-/// Longest a response context may live: Timer C plus Timer B/F and margin.
+/// Longest a response context may live without news from its branches: Timer C plus
+/// Timer B/F and margin (at least; see [`Proxy::context_lifetime`]).
 const CONTEXT_LIFETIME: Duration = Duration::from_secs(300);
+
+/// RFC 3261 §9.1: with no final response 64*T1 (default T1) after a CANCEL, the branch
+/// is considered cancelled and its client transaction destroyed.
+const CANCEL_WAIT: Duration = Duration::from_secs(32);
 
 impl Proxy {
     pub fn new(config: ProxyConfig, local: Local, seed: u64) -> Proxy {
@@ -179,7 +189,11 @@ impl Proxy {
         self.flows.remove(&conn);
     }
 
-    fn learn_flow(&mut self, flow: Flow) {
+    /// A request arrived on `flow`: remember its stream connection, so that bindings
+    /// and flow tokens naming it can be reached. The server core also calls this for
+    /// REGISTERs, which never reach [`Proxy::on_request`] (RFC 5626 §5.3 in spirit:
+    /// the registering connection is the way back to the UA).
+    pub fn learn_flow(&mut self, flow: Flow) {
         if let Some(c) = flow.conn {
             self.flows.insert(c, flow);
         }
@@ -255,6 +269,7 @@ impl Proxy {
         let mut msg = msg.clone();
         let mut routes: Vec<String> = msg.values(HeaderName::Route).map(str::to_string).collect();
         let mut changed = false;
+        let mut via_us = false;
         // A strict router put our Record-Route URI in the Request-URI: the real target
         // is the last Route.
         if let Ok(ruri) = msg.uri()
@@ -267,8 +282,12 @@ impl Proxy {
                 .unwrap_or(last);
             msg = msg.with_uri(&target);
             changed = true;
+            // The Request-URI was one of our Record-Route URIs: the request came through
+            // our Record-Route like a loose-routed one, and the restored target is the
+            // remote target of the dialog, not an address-of-record to look up ("proceed
+            // as if it received this modified request", with our Route entry consumed).
+            via_us = true;
         }
-        let mut via_us = false;
         let mut tokens = Vec::new();
         while let Some(first) = routes.first() {
             let Ok(na) = sip::NameAddr::parse(first) else {
@@ -488,7 +507,7 @@ impl Proxy {
             best: None,
             final_sent: false,
             cancelled: false,
-            created: now,
+            last_activity: now,
         };
         let ctx_id = self.next_id;
         self.next_id += 1;
@@ -516,6 +535,7 @@ impl Proxy {
                         state: BranchState::Resolving,
                         timer_c: None,
                         cancel_when_provisional: false,
+                        cancel_sent: false,
                     });
                     pending_resolve.push((idx, dest));
                 }
@@ -791,6 +811,16 @@ impl Proxy {
         resp: &Message,
     ) -> bool {
         let Some(&(ctx_id, idx)) = self.by_client.get(&id) else {
+            // RFC 6026 §8.4: a client INVITE transaction in Accepted passes every 2xx up
+            // (retransmissions, answers of other forks), and §16.7 step 9 forwards them
+            // all. The response context may be gone by then: forward statelessly, as
+            // for a 2xx that outlived the transaction.
+            if resp.code().is_some_and(|c| (200..300).contains(&c))
+                && resp.cseq().is_ok_and(|c| c.method == Method::Invite)
+            {
+                self.on_stray_response(txns, resp);
+                return true;
+            }
             return false;
         };
         let Some(code) = resp.code() else { return true };
@@ -804,24 +834,31 @@ impl Proxy {
                 return true;
             };
             let server = ctx.server;
+            ctx.last_activity = now;
             let Some(b) = ctx.branches.get_mut(idx) else {
                 return true;
             };
             match code {
-                100 => {}
-                101..=199 => {
+                100..=199 => {
+                    // A 100 is a provisional response too: a CANCEL held back for one may
+                    // go now (§9.1), and Timer C firing now means CANCEL, not 408 (§16.8).
                     if b.state == BranchState::Calling {
                         b.state = BranchState::Proceeding;
-                    }
-                    if ctx.invite {
-                        b.timer_c = Some(now + timer_c);
                     }
                     if b.cancel_when_provisional {
                         b.cancel_when_provisional = false;
                         cancel_this = true;
                     }
-                    if !ctx.final_sent {
-                        let _ = txns.respond(now, server, upstream);
+                    // §16.7 step 2: only 101-199 reset Timer C (not once CANCELled: the
+                    // timer then waits for the final response); step 5: the 100 is not
+                    // forwarded.
+                    if code > 100 {
+                        if ctx.invite && !b.cancel_sent {
+                            b.timer_c = Some(now + timer_c);
+                        }
+                        if !ctx.final_sent {
+                            let _ = txns.respond(now, server, upstream);
+                        }
                     }
                 }
                 200..=299 => {
@@ -916,15 +953,18 @@ impl Proxy {
         };
         match b.state {
             BranchState::Calling => b.cancel_when_provisional = true,
-            BranchState::Proceeding => {
+            // One CANCEL per branch: a caller's CANCEL may cross the 2xx or 6xx that
+            // already cancelled the other branches.
+            BranchState::Proceeding if !b.cancel_sent => {
                 let Some(flow) = b.flow else { return };
                 if let Some(cancel) = cancel_for(&b.request) {
                     txns.send_request(now, cancel, flow);
                 }
-                // Stop Timer C: the branch will end with a 487 or Timer B.
-                b.timer_c = None;
+                b.cancel_sent = true;
+                // Timer C is done with; wait 64*T1 for the 487 (§9.1), then give up.
+                b.timer_c = Some(now + CANCEL_WAIT);
             }
-            BranchState::Resolving | BranchState::Done => {}
+            BranchState::Proceeding | BranchState::Resolving | BranchState::Done => {}
         }
     }
 
@@ -1135,12 +1175,15 @@ impl Proxy {
         }
     }
 
-    /// Timer C and context expiry.
+    /// Timer C, the §9.1 wait after a CANCEL, and context expiry.
     pub fn handle_timeout(&mut self, now: Instant, txns: &mut Transactions) {
+        let lifetime = self.context_lifetime();
         let mut fired = Vec::new();
         let mut stale = Vec::new();
         for (ctx_id, ctx) in &self.contexts {
-            if now.saturating_duration_since(ctx.created) > CONTEXT_LIFETIME {
+            // Due at the very instant `poll_timeout` reports (a later check would leave
+            // that deadline pending and make the driver spin).
+            if now >= ctx.last_activity + lifetime {
                 stale.push(*ctx_id);
                 continue;
             }
@@ -1151,26 +1194,36 @@ impl Proxy {
             }
         }
         for (ctx_id, idx) in fired {
-            // §16.8: Timer C fired: CANCEL a proceeding branch, else treat it as a 408.
-            let proceeding = self
+            let branch = self
                 .contexts
                 .get_mut(&ctx_id)
                 .and_then(|c| c.branches.get_mut(idx))
                 .map(|b| {
                     b.timer_c = None;
-                    b.state == BranchState::Proceeding
+                    (b.state, b.cancel_sent, b.txn)
                 });
-            match proceeding {
-                Some(true) => self.cancel_branch(now, txns, ctx_id, idx),
-                Some(false) => {
-                    if let Some(ctx) = self.contexts.get_mut(&ctx_id)
-                        && let Some(b) = ctx.branches.get_mut(idx)
-                    {
-                        b.state = BranchState::Done;
-                        let r = ResponseBuilder::new(&ctx.request, 408, None)
-                            .to_tag("sbp")
-                            .build();
-                        Self::consider(ctx, r);
+            match branch {
+                // §16.8: Timer C fired after a provisional response: CANCEL the branch.
+                Some((BranchState::Proceeding, false, _)) => {
+                    self.cancel_branch(now, txns, ctx_id, idx)
+                }
+                // §9.1: no final response 64*T1 after our CANCEL: consider the branch
+                // cancelled and destroy its client transaction (a Proceeding INVITE
+                // client transaction has no timer of its own; a transport error is the
+                // layer's way to end it).
+                Some((BranchState::Proceeding, true, txn)) => {
+                    if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+                        Self::give_up(ctx, idx, 487);
+                    }
+                    self.settle(now, txns, ctx_id);
+                    if let Some(t) = txn {
+                        txns.transport_error(now, t);
+                    }
+                }
+                // §16.8: no provisional response: as if a 408 had arrived.
+                Some(_) => {
+                    if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+                        Self::give_up(ctx, idx, 408);
                     }
                     self.settle(now, txns, ctx_id);
                 }
@@ -1178,18 +1231,49 @@ impl Proxy {
             }
         }
         for ctx_id in stale {
+            // Safety net (e.g. a name that was never resolved): what is left counts as
+            // 408, so the caller still gets a final response.
+            if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+                for idx in 0..ctx.branches.len() {
+                    Self::give_up(ctx, idx, 408);
+                }
+            }
+            self.settle(now, txns, ctx_id);
             self.remove_context(ctx_id);
         }
     }
 
+    /// Ends a branch that has no final response as if `code` had arrived (§16.7 step 2).
+    fn give_up(ctx: &mut Context, idx: usize, code: u16) {
+        let Some(b) = ctx.branches.get_mut(idx) else {
+            return;
+        };
+        if b.state == BranchState::Done {
+            return;
+        }
+        b.state = BranchState::Done;
+        b.timer_c = None;
+        let r = ResponseBuilder::new(&ctx.request, code, None)
+            .to_tag("sbp")
+            .build();
+        Self::consider(ctx, r);
+    }
+
+    /// How long a context may go without news from its branches before it is dropped:
+    /// never before Timer C and the wait after its CANCEL could have run.
+    fn context_lifetime(&self) -> Duration {
+        CONTEXT_LIFETIME.max(self.config.timer_c + CANCEL_WAIT * 2)
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let lifetime = self.context_lifetime();
         self.contexts
             .values()
             .flat_map(|c| {
                 c.branches
                     .iter()
                     .filter_map(|b| b.timer_c)
-                    .chain(std::iter::once(c.created + CONTEXT_LIFETIME))
+                    .chain(std::iter::once(c.last_activity + lifetime))
             })
             .min()
     }

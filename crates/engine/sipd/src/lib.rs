@@ -123,6 +123,11 @@ impl<L: Locations> Sipd<L> {
         &self.counters
     }
 
+    /// Live SIP transactions, client and server (for metrics and leak checks).
+    pub fn transactions(&self) -> usize {
+        self.txns.len()
+    }
+
     pub fn unix_time(&self, now: Instant) -> u64 {
         self.wall.unix(now)
     }
@@ -254,12 +259,17 @@ impl<L: Locations> Sipd<L> {
                 msg,
                 flow,
             } => self.on_request(now, id, &msg, flow),
-            // An ACK for a 2xx: end to end, forwarded statelessly.
+            // An ACK for a 2xx: end to end, forwarded statelessly. One that reuses the
+            // INVITE's branch matches the server transaction in Accepted, which passes it
+            // up instead (RFC 6026 §8.7); it is the same ACK.
             Event::Request {
                 id: None,
                 msg,
                 flow,
-            } if msg.method() == Some(&Method::Ack) => {
+            }
+            | Event::Ack { msg, flow, .. }
+                if msg.method() == Some(&Method::Ack) =>
+            {
                 let unix = self.wall.unix(now);
                 self.proxy
                     .on_ack(now, &mut self.txns, &mut self.registrar, unix, &msg, flow);
@@ -309,6 +319,8 @@ impl<L: Locations> Sipd<L> {
         match method {
             Method::Register => {
                 self.counters.registers += 1;
+                // The registering connection is how the proxy reaches this contact.
+                self.proxy.learn_flow(flow);
                 let unix = self.wall.unix(now);
                 let r = self.registrar.handle(msg, &flow, unix);
                 let r = r.append_header("Server", &self.config.server);
