@@ -65,6 +65,9 @@ pub struct SipdArgs {
     /// Challenge (407) calls from local users before proxying them (needs --users).
     #[arg(long)]
     pub auth_invite: bool,
+    /// DNS server for RFC 3263 lookups (NAPTR/SRV/A), HOST:PORT. Default: the system's.
+    #[arg(long)]
+    pub dns: Option<SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {

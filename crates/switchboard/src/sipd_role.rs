@@ -168,7 +168,11 @@ pub async fn run(args: SipdArgs, data: PathBuf, quick_start: bool) -> anyhow::Re
             }
         })
         .collect();
-    let server = net::start(core, &udp, &tcp, net::Limits::default()).await?;
+    let resolver = match args.dns {
+        Some(addr) => net::SipResolver::with_nameserver(addr)?,
+        None => net::SipResolver::system()?,
+    };
+    let server = net::start(core, &udp, &tcp, net::Limits::default(), resolver).await?;
 
     let mut lines = Vec::new();
     for a in &server.udp {

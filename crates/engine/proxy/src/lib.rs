@@ -59,8 +59,12 @@ impl Default for ProxyConfig {
 pub struct ResolveRequest {
     pub id: u64,
     pub host: String,
-    pub port: u16,
-    pub transport: Transport,
+    /// The URI's port; `None` lets SRV records choose (RFC 3263 §4.2).
+    pub port: Option<u16>,
+    /// The URI's `transport` parameter; `None` lets NAPTR/SRV choose (§4.1).
+    pub transport: Option<Transport>,
+    /// A `sips:` URI: only TLS targets qualify.
+    pub secure: bool,
 }
 
 /// A target of a request: its Request-URI and where to send it, or why it cannot be.
@@ -73,9 +77,36 @@ enum Dest {
     Flow(Flow),
     Resolve {
         host: String,
-        port: u16,
-        transport: Transport,
+        port: Option<u16>,
+        transport: Option<Transport>,
+        secure: bool,
     },
+}
+
+impl Dest {
+    /// The transport a request to this destination will most likely use (for a name
+    /// still to resolve, the URI's choice or UDP); the request is rebuilt once resolved.
+    fn transport(&self) -> Transport {
+        match self {
+            Dest::Flow(f) => f.transport,
+            Dest::Resolve {
+                transport, secure, ..
+            } => transport.unwrap_or(if *secure {
+                Transport::Tls
+            } else {
+                Transport::Udp
+            }),
+        }
+    }
+}
+
+/// What a branch or stateless ACK needs to be built once its destination resolves.
+struct PendingBuild {
+    routed: Message,
+    ruri: String,
+    in_flow: Flow,
+    in_dialog: bool,
+    loop_hash: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,8 +151,8 @@ struct Context {
 }
 
 enum Waiter {
-    Branch(u64, usize),
-    Stateless(Message),
+    Branch(u64, usize, PendingBuild),
+    Stateless(PendingBuild),
 }
 
 /// Counters for observability.
@@ -329,24 +360,32 @@ impl Proxy {
         if !matches!(uri.scheme, Scheme::Sip | Scheme::Sips) {
             return Err((416, "Unsupported URI Scheme"));
         }
-        let transport = match uri.transport().as_deref() {
-            Some("tcp") => Transport::Tcp,
-            Some("ws") => Transport::Ws,
-            Some("wss") => Transport::Wss,
-            Some("tls") => Transport::Tls,
-            Some("udp") | None if uri.scheme == Scheme::Sip => Transport::Udp,
-            None => Transport::Tls,
+        let secure = uri.scheme == Scheme::Sips;
+        let given = match uri.transport().as_deref() {
+            Some("tcp") => Some(Transport::Tcp),
+            Some("ws") => Some(Transport::Ws),
+            Some("wss") => Some(Transport::Wss),
+            Some("tls") => Some(Transport::Tls),
+            Some("udp") => Some(Transport::Udp),
+            None => None,
             Some(_) => return Err((503, "Unsupported transport")),
         };
         let maddr = uri.param("maddr").and_then(|p| p.value.clone());
         let host = maddr.unwrap_or_else(|| uri.host.clone());
-        let port = uri.port.unwrap_or(transport.default_port());
-        let Some(listener) = self.local.listener(transport) else {
-            return Err((503, "No listener for that transport"));
-        };
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         match bare.parse::<std::net::IpAddr>() {
             Ok(ip) => {
+                // RFC 3263 §4.1-4.2: a numeric host needs no lookup; UDP (TLS for sips)
+                // unless the URI says otherwise, on the transport's default port.
+                let transport = given.unwrap_or(if secure {
+                    Transport::Tls
+                } else {
+                    Transport::Udp
+                });
+                let port = uri.port.unwrap_or(transport.default_port());
+                let Some(listener) = self.local.listener(transport) else {
+                    return Err((503, "No listener for that transport"));
+                };
                 if matches!(transport, Transport::Ws | Transport::Wss) {
                     // We cannot open WebSocket connections: only existing flows work.
                     return Err((480, "WebSocket client not connected"));
@@ -361,8 +400,9 @@ impl Proxy {
             Err(_) if host.ends_with(".invalid") => Err((480, "Flow not available")),
             Err(_) => Ok(Dest::Resolve {
                 host: bare.to_string(),
-                port,
-                transport,
+                port: uri.port,
+                transport: given,
+                secure,
             }),
         }
     }
@@ -527,6 +567,13 @@ impl Proxy {
                         loop_hash,
                         &dest,
                     );
+                    let build = matches!(dest, Dest::Resolve { .. }).then(|| PendingBuild {
+                        routed: routed.clone(),
+                        ruri: ruri_target.clone(),
+                        in_flow: flow,
+                        in_dialog,
+                        loop_hash,
+                    });
                     let idx = ctx.branches.len();
                     ctx.branches.push(Branch {
                         txn: None,
@@ -537,30 +584,36 @@ impl Proxy {
                         cancel_when_provisional: false,
                         cancel_sent: false,
                     });
-                    pending_resolve.push((idx, dest));
+                    pending_resolve.push((idx, dest, build));
                 }
             }
         }
         self.contexts.insert(ctx_id, ctx);
         self.by_server.insert(id, ctx_id);
-        for (idx, dest) in pending_resolve {
-            match dest {
-                Dest::Flow(f) => self.launch(now, txns, ctx_id, idx, f),
-                Dest::Resolve {
-                    host,
-                    port,
-                    transport,
-                } => {
+        for (idx, dest, build) in pending_resolve {
+            match (dest, build) {
+                (
+                    Dest::Resolve {
+                        host,
+                        port,
+                        transport,
+                        secure,
+                    },
+                    Some(build),
+                ) => {
                     let rid = self.next_id;
                     self.next_id += 1;
-                    self.waiting.insert(rid, Waiter::Branch(ctx_id, idx));
+                    self.waiting.insert(rid, Waiter::Branch(ctx_id, idx, build));
                     self.resolves.push_back(ResolveRequest {
                         id: rid,
                         host,
                         port,
                         transport,
+                        secure,
                     });
                 }
+                (Dest::Flow(f), _) => self.launch(now, txns, ctx_id, idx, f),
+                (Dest::Resolve { .. }, None) => {}
             }
         }
         self.settle(now, txns, ctx_id);
@@ -664,10 +717,8 @@ impl Proxy {
         } else {
             m.append_header("Max-Forwards", &mf.to_string())
         };
-        let out_transport = match dest {
-            Dest::Flow(f) => f.transport,
-            Dest::Resolve { transport, .. } => *transport,
-        };
+        let out_transport = dest.transport();
+
         let out_conn = match dest {
             Dest::Flow(f) => f.conn,
             Dest::Resolve { .. } => None,
@@ -1024,9 +1075,9 @@ impl Proxy {
     ) {
         let Ok(dest) = dest else { return };
         let ruri = routed.uri_str().to_string();
-        let m = self.branch_request(routed, &ruri, in_flow, true, loop_hash, &dest);
         match dest {
             Dest::Flow(f) => {
+                let m = self.branch_request(routed, &ruri, in_flow, true, loop_hash, &dest);
                 self.stats.stateless += 1;
                 txns.send_stateless(m, f);
             }
@@ -1034,15 +1085,24 @@ impl Proxy {
                 host,
                 port,
                 transport,
+                secure,
             } => {
                 let rid = self.next_id;
                 self.next_id += 1;
-                self.waiting.insert(rid, Waiter::Stateless(m));
+                let build = PendingBuild {
+                    routed: routed.clone(),
+                    ruri,
+                    in_flow,
+                    in_dialog: true,
+                    loop_hash,
+                };
+                self.waiting.insert(rid, Waiter::Stateless(build));
                 self.resolves.push_back(ResolveRequest {
                     id: rid,
                     host,
                     port,
                     transport,
+                    secure,
                 });
             }
         }
@@ -1105,73 +1165,83 @@ impl Proxy {
         self.resolves.pop_front()
     }
 
-    /// Result of a [`ResolveRequest`]: addresses in preference order (empty = failed).
+    /// The first resolved target we have a listener for, as a flow.
+    fn usable_target(&self, targets: &[(Transport, SocketAddr)]) -> Option<Flow> {
+        targets.iter().find_map(|(t, addr)| {
+            self.local.listener(*t).map(|l| Flow {
+                transport: *t,
+                remote: *addr,
+                local: l.addr,
+                conn: None,
+            })
+        })
+    }
+
+    /// Result of a [`ResolveRequest`]: targets in RFC 3263 preference order (empty =
+    /// failed). The request is built for the transport that resolution chose; only the
+    /// first usable target is tried (no failover on a transport error yet).
     pub fn resolved(
         &mut self,
         now: Instant,
         txns: &mut Transactions,
         id: u64,
-        addrs: &[SocketAddr],
+        targets: &[(Transport, SocketAddr)],
     ) {
         let Some(w) = self.waiting.remove(&id) else {
             return;
         };
+        let flow = self.usable_target(targets);
         match w {
-            Waiter::Stateless(m) => {
-                if let Some(addr) = addrs.first()
-                    && let Ok(v) = m.top_via()
-                    && let Some(t) = v.transport_kind()
-                    && let Some(l) = self.local.listener(t)
-                {
-                    txns.send_stateless(
-                        m,
-                        Flow {
-                            transport: t,
-                            remote: *addr,
-                            local: l.addr,
-                            conn: None,
-                        },
+            Waiter::Stateless(b) => {
+                if let Some(f) = flow {
+                    let m = self.branch_request(
+                        &b.routed,
+                        &b.ruri,
+                        b.in_flow,
+                        true,
+                        b.loop_hash,
+                        &Dest::Flow(f),
                     );
+                    self.stats.stateless += 1;
+                    txns.send_stateless(m, f);
                 }
             }
-            Waiter::Branch(ctx_id, idx) => {
-                let transport = self
-                    .contexts
-                    .get(&ctx_id)
-                    .and_then(|c| c.branches.get(idx))
-                    .and_then(|b| b.request.top_via().ok())
-                    .and_then(|v| v.transport_kind());
-                match (
-                    addrs.first(),
-                    transport.and_then(|t| self.local.listener(t)),
-                ) {
-                    (Some(addr), Some(l)) => {
-                        let flow = Flow {
-                            transport: l.transport,
-                            remote: *addr,
-                            local: l.addr,
-                            conn: None,
-                        };
-                        self.launch(now, txns, ctx_id, idx, flow);
+            Waiter::Branch(ctx_id, idx, b) => match flow {
+                Some(f) => {
+                    let request = self.branch_request(
+                        &b.routed,
+                        &b.ruri,
+                        b.in_flow,
+                        b.in_dialog,
+                        b.loop_hash,
+                        &Dest::Flow(f),
+                    );
+                    if let Some(branch) = self
+                        .contexts
+                        .get_mut(&ctx_id)
+                        .and_then(|c| c.branches.get_mut(idx))
+                    {
+                        branch.request = request;
                     }
-                    _ => {
-                        if let Some(ctx) = self.contexts.get_mut(&ctx_id)
-                            && let Some(b) = ctx.branches.get_mut(idx)
-                        {
-                            b.state = BranchState::Done;
-                            let r = ResponseBuilder::new(
-                                &ctx.request,
-                                503,
-                                Some("Service Unavailable - cannot resolve destination"),
-                            )
-                            .to_tag("sbp")
-                            .build();
-                            Self::consider(ctx, r);
-                        }
-                        self.settle(now, txns, ctx_id);
-                    }
+                    self.launch(now, txns, ctx_id, idx, f);
                 }
-            }
+                None => {
+                    if let Some(ctx) = self.contexts.get_mut(&ctx_id)
+                        && let Some(b) = ctx.branches.get_mut(idx)
+                    {
+                        b.state = BranchState::Done;
+                        let r = ResponseBuilder::new(
+                            &ctx.request,
+                            503,
+                            Some("Service Unavailable - cannot resolve destination"),
+                        )
+                        .to_tag("sbp")
+                        .build();
+                        Self::consider(ctx, r);
+                    }
+                    self.settle(now, txns, ctx_id);
+                }
+            },
         }
     }
 

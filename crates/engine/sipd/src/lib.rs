@@ -212,8 +212,13 @@ impl<L: Locations> Sipd<L> {
     }
 
     /// The answer to a [`ResolveRequest`] (empty: resolution failed).
-    pub fn resolved(&mut self, now: Instant, id: u64, addrs: &[std::net::SocketAddr]) {
-        self.proxy.resolved(now, &mut self.txns, id, addrs);
+    pub fn resolved(
+        &mut self,
+        now: Instant,
+        id: u64,
+        targets: &[(Transport, std::net::SocketAddr)],
+    ) {
+        self.proxy.resolved(now, &mut self.txns, id, targets);
         self.drain(now);
     }
 

@@ -1208,13 +1208,18 @@ fn relaying_to_a_foreign_domain_needs_an_authenticated_local_caller() {
     assert_eq!(lines(&out), ["127.0.0.1:16092 100"]);
     // The foreign host needs DNS (RFC 3263): the runtime resolves, then it is sent.
     let q = sim.s.poll_resolve().expect("a name to resolve");
+    // No port or transport in the URI: SRV/NAPTR may choose (RFC 3263 §4.1-4.2).
     assert_eq!(
-        (q.host.as_str(), q.port, q.transport),
-        ("foreign.example", 5060, Transport::Udp)
+        (q.host.as_str(), q.port, q.transport, q.secure),
+        ("foreign.example", None, None, false)
     );
     let now = sim.now;
-    sim.s
-        .resolved(now, q.id, &["192.0.2.7:5060".parse().unwrap()]);
+    sim.s.resolved(
+        now,
+        q.id,
+        &[(Transport::Udp, "192.0.2.7:5060".parse().unwrap())],
+    );
+
     let out = sim.drain();
     assert_eq!(lines(&out), ["192.0.2.7:5060 INVITE"]);
     assert_eq!(out[0].msg.uri_str(), ruri);

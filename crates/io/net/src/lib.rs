@@ -5,6 +5,7 @@
 //! channel; the core task feeds them in, drains transmits to the right socket or
 //! connection, and sleeps until the core's next deadline. No SIP logic lives here.
 
+pub mod dns;
 mod stream;
 mod ws;
 
@@ -23,6 +24,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+pub use dns::SipResolver;
 pub use ws::router as ws_router;
 
 /// Limits that keep misbehaving peers from holding resources.
@@ -72,8 +74,14 @@ pub enum NetEvent {
     /// Answer to a name resolution the core asked for.
     Resolved {
         id: u64,
-        addrs: Vec<SocketAddr>,
+        targets: Vec<(Transport, SocketAddr)>,
     },
+}
+
+/// What the core task needs to answer the proxy's resolution requests.
+struct Resolving {
+    resolver: Arc<SipResolver>,
+    supported: Arc<[Transport]>,
 }
 
 /// Cloneable handle for transport tasks to reach the core.
@@ -154,6 +162,7 @@ pub async fn start<L>(
     udp: &[SocketAddr],
     tcp: &[SocketAddr],
     limits: Limits,
+    resolver: SipResolver,
 ) -> anyhow::Result<SipServer>
 where
     L: Locations + Send + 'static,
@@ -187,7 +196,19 @@ where
         tcp_addrs.push(local);
         tokio::spawn(stream::accept_loop(listener, local, handle.clone()));
     }
-    let task = tokio::spawn(core_loop(sipd, rx, sockets, handle.clone()));
+    // Transports we can open toward a resolved target (WebSocket only reuses flows).
+    let mut supported = Vec::new();
+    if !udp.is_empty() {
+        supported.push(Transport::Udp);
+    }
+    if !tcp.is_empty() {
+        supported.push(Transport::Tcp);
+    }
+    let resolving = Resolving {
+        resolver: Arc::new(resolver),
+        supported: supported.into(),
+    };
+    let task = tokio::spawn(core_loop(sipd, rx, sockets, handle.clone(), resolving));
     Ok(SipServer {
         handle,
         udp: udp_addrs,
@@ -263,6 +284,7 @@ async fn core_loop<L: Locations>(
     mut rx: mpsc::Receiver<NetEvent>,
     sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
     handle: SipHandle,
+    resolving: Resolving,
 ) {
     let mut conns = Conns::default();
     loop {
@@ -296,7 +318,7 @@ async fn core_loop<L: Locations>(
                         }
                         sipd.connection_closed(now, conn);
                     }
-                    NetEvent::Resolved { id, addrs } => sipd.resolved(now, id, &addrs),
+                    NetEvent::Resolved { id, targets } => sipd.resolved(now, id, &targets),
                 }
             }
             _ = sleep => sipd.handle_timeout(Instant::now()),
@@ -305,27 +327,32 @@ async fn core_loop<L: Locations>(
             transmit(&t, &sockets, &conns, &handle).await;
         }
         while let Some(r) = sipd.poll_resolve() {
-            tokio::spawn(resolve(r, handle.clone()));
+            tokio::spawn(resolve(
+                r,
+                resolving.resolver.clone(),
+                resolving.supported.clone(),
+                handle.clone(),
+            ));
         }
     }
     info!("SIP core stopped");
 }
 
 /// Resolves a host name to addresses (A/AAAA through the system resolver).
-async fn resolve(r: proxy::ResolveRequest, handle: SipHandle) {
-    let addrs = match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::lookup_host((r.host.as_str(), r.port)),
-    )
-    .await
-    {
-        Ok(Ok(it)) => it.collect(),
-        _ => Vec::new(),
-    };
-    if addrs.is_empty() {
+/// Locates the SIP server for a host per RFC 3263 (NAPTR, SRV, A/AAAA).
+async fn resolve(
+    r: proxy::ResolveRequest,
+    resolver: Arc<SipResolver>,
+    supported: Arc<[Transport]>,
+    handle: SipHandle,
+) {
+    let targets = resolver
+        .locate(&r.host, r.port, r.transport, r.secure, &supported)
+        .await;
+    if targets.is_empty() {
         debug!(host = %r.host, "cannot resolve");
     }
-    handle.send(NetEvent::Resolved { id: r.id, addrs }).await;
+    handle.send(NetEvent::Resolved { id: r.id, targets }).await;
 }
 
 async fn transmit(

@@ -407,7 +407,6 @@ impl DigestConfig {
         }
         self
     }
-
 }
 
 /// Outcome of [`DigestServer::verify`].
@@ -719,7 +718,10 @@ mod tests {
     const T0: u64 = 1_700_000_000;
 
     fn server() -> DigestServer {
-        DigestServer::new(DigestConfig::new("biloxi.example.com").with_sha256(), SECRET)
+        DigestServer::new(
+            DigestConfig::new("biloxi.example.com").with_sha256(),
+            SECRET,
+        )
     }
 
     /// Parses the first challenge the server issues and answers it for bob.
