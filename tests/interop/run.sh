@@ -20,6 +20,8 @@ source "$HERE/lib.sh"
 source "$HERE/checks_sipp.sh"
 # shellcheck source=checks_peers.sh
 source "$HERE/checks_peers.sh"
+# shellcheck source=checks_dns.sh
+source "$HERE/checks_dns.sh"
 
 # name:time limit in seconds (each check runs under `timeout`).
 ALL_CHECKS=(
@@ -34,6 +36,7 @@ ALL_CHECKS=(
     refuse_open_public:30
     baresip_udp_tcp:120
     jssip_websocket:90
+    proxy_dns_srv:60
 )
 
 # --single NAME: run one check in this process (run.sh invokes itself this way).

@@ -274,6 +274,18 @@ impl Proxy {
         h.finish()
     }
 
+    /// Whether the Request-URI names a user this proxy serves (location lookup). A new
+    /// request may name any of our addresses or hosted domains; a request inside a
+    /// dialog is only looked up when it is addressed to exactly us (a UA that ignored
+    /// Record-Route) — otherwise its Request-URI is the remote target and is relayed.
+    fn serves_user(&self, ruri: &Uri, in_dialog: bool) -> bool {
+        if in_dialog {
+            self.local.is_us(ruri) || self.local.domains.contains(&ruri.host_lower())
+        } else {
+            self.local.is_local_domain(ruri)
+        }
+    }
+
     fn via_is_us(&self, via: &Via) -> bool {
         let Ok(uri) = Uri::parse(&format!("sip:{}", via.sent_by())) else {
             return false;
@@ -494,7 +506,7 @@ impl Proxy {
         } else if via_us && !self.local.is_us(&ruri) {
             // In a dialog we record-routed: the Request-URI is the remote target.
             vec![(routed.uri_str().to_string(), self.dest_for_uri(&ruri))]
-        } else if self.local.is_local_domain(&ruri) {
+        } else if self.serves_user(&ruri, in_dialog) {
             let Some(user) = ruri.user_unescaped() else {
                 return self.respond(now, txns, id, msg, 404, None);
             };
@@ -1048,7 +1060,7 @@ impl Proxy {
                 Ok(na) => self.dest_for_uri(&na.uri),
                 Err(_) => return,
             }
-        } else if !via_us && self.local.is_local_domain(&ruri) {
+        } else if !via_us && self.serves_user(&ruri, true) {
             // A UA that ignored Record-Route sent the ACK to us: find the callee.
             match reg.lookup(&ruri.aor(), unix).first() {
                 Some(b) => {
