@@ -145,6 +145,8 @@ struct Context {
     best: Option<Message>,
     final_sent: bool,
     cancelled: bool,
+    /// To tag of the responses the proxy itself generates for this request.
+    tag: String,
     /// When the context last heard from a branch (creation, responses): the safety-net
     /// expiry counts from here, so a callee that keeps ringing keeps its context.
     last_activity: Instant,
@@ -176,6 +178,10 @@ pub struct Proxy {
     /// Live stream flows by connection id, learnt from incoming requests.
     flows: HashMap<u64, Flow>,
     stats: ProxyStats,
+    /// Random per-instance prefix and a counter for the To tags of responses we
+    /// generate ourselves (RFC 3261 §19.3: globally unique).
+    tag_prefix: String,
+    tag_seq: std::cell::Cell<u64>,
 }
 
 /// Longest a response context may live without news from its branches: Timer C plus
@@ -200,6 +206,8 @@ impl Proxy {
             waiting: HashMap::new(),
             flows: HashMap::new(),
             stats: ProxyStats::default(),
+            tag_prefix: Rng::new(seed ^ 0x7a67_5f74_6167).token(8),
+            tag_seq: std::cell::Cell::new(0),
         }
     }
 
@@ -230,12 +238,23 @@ impl Proxy {
         }
     }
 
+    /// A fresh To tag for a response generated here (RFC 3261 §19.3).
+    pub fn new_tag(&self) -> String {
+        let n = self.tag_seq.get().wrapping_add(1);
+        self.tag_seq.set(n);
+        format!("{}{n:x}", self.tag_prefix)
+    }
+
     fn reply(&self, req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
         let mut b = ResponseBuilder::new(req, code, reason);
         if !self.config.server.is_empty() {
             b = b.header("Server", &self.config.server);
         }
-        if code > 100 { b.to_tag("sbp") } else { b }
+        if code > 100 {
+            b.to_tag(&self.new_tag())
+        } else {
+            b
+        }
     }
 
     fn respond(
@@ -559,6 +578,7 @@ impl Proxy {
             best: None,
             final_sent: false,
             cancelled: false,
+            tag: self.new_tag(),
             last_activity: now,
         };
         let ctx_id = self.next_id;
@@ -835,13 +855,13 @@ impl Proxy {
             ctx.final_sent = true;
             let best = ctx.best.take().unwrap_or_else(|| {
                 ResponseBuilder::new(&ctx.request, 408, None)
-                    .to_tag("sbp")
+                    .to_tag(&ctx.tag)
                     .build()
             });
             // §16.7 step 6: a 503 is not passed on as such.
             let best = if best.code() == Some(503) {
                 ResponseBuilder::new(&ctx.request, 500, Some("Downstream Service Unavailable"))
-                    .to_tag("sbp")
+                    .to_tag(&ctx.tag)
                     .build()
             } else {
                 best
@@ -964,7 +984,7 @@ impl Proxy {
             b.state = BranchState::Done;
             b.timer_c = None;
             let r = ResponseBuilder::new(&ctx.request, 408, None)
-                .to_tag("sbp")
+                .to_tag(&ctx.tag)
                 .build();
             Self::consider(ctx, r);
         }
@@ -981,7 +1001,7 @@ impl Proxy {
         if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
             ctx.cancelled = true;
             let r = ResponseBuilder::new(&ctx.request, 487, None)
-                .to_tag("sbp")
+                .to_tag(&ctx.tag)
                 .build();
             Self::consider(ctx, r);
             for b in ctx.branches.iter_mut() {
@@ -1247,7 +1267,7 @@ impl Proxy {
                             503,
                             Some("Service Unavailable - cannot resolve destination"),
                         )
-                        .to_tag("sbp")
+                        .to_tag(&ctx.tag)
                         .build();
                         Self::consider(ctx, r);
                     }
@@ -1336,7 +1356,7 @@ impl Proxy {
         b.state = BranchState::Done;
         b.timer_c = None;
         let r = ResponseBuilder::new(&ctx.request, code, None)
-            .to_tag("sbp")
+            .to_tag(&ctx.tag)
             .build();
         Self::consider(ctx, r);
     }

@@ -300,7 +300,11 @@ impl<L: Locations> Sipd<L> {
 
     fn response(&self, req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
         let b = ResponseBuilder::new(req, code, reason).header("Server", &self.config.server);
-        if code > 100 { b.to_tag("sb") } else { b }
+        if code > 100 {
+            b.to_tag(&self.proxy.new_tag())
+        } else {
+            b
+        }
     }
 
     fn send_stateless(&mut self, req: &Message, flow: Flow, code: u16, reason: Option<&str>) {
