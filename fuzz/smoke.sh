@@ -41,7 +41,10 @@ for t in "${targets[@]}"; do
   # libFuzzer writes new inputs into the first corpus directory: give it a scratch copy
   # so the checked-in seeds stay untouched.
   mkdir -p "$work/$t"
-  cp "$seeds"/*.dat "$work/$t/"
+  case "$t" in
+    sdp) cp ../crates/proto/sdp/tests/data/*.sdp "$work/$t/" ;;
+    *) cp "$seeds"/*.dat "$work/$t/" ;;
+  esac
   printf '\n== fuzz %s for %ss\n' "$t" "$seconds"
   if ! cargo fuzz run --sanitizer="$sanitizer" "$t" "$work/$t" -- \
       -max_total_time="$seconds" -print_final_stats=1; then
