@@ -10,3 +10,9 @@
 //! Nothing here reads a clock or touches a socket: time and packets are inputs.
 
 pub mod codec;
+pub mod dtmf;
+pub mod jitter;
+pub mod resample;
+pub mod rtp;
+#[cfg(test)]
+pub(crate) mod testsig;
