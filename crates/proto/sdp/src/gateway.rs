@@ -20,6 +20,18 @@ fn pcmu() -> Format {
 fn pcma() -> Format {
     Format::new(8, "pcma", 8000)
 }
+/// Opus as RFC 7587 writes it: always `opus/48000/2`.
+fn opus() -> Format {
+    Format::new(111, "opus", 48000)
+        .with_channels(2)
+        .with_fmtp("minptime=10;useinbandfec=1")
+}
+
+/// G.722: static payload type 9 with its historical 8000 Hz RTP clock (RFC 3551 §4.5.2).
+fn g722() -> Format {
+    Format::new(9, "G722", 8000)
+}
+
 fn dtmf() -> Format {
     Format::new(101, "telephone-event", 8000)
 }
@@ -48,7 +60,9 @@ fn gateway_media(kind: MediaKind, formats: Vec<Format>) -> LocalMedia {
 /// time it is listed), `narrowband` → 98 speex/8000 (once), `pcmu` → 0 (once, shared with
 /// `ulaw`), `pcma` → 8 (once, shared with `alaw`), `ulaw`/`alaw` → 0/8 only with the
 /// transcoder, `dtmf` → 101 telephone-event/8000, `flv` → 97 x-flv/90000, any string
-/// starting with `h264` → 99 h264/90000 with [`H264_FMTP`]. Other strings are ignored. A
+/// starting with `h264` → 99 h264/90000 with [`H264_FMTP`]. Switchboard adds `opus` → 111
+/// opus/48000/2 and `g722` → 9 G722/8000 (once each) for HD phones and browsers; `accepted`
+/// names them `"opus"` and `"g722"`. Other strings are ignored. A
 /// stream with no format is left out, so the result may have no audio, no video, or
 /// nothing at all (the caller's internal error).
 ///
@@ -81,6 +95,7 @@ pub fn capabilities_from_codec_list(
         video.push(flv());
     } else {
         let (mut has_narrowband, mut has_pcmu, mut has_pcma) = (false, false, false);
+        let (mut has_opus, mut has_g722) = (false, false);
         for &codec in list {
             match codec {
                 "wideband" => audio.push(wideband()),
@@ -103,6 +118,15 @@ pub fn capabilities_from_codec_list(
                 "alaw" if transcoder && !has_pcma => {
                     audio.push(pcma());
                     has_pcma = true;
+                }
+                // Switchboard's additions for HD phones and browsers (not in the original).
+                "opus" if !has_opus => {
+                    audio.push(opus());
+                    has_opus = true;
+                }
+                "g722" if !has_g722 => {
+                    audio.push(g722());
+                    has_g722 = true;
                 }
                 "dtmf" => audio.push(dtmf()),
                 "flv" => video.push(flv()),
@@ -198,6 +222,8 @@ pub fn accepted(
                 "narrowband" if has(narrowband()) => audio = Some("speex".to_owned()),
                 "pcmu" if has(pcmu()) => audio = Some("pcmu".to_owned()),
                 "pcma" if has(pcma()) => audio = Some("pcma".to_owned()),
+                "opus" if has(opus()) => audio = Some("opus".to_owned()),
+                "g722" if has(g722()) => audio = Some("g722".to_owned()),
                 "ulaw" | "alaw" if transcoder => {
                     let g711 = if codec == "ulaw" { pcmu() } else { pcma() };
                     if has(g711) {

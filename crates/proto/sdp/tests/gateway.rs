@@ -295,3 +295,35 @@ fn no_codec_list_means_no_arguments_and_maybe_transcoding() {
     assert!(neg.remote_has(&Format::new(96, "speex", 8000)));
     assert!(neg.has_kind(&MediaKind::Audio));
 }
+
+/// Switchboard's additions to the vocabulary: Opus and G.722 offers, and `accepted`
+/// naming them when the far end chose them.
+#[test]
+fn opus_and_g722_extend_the_vocabulary() {
+    use switchboard_sdp::apply_answer;
+    let list = ["opus", "g722", "pcmu", "opus", "dtmf"];
+    let caps = capabilities_from_codec_list(&list, true, false);
+    let params = SessionParams {
+        addr: "127.0.0.1".parse().unwrap(),
+        ports: vec![40000],
+        session_id: 1,
+        session_version: 1,
+    };
+    let o = offer(&caps, &params).unwrap();
+    let text = String::from_utf8(o.to_bytes()).unwrap();
+    assert!(
+        text.contains("m=audio 40000 RTP/AVP 111 9 0 101\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("a=rtpmap:111 opus/48000/2\r\n"), "{text}");
+    assert!(
+        text.contains("a=fmtp:111 minptime=10;useinbandfec=1\r\n"),
+        "{text}"
+    );
+    let answer = parse(b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 107 101\r\na=rtpmap:107 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n").unwrap();
+    let neg = apply_answer(&o, &answer).unwrap();
+    assert_eq!(
+        accepted(&list, true, false, &neg).args,
+        Some((Some("opus".into()), None))
+    );
+}
