@@ -9,8 +9,8 @@ use proxy::{Listener, Local, Proxy, ProxyConfig};
 use registrar::{MemoryLocations, Registrar, RegistrarConfig};
 use sip::Transport;
 use sipd::{Sipd, SipdConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use switchboard_net as net;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn server(partial: Duration) -> SocketAddr {
@@ -21,7 +21,10 @@ async fn server(partial: Duration) -> SocketAddr {
     drop(probe);
     let reg = Registrar::new(RegistrarConfig::default(), None, MemoryLocations::new(), 1);
     let local = Local {
-        listeners: vec![Listener { transport: Transport::Tcp, addr }],
+        listeners: vec![Listener {
+            transport: Transport::Tcp,
+            addr,
+        }],
         domains: vec![],
     };
     let proxy = Proxy::new(ProxyConfig::default(), local, 2);
@@ -32,7 +35,9 @@ async fn server(partial: Duration) -> SocketAddr {
         ..net::Limits::default()
     };
     let resolver = net::SipResolver::with_nameserver("127.0.0.1:9".parse().unwrap()).unwrap();
-    let s = net::start(core, &[], &[addr], limits, resolver).await.unwrap();
+    let s = net::start(core, &[], &[addr], limits, resolver)
+        .await
+        .unwrap();
     assert_eq!(s.tcp, vec![addr]);
     addr
 }
@@ -55,9 +60,11 @@ async fn until_closed(mut s: TcpStream) -> (Vec<u8>, Duration) {
 async fn half_a_message_cannot_hold_a_connection() {
     let addr = server(Duration::from_millis(500)).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKx\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKx\r\n",
+    )
+    .await
+    .unwrap();
     let (got, took) = until_closed(s).await;
     assert!(got.is_empty());
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
@@ -80,21 +87,31 @@ async fn unframeable_stream_gets_400_then_close() {
         .unwrap();
     let (got, _) = until_closed(s).await;
     let text = String::from_utf8_lossy(&got);
-    assert!(text.starts_with("SIP/2.0 400 Bad Content-Length\r\n"), "{text}");
+    assert!(
+        text.starts_with("SIP/2.0 400 Bad Content-Length\r\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn pipelined_messages_each_get_an_answer() {
     let addr = server(Duration::from_secs(30)).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let one = |n: u32| format!("OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKp{n}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let one = |n: u32| {
+        format!(
+            "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKp{n}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
     let both = format!("\r\n{}{}", one(1), one(2));
     s.write_all(both.as_bytes()).await.unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(5);
     while got.windows(7).filter(|w| w == b"SIP/2.0").count() < 2 && Instant::now() < deadline {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         got.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&got);
