@@ -1,6 +1,7 @@
 //! The `switchboard` binary: command line, configuration and wiring. No protocol logic.
 
 mod config;
+mod phone;
 mod sipd_role;
 
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// The SIP server alone: registrar (the original `sipd`).
     Sipd(SipdArgs),
+    /// A command-line SIP phone: register, call or answer, play/record WAV, send DTMF.
+    Phone(phone::PhoneArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -79,6 +82,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -94,6 +98,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Some(Command::Sipd(args)) => sipd_role::run(args, data, false).await,
+            Some(Command::Phone(args)) => phone::run(args).await,
             None => {
                 // Every role that exists so far, on loopback, with open registration.
                 let args = SipdArgs {

@@ -1,0 +1,181 @@
+//! RTP port pairs from a configured range: an even port for RTP and the next one for
+//! RTCP (RFC 3550 §11).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+
+/// An inclusive range of UDP ports for RTP/RTCP pairs. Only even ports start a pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    /// The usual range, 16384-32767.
+    pub const DEFAULT: PortRange = PortRange {
+        lo: 16384,
+        hi: 32767,
+    };
+
+    /// `lo..=hi`; `None` unless it holds at least one even/odd pair.
+    pub fn new(lo: u16, hi: u16) -> Option<PortRange> {
+        let first = lo.checked_add(lo & 1)?;
+        (lo > 0 && first < hi).then_some(PortRange { lo, hi })
+    }
+
+    /// Even ports that start a pair.
+    fn starts(self) -> impl Iterator<Item = u16> {
+        let first = self.lo + (self.lo & 1);
+        (first..self.hi).step_by(2)
+    }
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        PortRange::DEFAULT
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.lo, self.hi)
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let (lo, hi) = s
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?}: expected LO-HI"))?;
+        let lo: u16 = lo
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: bad port {lo:?}"))?;
+        let hi: u16 = hi
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: bad port {hi:?}"))?;
+        PortRange::new(lo, hi).ok_or_else(|| format!("{s:?}: no even/odd port pair in range"))
+    }
+}
+
+/// One bound RTP/RTCP socket pair.
+#[derive(Clone, Debug)]
+pub(crate) struct RtpPair {
+    pub port: u16,
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
+}
+
+impl RtpPair {
+    pub fn rtp_addr(&self, ip: IpAddr) -> SocketAddr {
+        SocketAddr::new(ip, self.port)
+    }
+}
+
+/// Hands out pairs round-robin through the range, so a freed pair is reused only after
+/// the others (stray packets of the old call have time to die out).
+#[derive(Debug)]
+pub(crate) struct RtpPorts {
+    range: PortRange,
+    cursor: u16,
+    used: HashSet<u16>,
+}
+
+impl RtpPorts {
+    pub fn new(range: PortRange) -> RtpPorts {
+        RtpPorts {
+            range,
+            cursor: range.lo + (range.lo & 1),
+            used: HashSet::new(),
+        }
+    }
+
+    /// Binds the next free pair on `ip`; ports taken by other programs are skipped.
+    pub fn allocate(&mut self, ip: IpAddr) -> Option<RtpPair> {
+        let starts: Vec<u16> = self.range.starts().collect();
+        let begin = starts.iter().position(|p| *p >= self.cursor).unwrap_or(0);
+        for i in 0..starts.len() {
+            let port = starts[(begin + i) % starts.len()];
+            if self.used.contains(&port) {
+                continue;
+            }
+            let Some(pair) = bind_pair(ip, port) else {
+                continue;
+            };
+            self.used.insert(port);
+            self.cursor = port.saturating_add(2);
+            return Some(pair);
+        }
+        None
+    }
+
+    /// Gives a pair back (its sockets close when the last user drops them).
+    pub fn release(&mut self, port: u16) {
+        self.used.remove(&port);
+    }
+
+    #[cfg(test)]
+    pub fn in_use(&self) -> usize {
+        self.used.len()
+    }
+}
+
+/// Binds `port` (RTP) and `port + 1` (RTCP) on `ip`.
+pub(crate) fn bind_pair(ip: IpAddr, port: u16) -> Option<RtpPair> {
+    let bind = |p: u16| -> Option<Arc<UdpSocket>> {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, p)).ok()?;
+        s.set_nonblocking(true).ok()?;
+        UdpSocket::from_std(s).ok().map(Arc::new)
+    };
+    let rtp = bind(port)?;
+    let rtcp = bind(port.checked_add(1)?)?;
+    Some(RtpPair { port, rtp, rtcp })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!(
+            "20000-20009".parse::<PortRange>(),
+            Ok(PortRange {
+                lo: 20000,
+                hi: 20009
+            })
+        );
+        assert!("20001-20002".parse::<PortRange>().is_err());
+        assert!("5-".parse::<PortRange>().is_err());
+        assert!("0-10".parse::<PortRange>().is_err());
+        let r = PortRange::new(20001, 20006).unwrap();
+        assert_eq!(r.starts().collect::<Vec<_>>(), vec![20002, 20004]);
+    }
+
+    #[tokio::test]
+    async fn pairs_are_even_distinct_and_reused_after_release() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut ports = RtpPorts::new(PortRange::new(19950, 19955).unwrap());
+        let a = ports.allocate(ip).unwrap();
+        let b = ports.allocate(ip).unwrap();
+        let c = ports.allocate(ip).unwrap();
+        let mut got = [a.port, b.port, c.port];
+        got.sort_unstable();
+        assert_eq!(got, [19950, 19952, 19954]);
+        assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port + 1);
+        assert!(ports.allocate(ip).is_none());
+        let freed = b.port;
+        ports.release(freed);
+        drop(b);
+        assert_eq!(ports.allocate(ip).unwrap().port, freed);
+        assert_eq!(ports.in_use(), 3);
+    }
+}

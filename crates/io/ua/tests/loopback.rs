@@ -1,0 +1,242 @@
+//! Two user agents on 127.0.0.1 call each other directly (anonymous lines, no server):
+//! each side hears the other's tone, DTMF crosses as RFC 4733, hang-up and close are
+//! clean, and the RTP ports return to the pool.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use line::{Command, LineConfig, LineEvent, LineId};
+use switchboard_ua::{
+    AudioPort, LineSetup, MediaInfo, MediaStats, PortRange, Ua, UaConfig, UaEvent, UaHandle,
+};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::timeout;
+
+/// Plays a sine, records into a shared buffer.
+struct TonePort {
+    hz: f64,
+    rate: u32,
+    n: u64,
+    rec: Arc<Mutex<Vec<i16>>>,
+}
+
+impl AudioPort for TonePort {
+    fn read_frame(&mut self, pcm: &mut [i16]) -> bool {
+        for s in pcm.iter_mut() {
+            let t = self.n as f64 / f64::from(self.rate);
+            *s = (12000.0 * (2.0 * std::f64::consts::PI * self.hz * t).sin()) as i16;
+            self.n += 1;
+        }
+        true
+    }
+    fn write_frame(&mut self, pcm: &[i16]) {
+        self.rec.lock().unwrap().extend_from_slice(pcm);
+    }
+    fn rate(&self) -> u32 {
+        self.rate
+    }
+}
+
+/// Share of the energy of `x` at `hz` (Goertzel): about 1 for a pure tone on a bin.
+fn share(x: &[i16], rate: u32, hz: f64) -> f64 {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / f64::from(rate)).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    let mut energy = 0.0;
+    for &v in x {
+        let v = f64::from(v) / 32768.0;
+        energy += v * v;
+        let s0 = v + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    if energy == 0.0 {
+        return 0.0;
+    }
+    2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.len() as f64 * energy)
+}
+
+async fn ua(range: PortRange) -> Ua {
+    let mut cfg = UaConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.rtp_ports = range;
+    Ua::start(cfg).await.unwrap()
+}
+
+async fn line(
+    h: &UaHandle,
+    aor: &str,
+    hz: f64,
+    rate: u32,
+    rec: Arc<Mutex<Vec<i16>>>,
+) -> (LineId, Events) {
+    let mut setup = LineSetup::new(LineConfig::new(aor).unwrap());
+    setup.audio = Some(Arc::new(move |_: &MediaInfo| {
+        Ok(Box::new(TonePort {
+            hz,
+            rate,
+            n: 0,
+            rec: rec.clone(),
+        }) as Box<dyn AudioPort>)
+    }));
+    let (id, rx) = h.add_line(setup).await.unwrap();
+    (
+        id,
+        Events {
+            rx,
+            stopped: Vec::new(),
+        },
+    )
+}
+
+/// A line's events, with the media stats seen on the way.
+struct Events {
+    rx: UnboundedReceiver<UaEvent>,
+    stopped: Vec<MediaStats>,
+}
+
+async fn next_line_event(ev: &mut Events) -> LineEvent {
+    loop {
+        match timeout(Duration::from_secs(10), ev.rx.recv()).await {
+            Ok(Some(UaEvent::Line(e))) => return e,
+            Ok(Some(UaEvent::MediaStopped(s))) => ev.stopped.push(s),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("event channel closed"),
+            Err(_) => panic!("no line event within 10 s"),
+        }
+    }
+}
+
+fn any_rtp() -> SocketAddr {
+    "0.0.0.0:0".parse().unwrap()
+}
+
+async fn call(codec: &str, a_rate: u32, b_rate: u32) {
+    let base = if codec == "pcmu" { 19960 } else { 19980 };
+    let a = ua(PortRange::new(base, base + 9).unwrap()).await;
+    let b = ua(PortRange::new(base + 10, base + 19).unwrap()).await;
+    let (rec_a, rec_b) = (Arc::default(), Arc::default());
+    let (la, mut ea) = line(
+        &a.handle(),
+        "alice@127.0.0.1",
+        1000.0,
+        a_rate,
+        Arc::clone(&rec_a),
+    )
+    .await;
+    let (lb, mut eb) = line(
+        &b.handle(),
+        "bob@127.0.0.1",
+        440.0,
+        b_rate,
+        Arc::clone(&rec_b),
+    )
+    .await;
+    let dest = format!("sip:bob@{}", b.local_addr());
+    let codecs = vec![codec.to_string(), "dtmf".to_string()];
+    a.handle()
+        .command(
+            la,
+            Command::Invite {
+                dest,
+                codecs: codecs.clone(),
+                rtp: any_rtp(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_line_event(&mut eb).await,
+        LineEvent::Invited { .. }
+    ));
+    b.handle()
+        .command(
+            lb,
+            Command::Accept {
+                codecs,
+                rtp: any_rtp(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut ringing_or_accepted = next_line_event(&mut ea).await;
+    if let LineEvent::Ringing(r) = &ringing_or_accepted {
+        assert_eq!(r, "180 Ringing");
+        ringing_or_accepted = next_line_event(&mut ea).await;
+    }
+    assert!(
+        matches!(ringing_or_accepted, LineEvent::Accepted(_)),
+        "{ringing_or_accepted:?}"
+    );
+    assert!(matches!(
+        next_line_event(&mut eb).await,
+        LineEvent::Accepted(_)
+    ));
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for d in ['1', '5', '#'] {
+        a.handle().command(la, Command::SendDtmf(d)).await.unwrap();
+    }
+    let mut digits = String::new();
+    while digits.len() < 3 {
+        match next_line_event(&mut eb).await {
+            LineEvent::Dtmf(d) => digits.push(d),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(digits, "15#");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    a.handle().command(la, Command::Bye).await.unwrap();
+    assert_eq!(next_line_event(&mut eb).await, LineEvent::Byed);
+    a.handle().remove_line(la).await.unwrap();
+    b.handle().remove_line(lb).await.unwrap();
+    assert_eq!(next_line_event(&mut ea).await, LineEvent::Closed);
+    assert_eq!(next_line_event(&mut eb).await, LineEvent::Closed);
+    // The channels close once the media tasks are done, after their stats.
+    let mut stats = Vec::new();
+    for ev in [&mut ea, &mut eb] {
+        while let Some(e) = timeout(Duration::from_secs(5), ev.rx.recv()).await.unwrap() {
+            if let UaEvent::MediaStopped(s) = e {
+                ev.stopped.push(s);
+            }
+        }
+        assert_eq!(ev.stopped.len(), 1, "{:?}", ev.stopped);
+        stats.append(&mut ev.stopped);
+    }
+    for s in &stats {
+        assert!(s.received_packets > 100 && s.sent_packets > 100, "{s:?}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+
+    for (rec, rate, hz, other) in [
+        (&rec_a, a_rate, 440.0, 1000.0),
+        (&rec_b, b_rate, 1000.0, 440.0),
+    ] {
+        let rec = rec.lock().unwrap();
+        let second = rate as usize;
+        assert!(
+            rec.len() >= 2 * second,
+            "only {} samples recorded",
+            rec.len()
+        );
+        // The last full second before the hang-up (DTMF suppresses audio earlier).
+        let w = &rec[rec.len() - second - second / 2..rec.len() - second / 2];
+        let (s, o) = (share(w, rate, hz), share(w, rate, other));
+        assert!(
+            s > 0.5 && o < 0.1,
+            "{codec}: at {hz} Hz {s:.2}, at {other} Hz {o:.2}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcmu_call_both_ways_with_dtmf() {
+    call("pcmu", 8000, 16000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcma_call_resampled_ports() {
+    call("pcma", 48000, 8000).await;
+}
