@@ -2,6 +2,8 @@
 //! or nothing, loses its connection after the partial timeout; one that sends a bad
 //! Content-Length gets a 400 and is closed. Real sockets on 127.0.0.1.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

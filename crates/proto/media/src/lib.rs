@@ -9,6 +9,7 @@
 //!
 //! Nothing here reads a clock or touches a socket: time and packets are inputs.
 
+pub mod bridge;
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
