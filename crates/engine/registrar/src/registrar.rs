@@ -6,7 +6,7 @@ use sip::transaction::Flow;
 use sip::{Contact, HeaderName, Message, ResponseBuilder, Scheme, Uri};
 
 use crate::authn::{AuthOutcome, Authenticator};
-use crate::location::{Binding, FlowRecord, Locations};
+use crate::location::{Binding, FlowRecord, Locations, sort_bindings};
 
 /// Registrar policy.
 #[derive(Clone, Debug)]
@@ -247,7 +247,11 @@ impl<L: Locations> Registrar<L> {
                 .build());
         }
         let user_agent = req.header(HeaderName::UserAgent).map(str::to_string);
+        // The 200 lists what `existing` becomes once the changes are applied: the same
+        // as a fresh lookup, without a second query of the location service.
+        let mut current = existing;
         for (contact, expires, q) in changes {
+            current.retain(|b| b.contact != contact);
             if expires == 0 {
                 self.locations
                     .remove(&aor, &contact)
@@ -271,16 +275,22 @@ impl<L: Locations> Registrar<L> {
                 self.locations
                     .upsert(&binding)
                     .map_err(|_| store_err(self))?;
+                current.push(binding);
             }
         }
         // Step 8: 200 listing every current binding.
-        Ok(self.ok(req, &aor, now))
+        sort_bindings(&mut current);
+        Ok(self.ok_with(req, &current, now))
     }
 
     fn ok(&mut self, req: &Message, aor: &str, now: u64) -> Message {
         let bindings = self.locations.lookup(aor, now).unwrap_or_default();
+        self.ok_with(req, &bindings, now)
+    }
+
+    fn ok_with(&self, req: &Message, bindings: &[Binding], now: u64) -> Message {
         let mut b = self.reply(req, 200, None);
-        for binding in &bindings {
+        for binding in bindings {
             let mut value = format!("<{}>;expires={}", binding.contact, binding.remaining(now));
             if let Some(q) = binding.q {
                 value.push_str(&format!(";q={}", format_q(q)));

@@ -279,6 +279,9 @@ struct Conns {
     remote_of: HashMap<u64, (Transport, SocketAddr)>,
 }
 
+/// Events handled per wake-up of the core task before it looks at its timers again.
+const BATCH: usize = 64;
+
 async fn core_loop<L: Locations>(
     mut sipd: Sipd<L>,
     mut rx: mpsc::Receiver<NetEvent>,
@@ -287,55 +290,89 @@ async fn core_loop<L: Locations>(
     resolving: Resolving,
 ) {
     let mut conns = Conns::default();
+    // One timer, moved only when the core's deadline changes: arming a fresh `Sleep` per
+    // message costs a timer-wheel insert and removal each time.
+    let idle = || Instant::now() + Duration::from_secs(3600);
+    let mut armed = sipd.poll_timeout().unwrap_or_else(idle);
+    let sleep = tokio::time::sleep_until(armed.into());
+    tokio::pin!(sleep);
     loop {
-        let deadline = sipd.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        if let Some(d) = sipd.poll_timeout()
+            && d != armed
+        {
+            armed = d;
+            sleep.as_mut().reset(armed.into());
+        }
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                let now = Instant::now();
-                match ev {
-                    NetEvent::Message { bytes, flow } => sipd.handle_message(now, &bytes, flow),
-                    NetEvent::Unframeable { bytes, flow, error } => sipd.reject_unframeable(&bytes, flow, &error),
-                    NetEvent::Opened { conn, tx, flow } => {
-                        debug!(conn, transport = %flow.transport, remote = %flow.remote, "connection open");
-                        conns.writers.insert(conn, tx);
-                        conns.by_remote.insert((flow.transport, flow.remote), conn);
-                        conns.remote_of.insert(conn, (flow.transport, flow.remote));
-                    }
-                    NetEvent::Closed { conn } => {
-                        debug!(conn, "connection closed");
-                        conns.writers.remove(&conn);
-                        if let Some(key) = conns.remote_of.remove(&conn)
-                            && conns.by_remote.get(&key) == Some(&conn)
-                        {
-                            conns.by_remote.remove(&key);
-                        }
-                        sipd.connection_closed(now, conn);
-                    }
-                    NetEvent::Resolved { id, targets } => sipd.resolved(now, id, &targets),
+                on_net_event(&mut sipd, &mut conns, ev);
+                flush(&mut sipd, &sockets, &conns, &handle, &resolving).await;
+                // Take what is already queued without going back to the scheduler.
+                for _ in 1..BATCH {
+                    let Ok(ev) = rx.try_recv() else { break };
+                    on_net_event(&mut sipd, &mut conns, ev);
+                    flush(&mut sipd, &sockets, &conns, &handle, &resolving).await;
                 }
             }
-            _ = sleep => sipd.handle_timeout(Instant::now()),
-        }
-        while let Some(t) = sipd.poll_transmit() {
-            transmit(&t, &sockets, &conns, &handle).await;
-        }
-        while let Some(r) = sipd.poll_resolve() {
-            tokio::spawn(resolve(
-                r,
-                resolving.resolver.clone(),
-                resolving.supported.clone(),
-                handle.clone(),
-            ));
+            _ = &mut sleep => {
+                sipd.handle_timeout(Instant::now());
+                flush(&mut sipd, &sockets, &conns, &handle, &resolving).await;
+                // A fired `Sleep` stays ready until it is reset.
+                armed = sipd.poll_timeout().unwrap_or_else(idle);
+                sleep.as_mut().reset(armed.into());
+            }
         }
     }
     info!("SIP core stopped");
+}
+
+fn on_net_event<L: Locations>(sipd: &mut Sipd<L>, conns: &mut Conns, ev: NetEvent) {
+    let now = Instant::now();
+    match ev {
+        NetEvent::Message { bytes, flow } => sipd.handle_message(now, &bytes, flow),
+        NetEvent::Unframeable { bytes, flow, error } => {
+            sipd.reject_unframeable(&bytes, flow, &error)
+        }
+        NetEvent::Opened { conn, tx, flow } => {
+            debug!(conn, transport = %flow.transport, remote = %flow.remote, "connection open");
+            conns.writers.insert(conn, tx);
+            conns.by_remote.insert((flow.transport, flow.remote), conn);
+            conns.remote_of.insert(conn, (flow.transport, flow.remote));
+        }
+        NetEvent::Closed { conn } => {
+            debug!(conn, "connection closed");
+            conns.writers.remove(&conn);
+            if let Some(key) = conns.remote_of.remove(&conn)
+                && conns.by_remote.get(&key) == Some(&conn)
+            {
+                conns.by_remote.remove(&key);
+            }
+            sipd.connection_closed(now, conn);
+        }
+        NetEvent::Resolved { id, targets } => sipd.resolved(now, id, &targets),
+    }
+}
+
+/// The drain rule: everything the core wants sent, and every name it wants resolved.
+async fn flush<L: Locations>(
+    sipd: &mut Sipd<L>,
+    sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
+    conns: &Conns,
+    handle: &SipHandle,
+    resolving: &Resolving,
+) {
+    while let Some(t) = sipd.poll_transmit() {
+        transmit(&t, sockets, conns, handle).await;
+    }
+    while let Some(r) = sipd.poll_resolve() {
+        tokio::spawn(resolve(
+            r,
+            resolving.resolver.clone(),
+            resolving.supported.clone(),
+            handle.clone(),
+        ));
+    }
 }
 
 /// Resolves a host name to addresses (A/AAAA through the system resolver).
