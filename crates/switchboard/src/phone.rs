@@ -49,7 +49,7 @@ pub struct PhoneArgs {
     #[arg(long)]
     pub answer: bool,
     /// Codec list, space or comma separated: wideband narrowband pcmu pcma ulaw alaw dtmf
-    /// (the original gateway's vocabulary).
+    /// (the original gateway's vocabulary) plus opus and g722.
     #[arg(long, default_value = "pcmu pcma dtmf")]
     pub codecs: String,
     /// Play this WAV file (16-bit PCM) into the call.
