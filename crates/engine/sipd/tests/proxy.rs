@@ -12,8 +12,8 @@
 //! the callee).
 
 // `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers below: a
-// malformed message in a scenario is a test failure, so unwrap is the point.
-#![allow(clippy::unwrap_used)]
+// malformed message in a scenario is a test failure, so unwrap/expect is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! Needs `/usr/sbin/dnsmasq` (`apt-get install dnsmasq-base`); the tests fail, never
 //! skip, when it is missing.
 
+#![allow(clippy::expect_used)] // test helpers outside #[test] fns (dnsmasq setup)
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

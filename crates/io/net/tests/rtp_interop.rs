@@ -10,6 +10,8 @@
 //! Needs `sipp` (Debian `sip-tester`, installed by `.ci/run`); skipped without it unless
 //! `CI` is set.
 
+#![allow(clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

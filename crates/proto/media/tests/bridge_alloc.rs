@@ -2,6 +2,8 @@
 //! allocator (this test binary only) watches every path, both directions, with a lost
 //! packet, a corrupt one and telephone-events in the mix.
 
+#![allow(clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,8 @@
 //! also reorder; B sits behind nothing but A is behind a NAT, so B must latch. B feeds
 //! audio to a `JitterBuffer` and events to a `DtmfReceiver`; RTCP flows both ways.
 
+#![allow(clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 

@@ -21,6 +21,8 @@
 //! the message anyway, the typed accessor must expose the problem so the application
 //! can decide.
 
+#![allow(clippy::expect_used)] // test helpers outside #[test] fns
+
 use switchboard_sip::header::{contact_expires, contact_q, parse_auth_params, split_list};
 use switchboard_sip::{
     Contact, HeaderName, Message, Method, ParseError, Scheme, Transport, frame_len,
