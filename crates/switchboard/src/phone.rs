@@ -12,8 +12,8 @@ use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use tokio::time::Instant;
 use ua::{
-    AudioPort, Command, LineConfig, LineEvent, LineSetup, MediaInfo, PortRange, Ua, UaConfig,
-    UaEvent, WavPort, WavReader,
+    Command, LineConfig, LineEvent, LineSetup, MediaInfo, Port, PortRange, Ua, UaConfig, UaEvent,
+    WavPort, WavReader,
 };
 
 /// How long after `accepted` the first DTMF digit goes, and between digits.
@@ -246,7 +246,7 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
     let mut setup = LineSetup::new(line);
     setup.audio = Some(Arc::new(move |info: &MediaInfo| {
         let port = WavPort::open(play.as_deref(), looped, record.as_deref(), info.pcm_rate)?;
-        Ok(Box::new(port) as Box<dyn AudioPort>)
+        Ok(Port::pcm(port))
     }));
     let handle = ua.handle();
     let (id, mut events) = handle.add_line(setup).await?;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use line::{Command, LineConfig, LineEvent, LineId};
 use switchboard_ua::{
-    AudioPort, LineSetup, MediaInfo, MediaStats, PortRange, Ua, UaConfig, UaEvent, UaHandle,
+    AudioPort, LineSetup, MediaInfo, MediaStats, Port, PortRange, Ua, UaConfig, UaEvent, UaHandle,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -378,10 +378,10 @@ impl TonePort {
                 .collect(),
         );
         Arc::new(move |_: &MediaInfo| {
-            Ok(Box::new(TonePort {
+            Ok(Port::pcm(TonePort {
                 frame: Arc::clone(&frame),
                 rate,
-            }) as Box<dyn AudioPort>)
+            }))
         })
     }
 }

@@ -1,7 +1,12 @@
-//! The audio side of a call: what the media task reads to send and writes when it
-//! receives, as 20 ms mono PCM frames at the port's own rate.
+//! The audio side of a call, where a front attaches to a line's media: either 20 ms mono
+//! PCM frames at the port's own rate ([`AudioPort`]), or encoded frames in a codec of the
+//! front's choosing ([`FramePort`]), which the media core's bridge passes through or
+//! transcodes to the codec negotiated on the SIP side.
 
 use std::sync::Arc;
+
+use media::bridge::{FrameKind, LegFormat};
+use tokio::sync::mpsc;
 
 use crate::wav::{WavReader, WavWriter};
 
@@ -18,6 +23,60 @@ pub trait AudioPort: Send {
     fn rate(&self) -> u32;
 }
 
+/// One encoded packet crossing a [`FramePort`]: audio in the port's codec, or an RFC 4733
+/// telephone-event payload when the port's format has telephone-event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: FrameKind,
+    pub payload: Vec<u8>,
+    /// Media time in the port codec's RTP clock ([`media::codec::Codec::rtp_clock`]):
+    /// a fixed offset from the time the audio was captured (an RTMP timestamp in ms
+    /// maps as `ms × clock / 1000`). Gaps mean silence or loss; it never runs backwards
+    /// within a stream.
+    pub media_time: u64,
+    /// First packet of a talk spurt (or of a telephone-event).
+    pub marker: bool,
+}
+
+/// The encoded-frame side of a call. The media task runs a [`media::bridge::Bridge`]
+/// between the RTP leg (the codec negotiated in SDP) and this port's `format`: payloads
+/// pass through untouched when the codecs match and are transcoded otherwise. Frames
+/// received from RTP are re-timed by a jitter buffer only when they are transcoded.
+///
+/// Both channels are bounded and never block the call: a full `to_front` drops the
+/// newest frame (the front is too slow), a closed one is ignored. Telephone-event frames
+/// from the front reach the SIP side only when it negotiated telephone-event; use the
+/// line's `sendDTMF` command for DTMF that must always arrive (it falls back to SIP INFO).
+#[derive(Debug)]
+pub struct FramePort {
+    pub format: LegFormat,
+    /// What the front sends into the call.
+    pub from_front: mpsc::Receiver<Frame>,
+    /// What the call sends to the front.
+    pub to_front: mpsc::Sender<Frame>,
+}
+
+/// A call's audio port: PCM or encoded frames.
+pub enum Port {
+    Pcm(Box<dyn AudioPort>),
+    Frames(FramePort),
+}
+
+impl Port {
+    pub fn pcm(port: impl AudioPort + 'static) -> Port {
+        Port::Pcm(Box::new(port))
+    }
+}
+
+impl std::fmt::Debug for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Port::Pcm(p) => write!(f, "Port::Pcm({} Hz)", p.rate()),
+            Port::Frames(p) => write!(f, "Port::Frames({:?})", p.format),
+        }
+    }
+}
+
 /// What a call's audio port is built for, handed to an [`AudioFactory`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -26,12 +85,14 @@ pub struct MediaInfo {
     pub codec: sdp::Format,
     /// The PCM rate of that codec (8000 for G.711, 16000 for G.722, 48000 for Opus).
     pub pcm_rate: u32,
+    /// That format as a bridge leg (`None`: a codec we do not run), so that a
+    /// [`FramePort`] can choose the same and pass payloads through.
+    pub leg: Option<LegFormat>,
 }
 
 /// Builds the audio port of each call of a line when its media starts. An error is
 /// reported as [`crate::UaEvent::MediaError`] and the call runs with silence.
-pub type AudioFactory =
-    Arc<dyn Fn(&MediaInfo) -> std::io::Result<Box<dyn AudioPort>> + Send + Sync>;
+pub type AudioFactory = Arc<dyn Fn(&MediaInfo) -> std::io::Result<Port> + Send + Sync>;
 
 /// Sends silence and drops what it receives.
 #[derive(Clone, Copy, Debug)]

@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::audio::{AudioFactory, MediaInfo, SilencePort};
-use crate::media::{MediaCtl, MediaTask, codec_of};
+use crate::audio::{AudioFactory, MediaInfo, Port, SilencePort};
+use crate::media::{MediaCtl, MediaTask, codec_of, leg_of};
 use crate::ports::{PortRange, RtpPair, RtpPorts, bind_pair};
 
 /// Commands waiting for the core task, at most.
@@ -590,6 +590,7 @@ impl Core {
                 let info = MediaInfo {
                     codec: params.codec.clone(),
                     pcm_rate,
+                    leg: leg_of(&params),
                 };
                 let port = match &st.audio {
                     Some(f) => match f(&info) {
@@ -598,10 +599,10 @@ impl Core {
                             let _ = st
                                 .events
                                 .send(UaEvent::MediaError(format!("audio port: {e}")));
-                            Box::new(SilencePort::new(pcm_rate))
+                            Port::pcm(SilencePort::new(pcm_rate))
                         }
                     },
-                    None => Box::new(SilencePort::new(pcm_rate)),
+                    None => Port::pcm(SilencePort::new(pcm_rate)),
                 };
                 let (tx, ctl) = mpsc::unbounded_channel();
                 self.seed = self

@@ -7,10 +7,15 @@
 //!   (style habit 6). Host names are located per RFC 3263 with [`net::SipResolver`].
 //! - RTP/RTCP port pairs (even/odd, RFC 3550 §11) from a configured range, one pair per
 //!   line kept across its calls, handed out round-robin.
-//! - Per call a media task: an [`::media::rtp::RtpSession`] on the pair, the negotiated
-//!   codec (G.711, G.722, Speex, Opus), a jitter buffer on receive, RFC 4733 DTMF both
-//!   ways, and an [`AudioPort`] (e.g. [`WavPort`]) at its own rate, resampled to and
-//!   from the codec's. Paced by a 20 ms interval.
+//! - Per call a media task: an [`::media::rtp::RtpSession`] on the pair, RFC 4733 DTMF
+//!   both ways, and the call's [`Port`], where a front attaches:
+//!   - [`Port::Pcm`]: an [`AudioPort`] (e.g. [`WavPort`]) at its own rate; the task runs
+//!     the negotiated codec (G.711, G.722, Speex, Opus) with a jitter buffer, resamples,
+//!     and is paced by a 20 ms interval;
+//!   - [`Port::Frames`]: a [`FramePort`] of encoded frames in the front's codec (Speex
+//!     from Flash, Opus from a browser); the media core's [`::media::bridge::Bridge`]
+//!     passes payloads through when the SIP side negotiated the same codec and transcodes
+//!     otherwise, with a jitter buffer in front when it transcodes.
 //!
 //! Events of each line arrive on its own channel as [`UaEvent`]s.
 
@@ -20,7 +25,7 @@ mod media;
 mod ports;
 mod wav;
 
-pub use audio::{AudioFactory, AudioPort, MediaInfo, SilencePort, WavPort};
+pub use audio::{AudioFactory, AudioPort, Frame, FramePort, MediaInfo, Port, SilencePort, WavPort};
 pub use driver::{LineSetup, MediaStats, Ua, UaConfig, UaError, UaEvent, UaHandle};
 pub use ports::PortRange;
 pub use wav::{WavReader, WavWriter};

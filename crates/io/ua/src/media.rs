@@ -7,17 +7,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use line::{LineEvent, MediaParams};
+use media::bridge::{
+    Bridge, BridgeConfig, BridgeEvent, FrameKind, LegFormat, MediaFrame, Mode, Side,
+};
 use media::codec::{self, Codec, Decoder, Encoder};
 use media::dtmf::{DtmfConfig, DtmfReceiver, DtmfSender};
 use media::jitter::{JitterBuffer, JitterConfig, Playout};
 use media::resample::Resampler;
-use media::rtp::{PayloadFormat, RtpConfig, RtpSession, Timestamp};
+use media::rtp::{PayloadFormat, Received, RtpConfig, RtpSession, Timestamp};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, warn};
 
-use crate::audio::{AudioPort, SilencePort};
+use crate::audio::{AudioPort, Frame, FramePort, Port, SilencePort};
 use crate::driver::{MediaStats, UaEvent};
 
 /// The telephone-event clock when the SDP does not say (our offers use 8000).
@@ -106,7 +109,7 @@ pub(crate) struct MediaTask {
     pub params: MediaParams,
     pub rtp: Arc<UdpSocket>,
     pub rtcp: Arc<UdpSocket>,
-    pub port: Box<dyn AudioPort>,
+    pub port: Port,
     pub events: mpsc::UnboundedSender<UaEvent>,
     pub ctl: mpsc::UnboundedReceiver<MediaCtl>,
     pub seed: u64,
@@ -128,9 +131,398 @@ fn remote(addr: SocketAddr) -> Option<SocketAddr> {
     (!addr.ip().is_unspecified() && addr.port() != 0).then_some(addr)
 }
 
-fn jitter_for(path: &CodecPath) -> JitterBuffer {
-    JitterBuffer::new(JitterConfig::new(path.codec.rtp_clock()))
+/// A jitter buffer for packets of `ptime` ms in `clock`.
+fn jitter_for(clock: u32, ptime: u32) -> JitterBuffer {
+    let mut cfg = JitterConfig::new(clock);
+    cfg.frame = Duration::from_millis(u64::from(ptime.clamp(10, 200)));
+    JitterBuffer::new(cfg)
 }
+
+/// The negotiated SIP-side format as a bridge leg.
+pub(crate) fn leg_of(params: &MediaParams) -> Option<LegFormat> {
+    let codec = codec_of(&params.codec)?;
+    let ptime = match params.ptime {
+        40 => 40,
+        60 => 60,
+        _ => 20,
+    };
+    let leg = LegFormat::new(codec, params.codec.pt).with_ptime(ptime);
+    Some(match params.telephone_event {
+        Some(te) => leg.with_telephone_event(te),
+        None => leg,
+    })
+}
+
+/// What the loop needs from the socket side when a leg sends RTP.
+struct Net<'a> {
+    session: &'a mut RtpSession,
+    dtmf: &'a DtmfSender,
+    params: &'a MediaParams,
+    sock: &'a UdpSocket,
+    packet: &'a mut [u8],
+}
+
+impl Net<'_> {
+    /// Sends one packet; false when there is nowhere to send it yet.
+    async fn send(
+        &mut self,
+        now: Instant,
+        pt: u8,
+        ts: Timestamp,
+        marker: bool,
+        payload: &[u8],
+    ) -> bool {
+        let Ok(sent) = self.session.send(now, pt, ts, marker, payload, self.packet) else {
+            return false;
+        };
+        let Some(to) = sent.to else {
+            return false;
+        };
+        if let Err(e) = self.sock.send_to(&self.packet[..sent.len], to).await {
+            debug!(error = %e, "rtp send");
+        }
+        true
+    }
+}
+
+/// A PCM port: the codec path runs here, paced by the 20 ms tick.
+struct PcmLeg {
+    port: Box<dyn AudioPort>,
+    rate: u32,
+    path: Option<CodecPath>,
+    jitter: Option<JitterBuffer>,
+    frame: Vec<i16>,
+    out_frame: Vec<i16>,
+    payload: Vec<u8>,
+    marker: bool,
+    source_ended: bool,
+}
+
+impl PcmLeg {
+    fn new(port: Box<dyn AudioPort>, params: &MediaParams, events: &Events) -> PcmLeg {
+        let rate = port.rate();
+        let mut leg = PcmLeg {
+            port,
+            rate,
+            path: None,
+            jitter: None,
+            frame: vec![0i16; (rate / 50) as usize],
+            out_frame: Vec::new(),
+            payload: Vec::with_capacity(1500),
+            marker: true,
+            source_ended: false,
+        };
+        leg.set_codec(params, events);
+        if leg.path.is_none() {
+            leg.port = Box::new(SilencePort::new(rate));
+        }
+        leg
+    }
+
+    fn set_codec(&mut self, params: &MediaParams, events: &Events) {
+        match CodecPath::new(params, self.rate) {
+            Ok(p) => {
+                self.jitter = Some(jitter_for(p.codec.rtp_clock(), 20));
+                self.path = Some(p);
+            }
+            Err(e) => {
+                let _ = events.send(UaEvent::MediaError(e));
+                self.path = None;
+                self.jitter = None;
+            }
+        }
+        self.marker = true;
+    }
+
+    /// Every 20 ms: one frame from the port out; silence in when nothing arrives.
+    async fn tick(&mut self, now: Instant, net: &mut Net<'_>, events: &Events) {
+        let more = self.port.read_frame(&mut self.frame);
+        if !more && !self.source_ended {
+            self.source_ended = true;
+            let _ = events.send(UaEvent::AudioEnded);
+        }
+        if let Some(p) = self.path.as_mut() {
+            send_audio(
+                p,
+                net,
+                &self.frame,
+                &mut self.payload,
+                &mut self.marker,
+                now,
+            )
+            .await;
+        }
+        // Nothing arriving (hold, silence suppression): silence keeps the recording in
+        // real time.
+        if let (Some(p), Some(jb)) = (self.path.as_mut(), self.jitter.as_ref())
+            && jb.poll_timeout().is_none()
+        {
+            p.rx_pcm.resize(p.rx_pcm.len() + p.codec.frame_samples(), 0);
+            play_out(p, self.port.as_mut(), &mut self.out_frame);
+        }
+    }
+
+    /// The frames the jitter buffer has due, decoded, to the port.
+    fn timeout(&mut self, now: Instant) {
+        let (Some(p), Some(jb)) = (self.path.as_mut(), self.jitter.as_mut()) else {
+            return;
+        };
+        while let Some(play) = jb.pop(now) {
+            let n = p.codec.frame_samples();
+            match play {
+                Playout::Frame { payload, .. } => {
+                    if p.dec.decode(&payload, &mut p.rx_pcm).is_err() {
+                        p.dec.conceal(n, &mut p.rx_pcm);
+                    }
+                }
+                Playout::Lost { .. } => p.dec.conceal(n, &mut p.rx_pcm),
+            }
+        }
+        play_out(p, self.port.as_mut(), &mut self.out_frame);
+    }
+}
+
+/// Unwraps 32-bit RTP timestamps into a 64-bit media time (RFC 3550 §5.1: timestamps
+/// wrap). Starts at 2³² so that reordered packets before the first stay positive.
+#[derive(Default)]
+struct Unwrapper {
+    last: Option<(u32, u64)>,
+}
+
+impl Unwrapper {
+    fn unwrap(&mut self, ts: u32) -> u64 {
+        let ext = match self.last {
+            Some((last, ext)) => ext.saturating_add_signed(i64::from(ts.wrapping_sub(last) as i32)),
+            None => 1 << 32,
+        };
+        self.last = Some((ts, ext));
+        ext
+    }
+}
+
+/// An encoded-frame port: the media core's bridge between RTP (side A) and the front
+/// (side B).
+struct FrameLeg {
+    format: LegFormat,
+    from_front: Option<mpsc::Receiver<Frame>>,
+    to_front: mpsc::Sender<Frame>,
+    bridge: Option<Bridge>,
+    /// In front of the bridge when it transcodes what RTP brings (it drops late packets).
+    jitter: Option<JitterBuffer>,
+    rx_time: Unwrapper,
+    /// RTP timestamp = base + the bridge's media time on side A; set by the first packet
+    /// of each bridge so the stream's timestamps run on across a codec change.
+    tx_base: Option<u32>,
+    /// The timestamp just after the last audio packet sent.
+    tx_next: Option<u32>,
+    dropped_to_front: u64,
+}
+
+impl FrameLeg {
+    fn new(port: FramePort, params: &MediaParams, events: &Events) -> FrameLeg {
+        let mut leg = FrameLeg {
+            format: port.format,
+            from_front: Some(port.from_front),
+            to_front: port.to_front,
+            bridge: None,
+            jitter: None,
+            rx_time: Unwrapper::default(),
+            tx_base: None,
+            tx_next: None,
+            dropped_to_front: 0,
+        };
+        leg.set_codec(params, events);
+        leg
+    }
+
+    fn set_codec(&mut self, params: &MediaParams, events: &Events) {
+        self.bridge = None;
+        self.jitter = None;
+        self.tx_base = None;
+        self.rx_time = Unwrapper::default();
+        let Some(a) = leg_of(params) else {
+            let _ = events.send(UaEvent::MediaError(format!(
+                "codec {} not supported",
+                params.codec.name
+            )));
+            return;
+        };
+        match Bridge::new(a, self.format, &BridgeConfig::default()) {
+            Ok(b) => {
+                if b.mode(Side::A) == Mode::Transcode {
+                    self.jitter = Some(jitter_for(a.codec().rtp_clock(), a.ptime_ms()));
+                }
+                debug!(to_front = ?b.mode(Side::A), to_rtp = ?b.mode(Side::B), "media bridge");
+                self.bridge = Some(b);
+            }
+            Err(e) => {
+                let _ = events.send(UaEvent::MediaError(format!("media bridge: {e}")));
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Some(jb) = self.jitter.as_mut() {
+            jb.reset();
+        }
+    }
+
+    /// An audio or telephone-event packet from RTP.
+    fn rtp_in(&mut self, now: Instant, pkt: &Received<'_>, dtmf: bool) {
+        let Some(bridge) = self.bridge.as_mut() else {
+            return;
+        };
+        if dtmf {
+            // Crosses only to a front that negotiated telephone-event; the line reports
+            // the digit as an event either way.
+            if self.format.telephone_event().is_some() {
+                let t = self.rx_time.unwrap(pkt.timestamp);
+                bridge.push(
+                    now,
+                    Side::A,
+                    MediaFrame::dtmf(pkt.payload, t).with_marker(pkt.marker),
+                );
+            }
+            return;
+        }
+        match self.jitter.as_mut() {
+            Some(jb) => {
+                let _ = jb.push(now, pkt.sequence, pkt.timestamp, pkt.payload);
+            }
+            None => {
+                let t = self.rx_time.unwrap(pkt.timestamp);
+                bridge.push(
+                    now,
+                    Side::A,
+                    MediaFrame::audio(pkt.payload, t).with_marker(pkt.marker),
+                );
+            }
+        }
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        let (Some(bridge), Some(jb)) = (self.bridge.as_mut(), self.jitter.as_mut()) else {
+            return;
+        };
+        let ticks = bridge.leg(Side::A).codec().rtp_clock() / 1000 * bridge.leg(Side::A).ptime_ms();
+        while let Some(play) = jb.pop(now) {
+            match play {
+                Playout::Frame {
+                    timestamp, payload, ..
+                } => {
+                    let t = self.rx_time.unwrap(timestamp);
+                    bridge.push(now, Side::A, MediaFrame::audio(&payload, t));
+                }
+                Playout::Lost { .. } => bridge.lost(now, Side::A, ticks),
+            }
+        }
+    }
+
+    fn front_in(&mut self, now: Instant, frame: &Frame) {
+        if let Some(bridge) = self.bridge.as_mut() {
+            let f = match frame.kind {
+                FrameKind::Audio => MediaFrame::audio(&frame.payload, frame.media_time),
+                FrameKind::Dtmf => MediaFrame::dtmf(&frame.payload, frame.media_time),
+            };
+            bridge.push(now, Side::B, f.with_marker(frame.marker));
+        }
+    }
+
+    /// Sends what the bridge has for either side.
+    async fn flush(&mut self, now: Instant, net: &mut Net<'_>) {
+        let Some(bridge) = self.bridge.as_mut() else {
+            return;
+        };
+        while let Some(out) = bridge.poll(Side::B) {
+            let frame = Frame {
+                kind: out.kind,
+                payload: out.payload.to_vec(),
+                media_time: out.media_time,
+                marker: out.marker,
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.to_front.try_send(frame) {
+                self.dropped_to_front += 1;
+            }
+        }
+        while let Some(out) = bridge.poll(Side::A) {
+            let mt = out.media_time as u32;
+            let base = *self.tx_base.get_or_insert_with(|| {
+                self.tx_next
+                    .unwrap_or_else(|| net.session.next_timestamp())
+                    .wrapping_sub(mt)
+            });
+            let ts = base.wrapping_add(mt);
+            if out.kind == FrameKind::Audio {
+                // On hold, or while our own DTMF event is on the wire, the audio is
+                // dropped (RFC 4733 §2.5.1.2: the tone replaces it).
+                self.tx_next = Some(ts.wrapping_add(out.duration));
+                if !net.params.send || net.dtmf.is_active() {
+                    continue;
+                }
+            } else if !net.params.send {
+                continue;
+            }
+            net.send(
+                now,
+                out.payload_type,
+                Timestamp::Exact(ts),
+                out.marker,
+                out.payload,
+            )
+            .await;
+        }
+        while let Some(BridgeEvent::Dtmf { side, digit }) = bridge.poll_event() {
+            debug!(?side, %digit, "telephone-event not negotiated on that side: dropped");
+        }
+    }
+}
+
+// One per media task, never moved: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Leg {
+    Pcm(PcmLeg),
+    Frames(FrameLeg),
+}
+
+impl Leg {
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Leg::Pcm(p) => p.jitter.as_ref().and_then(JitterBuffer::poll_timeout),
+            Leg::Frames(f) => f.jitter.as_ref().and_then(JitterBuffer::poll_timeout),
+        }
+    }
+
+    fn clock(&self) -> u32 {
+        match self {
+            Leg::Pcm(p) => p.path.as_ref().map_or(8000, |p| p.codec.rtp_clock()),
+            Leg::Frames(f) => f
+                .bridge
+                .as_ref()
+                .map_or(8000, |b| b.leg(Side::A).codec().rtp_clock()),
+        }
+    }
+
+    fn concealed(&self) -> u64 {
+        let jb = match self {
+            Leg::Pcm(p) => p.jitter.as_ref(),
+            Leg::Frames(f) => f.jitter.as_ref(),
+        };
+        jb.map_or(0, |j| j.stats().concealed)
+    }
+}
+
+/// The next frame from the front, or never (a PCM port, or the front went away).
+async fn front_frame(leg: &mut Leg) -> Option<Frame> {
+    match leg {
+        Leg::Frames(FrameLeg {
+            from_front: Some(rx),
+            ..
+        }) => rx.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+type Events = mpsc::UnboundedSender<UaEvent>;
 
 impl MediaTask {
     /// Runs until [`MediaCtl::Stop`] or the core goes away; then sends RTCP BYE.
@@ -140,38 +532,26 @@ impl MediaTask {
             mut params,
             rtp,
             rtcp,
-            mut port,
+            port,
             events,
             mut ctl,
             seed,
             cname,
         } = self;
-        let port_rate = port.rate();
-        let mut path = match CodecPath::new(&params, port_rate) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                let _ = events.send(UaEvent::MediaError(e));
-                None
-            }
+        let mut leg = match port {
+            Port::Pcm(p) => Leg::Pcm(PcmLeg::new(p, &params, &events)),
+            Port::Frames(f) => Leg::Frames(FrameLeg::new(f, &params, &events)),
         };
-        if path.is_none() {
-            port = Box::new(SilencePort::new(port_rate));
-        }
         let mut cfg = RtpConfig::new(formats(&params), cname, seed);
         cfg.remote_rtp = remote(params.remote_rtp);
         cfg.remote_rtcp = params.remote_rtcp;
         let mut session = RtpSession::new(now(), cfg);
-        let mut jitter = path.as_ref().map(jitter_for);
         let mut dtmf_tx = DtmfSender::new(DtmfConfig::new(TELEPHONE_EVENT_CLOCK));
         let mut dtmf_rx = DtmfReceiver::new();
-        let mut frame = vec![0i16; (port_rate / 50) as usize];
-        let mut out_frame: Vec<i16> = Vec::new();
-        let mut payload = Vec::with_capacity(1500);
         let mut packet = vec![0u8; 1500];
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
-        let mut marker = true;
-        let mut source_ended = false;
+        let is_pcm = matches!(leg, Leg::Pcm(_));
 
         // A late task catches up (Burst): the RTP timeline stays in step with real time.
         let mut tick = tokio::time::interval(FRAME);
@@ -180,30 +560,16 @@ impl MediaTask {
             let timer = [
                 session.poll_timeout(),
                 dtmf_tx.poll_timeout(),
-                jitter.as_ref().and_then(JitterBuffer::poll_timeout),
+                leg.poll_timeout(),
             ]
             .into_iter()
             .flatten()
             .min();
             tokio::select! {
-                _ = tick.tick() => {
-                    let now = now();
-                    // Send: 20 ms from the port, resampled, encoded when a packet is full.
-                    let more = port.read_frame(&mut frame);
-                    if !more && !source_ended {
-                        source_ended = true;
-                        let _ = events.send(UaEvent::AudioEnded);
-                    }
-                    if let Some(p) = path.as_mut() {
-                        send_audio(p, &mut session, &dtmf_tx, &params, &rtp, &frame, &mut payload, &mut packet, &mut marker, now).await;
-                    }
-                    // Nothing arriving (hold, silence suppression): silence keeps the
-                    // recording in real time.
-                    if let (Some(p), Some(jb)) = (path.as_mut(), jitter.as_ref())
-                        && jb.poll_timeout().is_none()
-                    {
-                        p.rx_pcm.resize(p.rx_pcm.len() + p.codec.frame_samples(), 0);
-                        play_out(p, port.as_mut(), &mut out_frame);
+                _ = tick.tick(), if is_pcm => {
+                    if let Leg::Pcm(p) = &mut leg {
+                        let mut net = Net { session: &mut session, dtmf: &dtmf_tx, params: &params, sock: &rtp, packet: &mut packet };
+                        p.tick(now(), &mut net, &events).await;
                     }
                 }
                 r = rtp.recv_from(&mut rtp_buf) => match r {
@@ -211,17 +577,25 @@ impl MediaTask {
                         let now = now();
                         if let Ok(pkt) = session.receive(now, src, &rtp_buf[..n]) {
                             if pkt.restarted {
-                                if let Some(jb) = jitter.as_mut() { jb.reset(); }
+                                match &mut leg {
+                                    Leg::Pcm(p) => if let Some(jb) = p.jitter.as_mut() { jb.reset(); },
+                                    Leg::Frames(f) => f.reset(),
+                                }
                                 dtmf_rx.reset();
                             }
-                            if Some(pkt.payload_type) == params.telephone_event {
-                                if let Ok(Some(d)) = dtmf_rx.receive(pkt.timestamp, pkt.payload) {
-                                    let _ = events.send(UaEvent::Line(LineEvent::Dtmf(d.digit)));
-                                }
-                            } else if pkt.payload_type == params.codec.pt && params.recv
-                                && let Some(jb) = jitter.as_mut()
+                            let dtmf = Some(pkt.payload_type) == params.telephone_event;
+                            if dtmf
+                                && let Ok(Some(d)) = dtmf_rx.receive(pkt.timestamp, pkt.payload)
                             {
-                                let _ = jb.push(now, pkt.sequence, pkt.timestamp, pkt.payload);
+                                let _ = events.send(UaEvent::Line(LineEvent::Dtmf(d.digit)));
+                            }
+                            if (dtmf || pkt.payload_type == params.codec.pt) && params.recv {
+                                match &mut leg {
+                                    Leg::Pcm(p) => if let (false, Some(jb)) = (dtmf, p.jitter.as_mut()) {
+                                        let _ = jb.push(now, pkt.sequence, pkt.timestamp, pkt.payload);
+                                    },
+                                    Leg::Frames(f) => f.rtp_in(now, &pkt, dtmf),
+                                }
                             }
                         }
                     }
@@ -231,24 +605,19 @@ impl MediaTask {
                     Ok((n, src)) => { let _ = session.receive_rtcp(now(), src, &rtcp_buf[..n]); }
                     Err(e) => debug!(%line, error = %e, "rtcp recv"),
                 },
+                f = front_frame(&mut leg) => if let Leg::Frames(leg) = &mut leg {
+                    match f {
+                        Some(f) => leg.front_in(now(), &f),
+                        None => leg.from_front = None,
+                    }
+                },
                 _ = sleep_until(timer), if timer.is_some() => {
                     let now = now();
                     session.handle_timeout(now, SystemTime::now());
                     dtmf_tx.handle_timeout(now);
-                    // Receive: the frames the jitter buffer has due, decoded, to the port.
-                    if let (Some(p), Some(jb)) = (path.as_mut(), jitter.as_mut()) {
-                        while let Some(play) = jb.pop(now) {
-                            let n = p.codec.frame_samples();
-                            match play {
-                                Playout::Frame { payload, .. } => {
-                                    if p.dec.decode(&payload, &mut p.rx_pcm).is_err() {
-                                        p.dec.conceal(n, &mut p.rx_pcm);
-                                    }
-                                }
-                                Playout::Lost { .. } => p.dec.conceal(n, &mut p.rx_pcm),
-                            }
-                        }
-                        play_out(p, port.as_mut(), &mut out_frame);
+                    match &mut leg {
+                        Leg::Pcm(p) => p.timeout(now),
+                        Leg::Frames(f) => f.timeout(now),
                     }
                 }
                 c = ctl.recv() => match c {
@@ -263,46 +632,53 @@ impl MediaTask {
                     }
                     Some(MediaCtl::Update(p)) => {
                         let p = *p;
-                        let codec_changed = p.codec != params.codec;
+                        let codec_changed = p.codec != params.codec || p.ptime != params.ptime;
                         session.set_formats(formats(&p));
                         if p.remote_rtp != params.remote_rtp || p.remote_rtcp != params.remote_rtcp {
                             session.set_remote(remote(p.remote_rtp), p.remote_rtcp, false);
                         }
                         params = p;
                         if codec_changed {
-                            match CodecPath::new(&params, port_rate) {
-                                Ok(np) => {
-                                    jitter = Some(jitter_for(&np));
-                                    path = Some(np);
-                                }
-                                Err(e) => {
-                                    let _ = events.send(UaEvent::MediaError(e));
-                                    path = None;
-                                    jitter = None;
-                                }
+                            match &mut leg {
+                                Leg::Pcm(l) => l.set_codec(&params, &events),
+                                Leg::Frames(l) => l.set_codec(&params, &events),
                             }
-                            marker = true;
                         }
                     }
                     Some(MediaCtl::Stop) | None => break,
                 },
+            }
+            if let Leg::Frames(f) = &mut leg {
+                let mut net = Net {
+                    session: &mut session,
+                    dtmf: &dtmf_tx,
+                    params: &params,
+                    sock: &rtp,
+                    packet: &mut packet,
+                };
+                f.flush(now(), &mut net).await;
             }
             // RFC 4733 packets (the first one of a digit is due at once) and RTCP reports
             // queued by any of the above.
             while let Some(p) = dtmf_tx.poll_transmit() {
                 if let Some(te) = params.telephone_event
                     && params.send
-                    && let Ok(sent) = session.send(
+                {
+                    let mut net = Net {
+                        session: &mut session,
+                        dtmf: &dtmf_tx,
+                        params: &params,
+                        sock: &rtp,
+                        packet: &mut packet,
+                    };
+                    net.send(
                         now(),
                         te,
                         Timestamp::Exact(p.timestamp),
                         p.marker,
                         &p.payload,
-                        &mut packet,
                     )
-                    && let Some(to) = sent.to
-                {
-                    let _ = rtp.send_to(&packet[..sent.len], to).await;
+                    .await;
                 }
             }
             while let Some(t) = session.poll_transmit() {
@@ -313,16 +689,18 @@ impl MediaTask {
         while let Some(t) = session.poll_transmit() {
             let _ = rtcp.send_to(&t.payload, t.to).await;
         }
-        drop(port);
+        if let Leg::Frames(f) = &leg
+            && f.dropped_to_front > 0
+        {
+            debug!(%line, dropped = f.dropped_to_front, "frames dropped: the front was too slow");
+        }
         let s = session.stats();
-        let j = jitter.map(|j| j.stats());
         MediaStats {
             sent_packets: s.sent_packets,
             received_packets: s.received,
             lost: s.lost,
-            jitter_ms: f64::from(s.jitter) * 1000.0
-                / f64::from(path.as_ref().map_or(8000, |p| p.codec.rtp_clock())),
-            concealed: j.map_or(0, |j| j.concealed),
+            jitter_ms: f64::from(s.jitter) * 1000.0 / f64::from(leg.clock()),
+            concealed: leg.concealed(),
         }
     }
 }
@@ -347,16 +725,11 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn send_audio(
     p: &mut CodecPath,
-    session: &mut RtpSession,
-    dtmf: &DtmfSender,
-    params: &MediaParams,
-    sock: &UdpSocket,
+    net: &mut Net<'_>,
     frame: &[i16],
     payload: &mut Vec<u8>,
-    packet: &mut [u8],
     marker: &mut bool,
     now: Instant,
 ) {
@@ -372,8 +745,8 @@ async fn send_audio(
     let ticks = p.ticks_per_frame() * p.frames_per_packet as u32;
     // On hold, or while a DTMF event is on the wire, time moves on without audio
     // (RFC 4733 §2.5.1.2: the tone replaces the audio).
-    if !params.send || dtmf.is_active() {
-        session.advance_timestamp(ticks);
+    if !net.params.send || net.dtmf.is_active() {
+        net.session.advance_timestamp(ticks);
         p.tx_pcm.drain(..need);
         *marker = true;
         return;
@@ -382,22 +755,14 @@ async fn send_audio(
     let encoded = p.enc.encode(&p.tx_pcm[..need], payload);
     p.tx_pcm.drain(..need);
     if encoded.is_err() {
-        session.advance_timestamp(ticks);
+        net.session.advance_timestamp(ticks);
         return;
     }
-    if let Ok(sent) = session.send(
-        now,
-        p.pt,
-        Timestamp::Advance(ticks),
-        *marker,
-        payload,
-        packet,
-    ) && let Some(to) = sent.to
+    if net
+        .send(now, p.pt, Timestamp::Advance(ticks), *marker, payload)
+        .await
     {
         *marker = false;
-        if let Err(e) = sock.send_to(&packet[..sent.len], to).await {
-            debug!(error = %e, "rtp send");
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Two user agents on 127.0.0.1 call each other directly (anonymous lines, no server):
 //! each side hears the other's tone, DTMF crosses as RFC 4733, hang-up and close are
-//! clean, and the RTP ports return to the pool.
+//! clean, and the RTP ports return to the pool. A front with an encoded-frame port hears
+//! and is heard through the media bridge, passed through or transcoded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -8,8 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use line::{Command, LineConfig, LineEvent, LineId};
+use media::bridge::{FrameKind, LegFormat};
+use media::codec::Codec;
 use switchboard_ua::{
-    AudioPort, LineSetup, MediaInfo, MediaStats, PortRange, Ua, UaConfig, UaEvent, UaHandle,
+    AudioPort, Frame, FramePort, LineSetup, MediaInfo, MediaStats, Port, PortRange, Ua, UaConfig,
+    UaEvent, UaHandle,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
@@ -72,12 +76,12 @@ async fn line(
 ) -> (LineId, Events) {
     let mut setup = LineSetup::new(LineConfig::new(aor).unwrap());
     setup.audio = Some(Arc::new(move |_: &MediaInfo| {
-        Ok(Box::new(TonePort {
+        Ok(Port::pcm(TonePort {
             hz,
             rate,
             n: 0,
             rec: rec.clone(),
-        }) as Box<dyn AudioPort>)
+        }))
     }));
     let (id, rx) = h.add_line(setup).await.unwrap();
     (
@@ -239,4 +243,173 @@ async fn pcmu_call_both_ways_with_dtmf() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcma_call_resampled_ports() {
     call("pcma", 48000, 8000).await;
+}
+
+// ------------------------------------------------------------ encoded-frame ports
+
+/// A front speaking `format`: sends a 1 kHz tone encoded in real time, decodes what it
+/// receives into `rec` (at the codec's PCM rate).
+fn frame_front(format: LegFormat, rec: Arc<Mutex<Vec<i16>>>) -> FramePort {
+    let (to_call, from_front) = tokio::sync::mpsc::channel::<Frame>(64);
+    let (to_front, mut from_call) = tokio::sync::mpsc::channel::<Frame>(64);
+    let codec = format.codec();
+    let rate = codec.pcm_rate();
+    let per_packet = codec.frame_samples() * format.frames_per_packet() as usize;
+    let ticks = u64::from(codec.rtp_clock() / 50 * format.frames_per_packet());
+    tokio::spawn(async move {
+        let mut enc = media::codec::encoder(codec).unwrap();
+        let mut tick = tokio::time::interval(Duration::from_millis(u64::from(format.ptime_ms())));
+        let (mut n, mut media_time) = (0u64, 5_000u64);
+        let mut pcm = vec![0i16; per_packet];
+        loop {
+            tick.tick().await;
+            for s in pcm.iter_mut() {
+                let t = n as f64 / f64::from(rate);
+                *s = (12000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16;
+                n += 1;
+            }
+            let mut payload = Vec::new();
+            enc.encode(&pcm, &mut payload).unwrap();
+            let frame = Frame {
+                kind: FrameKind::Audio,
+                payload,
+                media_time,
+                marker: media_time == 5_000,
+            };
+            media_time += ticks;
+            if to_call.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut dec = media::codec::decoder(codec).unwrap();
+        while let Some(f) = from_call.recv().await {
+            assert_eq!(f.kind, FrameKind::Audio);
+            let mut out = Vec::new();
+            dec.decode(&f.payload, &mut out).unwrap();
+            rec.lock().unwrap().extend_from_slice(&out);
+        }
+    });
+    FramePort {
+        format,
+        from_front,
+        to_front,
+    }
+}
+
+/// Alice's front speaks `front` (e.g. Speex from a Flash client) on a SIP call that
+/// negotiates `sip_codec` with Bob, a PCM port at 8 kHz playing 440 Hz. `pass_through`:
+/// whether the SIP side's format equals the front's (no transcoding).
+async fn frames_call(front: LegFormat, sip_codec: &str, base: u16, pass_through: bool) {
+    let a = ua(PortRange::new(base, base + 9).unwrap()).await;
+    let b = ua(PortRange::new(base + 10, base + 19).unwrap()).await;
+    let (rec_a, rec_b): (Arc<Mutex<Vec<i16>>>, _) = (Arc::default(), Arc::default());
+    let mut setup = LineSetup::new(LineConfig::new("alice@127.0.0.1").unwrap());
+    let (rec, same) = (Arc::clone(&rec_a), Arc::new(Mutex::new(None)));
+    let same_seen = Arc::clone(&same);
+    setup.audio = Some(Arc::new(move |info: &MediaInfo| {
+        *same_seen.lock().unwrap() = Some(info.leg == Some(front));
+        Ok(Port::Frames(frame_front(front, Arc::clone(&rec))))
+    }));
+    let (la, mut ea) = a.handle().add_line(setup).await.unwrap();
+    let mut ea = Events {
+        rx: {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                while let Some(e) = ea.recv().await {
+                    let _ = tx.send(e);
+                }
+            });
+            rx
+        },
+        stopped: Vec::new(),
+    };
+    let (lb, mut eb) = line(
+        &b.handle(),
+        "bob@127.0.0.1",
+        440.0,
+        8000,
+        Arc::clone(&rec_b),
+    )
+    .await;
+    let codecs = vec![sip_codec.to_string()];
+    a.handle()
+        .command(
+            la,
+            Command::Invite {
+                dest: format!("sip:bob@{}", b.local_addr()),
+                codecs: codecs.clone(),
+                rtp: any_rtp(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_line_event(&mut eb).await,
+        LineEvent::Invited { .. }
+    ));
+    b.handle()
+        .command(
+            lb,
+            Command::Accept {
+                codecs,
+                rtp: any_rtp(),
+            },
+        )
+        .await
+        .unwrap();
+    loop {
+        match next_line_event(&mut ea).await {
+            LineEvent::Ringing(_) => {}
+            LineEvent::Accepted(_) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(matches!(
+        next_line_event(&mut eb).await,
+        LineEvent::Accepted(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    a.handle().command(la, Command::Bye).await.unwrap();
+    assert_eq!(next_line_event(&mut eb).await, LineEvent::Byed);
+    a.shutdown().await;
+    b.shutdown().await;
+    assert_eq!(*same.lock().unwrap(), Some(pass_through));
+
+    let front_rate = front.codec().pcm_rate();
+    for (rec, rate, hz, other, who) in [
+        (&rec_a, front_rate, 440.0, 1000.0, "the front"),
+        (&rec_b, 8000, 1000.0, 440.0, "bob"),
+    ] {
+        let rec = rec.lock().unwrap();
+        let second = rate as usize;
+        assert!(rec.len() >= 2 * second, "{who}: only {} samples", rec.len());
+        let w = &rec[rec.len() - second - second / 4..rec.len() - second / 4];
+        let (s, o) = (share(w, rate, hz), share(w, rate, other));
+        assert!(
+            s > 0.5 && o < 0.1,
+            "{who} ({sip_codec}): at {hz} Hz {s:.2}, at {other} Hz {o:.2}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_port_passes_pcmu_through() {
+    frames_call(LegFormat::new(Codec::Pcmu, 0), "pcmu", 20000, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_port_transcodes_flash_speex_to_pcmu() {
+    // Flash sends two 20 ms wideband frames per packet.
+    let flash = LegFormat::new(Codec::SpeexWb, 97).with_frames_per_packet(2);
+    frames_call(flash, "pcmu", 20020, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_port_transcodes_opus_to_g722() {
+    if !Codec::Opus.is_available() {
+        return;
+    }
+    frames_call(LegFormat::new(Codec::Opus, 111), "g722", 20040, false).await;
 }
