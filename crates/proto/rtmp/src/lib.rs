@@ -11,6 +11,7 @@
 //! * [`chunk`]: chunk stream decoder/encoder, protocol control messages, aggregates.
 //! * [`amf`]: command and data messages in AMF0/AMF3 on the `amf` crate, checked first.
 //! * [`session`]: one server connection, driven by `handle_input`/`poll_output`.
+//! * [`flv`]: FLV file header and tags, reader tolerant of truncation, codec-header looks.
 //! * [`stream`]: typed stream commands (`publish`, `play`, ...) and `onStatus` codes.
 //!
 //! Where this deliberately differs from the original `rtmp.py` (seed spec §4, §7):
@@ -29,6 +30,7 @@
 
 pub mod amf;
 pub mod chunk;
+pub mod flv;
 pub mod handshake;
 pub mod rng;
 pub mod session;

@@ -454,8 +454,18 @@ impl Session {
     /// "NetConnection.Connect.Success", description, fmsVer, objectEncoding, details:
     /// null})`.
     pub fn accept_connect(&mut self, description: &str) -> Result<(), ApiError> {
-        let transaction_id = self.take_pending_connect(Phase::Connected)?;
-        let info = amf::object([
+        self.accept_connect_with(description, Vec::new())
+    }
+
+    /// Like [`Session::accept_connect`], with `extra` fields in the info object: a field
+    /// whose key is already there (`code`, `details`, ...) replaces it, others are
+    /// appended in order.
+    pub fn accept_connect_with(
+        &mut self,
+        description: &str,
+        extra: Vec<(String, Value)>,
+    ) -> Result<(), ApiError> {
+        let mut info = amf::object([
             ("level", amf::string("status")),
             ("code", amf::string(status::CONNECT_SUCCESS)),
             ("description", amf::string(description)),
@@ -463,6 +473,12 @@ impl Session {
             ("objectEncoding", amf::number(self.encoding.as_number())),
             ("details", Value::Null),
         ]);
+        merge_fields(&mut info, extra);
+        // Checked before the phase changes, so a value that cannot be encoded leaves the
+        // connect pending.
+        Command::new("_result", 0.0, Value::Null, vec![info.clone()])
+            .encode(ObjectEncoding::Amf0)?;
+        let transaction_id = self.take_pending_connect(Phase::Connected)?;
         self.send_connect_answer("_result", transaction_id, info)
     }
 
@@ -470,8 +486,29 @@ impl Session {
     /// description, fmsVer, details: null})`; `code` is normally
     /// "NetConnection.Connect.Rejected". The client is expected to close.
     pub fn reject_connect(&mut self, code: &str, description: &str) -> Result<(), ApiError> {
+        self.reject_connect_with(code, description, Vec::new())
+    }
+
+    /// Like [`Session::reject_connect`], with `extra` fields in the info object (same
+    /// merge rule as [`Session::accept_connect_with`]).
+    pub fn reject_connect_with(
+        &mut self,
+        code: &str,
+        description: &str,
+        extra: Vec<(String, Value)>,
+    ) -> Result<(), ApiError> {
+        let mut info = self.reject_info(code, description);
+        merge_fields(&mut info, extra);
+        Command::new("_error", 0.0, Value::Null, vec![info.clone()])
+            .encode(ObjectEncoding::Amf0)?;
         let transaction_id = self.take_pending_connect(Phase::Rejected)?;
-        self.send_reject(transaction_id, code, description)
+        self.send_connect_answer("_error", transaction_id, info)
+    }
+
+    /// True while a `connect` waits for [`Session::accept_connect`] or
+    /// [`Session::reject_connect`].
+    pub fn is_connect_pending(&self) -> bool {
+        matches!(self.phase, Phase::ConnectPending { .. })
     }
 
     /// Answers a command with `_result(txn, null, args...)`.
@@ -688,19 +725,23 @@ impl Session {
         self.send_message(CSID_COMMAND, 0, type_id, 0, &body)
     }
 
+    fn reject_info(&self, code: &str, description: &str) -> Value {
+        amf::object([
+            ("level", amf::string("status")),
+            ("code", amf::string(code)),
+            ("description", amf::string(description)),
+            ("fmsVer", amf::string(self.config.fms_ver.clone())),
+            ("details", Value::Null),
+        ])
+    }
+
     fn send_reject(
         &mut self,
         transaction_id: f64,
         code: &str,
         description: &str,
     ) -> Result<(), ApiError> {
-        let info = amf::object([
-            ("level", amf::string("status")),
-            ("code", amf::string(code)),
-            ("description", amf::string(description)),
-            ("fmsVer", amf::string(self.config.fms_ver.clone())),
-            ("details", Value::Null),
-        ]);
+        let info = self.reject_info(code, description);
         self.send_connect_answer("_error", transaction_id, info)
     }
 
@@ -954,6 +995,18 @@ impl Session {
             command_object,
             args,
         });
+    }
+}
+
+/// Sets `extra` fields on an AMF0 object: existing keys are replaced, new ones appended.
+fn merge_fields(info: &mut Value, extra: Vec<(String, Value)>) {
+    if let Value::Object { entries, .. } = info {
+        for (key, value) in extra {
+            match entries.iter_mut().find(|p| p.key == key) {
+                Some(p) => p.value = value,
+                None => entries.push(amf::Pair { key, value }),
+            }
+        }
     }
 }
 

@@ -967,3 +967,51 @@ fn byte_by_byte_session() {
     assert!(matches!(&events[..], [SessionEvent::Connect { app, .. }] if app == "live"));
     let _ = &mut c;
 }
+
+#[test]
+fn connect_answers_with_extra_fields() {
+    let (mut s, mut c) = session();
+    connect(&mut s, &mut c, "sip/alice@example.com", 0.0, vec![]);
+    assert!(s.is_connect_pending());
+    s.accept_connect_with(
+        "Registered",
+        vec![
+            ("details".to_owned(), string("sip:alice@example.com")),
+            ("contact".to_owned(), string("<sip:alice@127.0.0.1:5062>")),
+        ],
+    )
+    .unwrap();
+    assert!(!s.is_connect_pending());
+    let d = c.drain(&mut s);
+    let info = &d.commands()[0].args[0];
+    assert_eq!(
+        get(info, "code").and_then(as_str),
+        Some("NetConnection.Connect.Success")
+    );
+    assert_eq!(
+        get(info, "details").and_then(as_str),
+        Some("sip:alice@example.com"),
+        "replaces the default null"
+    );
+    assert_eq!(
+        get(info, "contact").and_then(as_str),
+        Some("<sip:alice@127.0.0.1:5062>")
+    );
+
+    let (mut s, mut c) = session();
+    connect(&mut s, &mut c, "sip/bob@example.com", 0.0, vec![]);
+    s.reject_connect_with(
+        status::CONNECT_REJECTED,
+        "403 Forbidden",
+        vec![("sipCode".to_owned(), number(403.0))],
+    )
+    .unwrap();
+    let d = c.drain(&mut s);
+    let cmd = &d.commands()[0];
+    assert_eq!(cmd.name, "_error");
+    assert_eq!(get(&cmd.args[0], "sipCode").and_then(as_f64), Some(403.0));
+    assert_eq!(
+        get(&cmd.args[0], "description").and_then(as_str),
+        Some("403 Forbidden")
+    );
+}
