@@ -213,6 +213,9 @@ pub struct MediaParams {
     /// Set when the client's codec differs from `codec`: the media layer transcodes the
     /// client's audio to this format (the remote's payload type) and back.
     pub transcode_to: Option<sdp::Format>,
+    /// With `transcode_to`: the format the client itself speaks (seed-spec §2.6: what its
+    /// `accepted` argument names, speex at 16 kHz by default), when the line knows it.
+    pub client_codec: Option<sdp::Format>,
     /// We send RTP (not on hold by either side in that direction).
     pub send: bool,
     /// We accept RTP.

@@ -296,6 +296,10 @@ pub(crate) fn media_plan(
             transcode_to = Some(codec.clone());
         }
     }
+    let client_codec = transcode_to.as_ref().and_then(|_| {
+        let arg = args.as_ref().and_then(|(a, _)| a.as_deref());
+        client_format(arg, &list, narrowband)
+    });
     let unspecified = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), audio.remote_port);
     let params = MediaParams {
         local,
@@ -305,6 +309,7 @@ pub(crate) fn media_plan(
         telephone_event: audio.telephone_event,
         ptime: audio.ptime.unwrap_or(20),
         transcode_to,
+        client_codec,
         send: audio.direction.sends() && audio.remote_rtp.is_some(),
         recv: audio.direction.recvs(),
     };

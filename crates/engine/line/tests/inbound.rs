@@ -241,6 +241,9 @@ fn with_the_transcoder_opus_only_offers_ring() {
         p.transcode_to.as_ref().map(|f| f.name.as_str()),
         Some("opus")
     );
+    // The client speaks what `accepted` names: speex, wideband.
+    let client = p.client_codec.as_ref().map(|f| (f.name.as_str(), f.rate));
+    assert_eq!(client, Some(("speex", 16000)));
     assert_eq!(
         h.next_event().1,
         LineEvent::Accepted(Some((Some("speex".into()), None)))

@@ -140,6 +140,7 @@ fn invite_ringing_answer_ack() {
     assert_eq!(p.telephone_event, Some(101));
     assert_eq!(p.ptime, 20);
     assert_eq!(p.transcode_to, None);
+    assert_eq!(p.client_codec, None);
     assert!(p.send && p.recv);
     // No codec list: `accepted()` without arguments.
     assert_eq!(h.next_event(), (line, LineEvent::Accepted(None)));

@@ -88,6 +88,10 @@ pub struct MediaInfo {
     /// That format as a bridge leg (`None`: a codec we do not run), so that a
     /// [`FramePort`] can choose the same and pass payloads through.
     pub leg: Option<LegFormat>,
+    /// When the line negotiated a codec the client does not speak (seed-spec §2.6,
+    /// "transcoder"): the client's own format, e.g. Speex wideband for a Flash client
+    /// calling a PCMU-only phone. `None`: the client speaks `leg`.
+    pub client: Option<LegFormat>,
 }
 
 /// Builds the audio port of each call of a line when its media starts. An error is

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::audio::{AudioFactory, MediaInfo, Port, SilencePort};
-use crate::media::{MediaCtl, MediaTask, codec_of, leg_of};
+use crate::media::{MediaCtl, MediaTask, codec_of, leg_of, leg_of_format};
 use crate::ports::{PortRange, RtpPair, RtpPorts, bind_pair};
 
 /// Commands waiting for the core task, at most.
@@ -591,6 +591,10 @@ impl Core {
                     codec: params.codec.clone(),
                     pcm_rate,
                     leg: leg_of(&params),
+                    client: params
+                        .client_codec
+                        .as_ref()
+                        .and_then(|f| leg_of_format(f, 20)),
                 };
                 let port = match &st.audio {
                     Some(f) => match f(&info) {

@@ -140,17 +140,22 @@ fn jitter_for(clock: u32, ptime: u32) -> JitterBuffer {
 
 /// The negotiated SIP-side format as a bridge leg.
 pub(crate) fn leg_of(params: &MediaParams) -> Option<LegFormat> {
-    let codec = codec_of(&params.codec)?;
-    let ptime = match params.ptime {
-        40 => 40,
-        60 => 60,
-        _ => 20,
-    };
-    let leg = LegFormat::new(codec, params.codec.pt).with_ptime(ptime);
+    let leg = leg_of_format(&params.codec, params.ptime)?;
     Some(match params.telephone_event {
         Some(te) => leg.with_telephone_event(te),
         None => leg,
     })
+}
+
+/// An SDP format as a bridge leg with `ptime` ms packets (20 unless 40 or 60).
+pub(crate) fn leg_of_format(format: &sdp::Format, ptime: u32) -> Option<LegFormat> {
+    let codec = codec_of(format)?;
+    let ptime = match ptime {
+        40 => 40,
+        60 => 60,
+        _ => 20,
+    };
+    Some(LegFormat::new(codec, format.pt).with_ptime(ptime))
 }
 
 /// What the loop needs from the socket side when a leg sends RTP.
