@@ -188,3 +188,105 @@ query_contacts() {
         fail "$(sipp_why "$label")"
     contacts_of "$(received_msg "$CDIR/$label.msg" 200)"
 }
+
+# interop_main SCRIPT ARGS...: the runner every interop script ends with. The script sets
+# ALL_CHECKS (name:seconds ...) and defines check_NAME for each; it may define
+# `interop_single NAME` (how one check runs in its child process; default: check_NAME with
+# cleanup on exit) and `interop_setup` (once, before the checks; return non-zero to fail).
+#   SCRIPT                 run every check
+#   SCRIPT NAME...         run these
+#   SCRIPT --list          list the names
+# Each check runs as `SCRIPT --single NAME` under `timeout`, in $INTEROP_WORK/NAME; prints
+# "PASS name" or "FAIL name: why", then "N passed, M failed"; non-zero if any failed.
+interop_main() {
+    local self=$1
+    shift
+    if [[ ${1:-} == --single ]]; then
+        CHECK=$2
+        CDIR=$INTEROP_WORK/$CHECK
+        mkdir -p "$CDIR"
+        if declare -F interop_single > /dev/null; then
+            interop_single "$CHECK"
+        else
+            trap cleanup EXIT
+            trap 'exit 143' TERM INT
+            "check_$CHECK"
+        fi
+        exit 0
+    fi
+    if [[ ${1:-} == --list ]]; then
+        for c in "${ALL_CHECKS[@]}"; do echo "${c%%:*}"; done
+        exit 0
+    fi
+    local selected=() want found c
+    if [[ $# -eq 0 ]]; then
+        selected=("${ALL_CHECKS[@]}")
+    else
+        for want in "$@"; do
+            found=
+            for c in "${ALL_CHECKS[@]}"; do
+                if [[ ${c%%:*} == "$want" ]]; then selected+=("$c"); found=1; fi
+            done
+            [[ -n $found ]] || { echo "unknown check: $want (see --list)" >&2; exit 2; }
+        done
+    fi
+
+    # The binary under test.
+    local root
+    root=$(cd "$INTEROP_DIR/../.." && pwd)
+    if [[ -z ${SWITCHBOARD:-} ]]; then
+        SWITCHBOARD=${CARGO_TARGET_DIR:-$root/target}/debug/switchboard
+        if [[ ! -x $SWITCHBOARD ]]; then
+            echo "building switchboard ($SWITCHBOARD)..." >&2
+            if ! (cd "$root" && cargo build -p switchboard) >&2; then
+                echo "FAIL build: cargo build -p switchboard failed"
+                echo "0 passed, 1 failed"
+                exit 1
+            fi
+        fi
+    fi
+    [[ -x $SWITCHBOARD ]] || { echo "no switchboard binary at $SWITCHBOARD" >&2; exit 2; }
+    export SWITCHBOARD
+    export INTEROP_WORK=${INTEROP_WORK:-$INTEROP_DIR/out}
+    INTEROP_WORK=$(mkdir -p "$INTEROP_WORK" && cd "$INTEROP_WORK" && pwd)
+    if declare -F interop_setup > /dev/null && ! interop_setup; then
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+
+    # `timeout` puts each check in its own process group, out of reach of Ctrl-C: pass
+    # INT/TERM on, so the check's EXIT trap stops what it started.
+    INTEROP_CHILD=
+    trap '[[ -n $INTEROP_CHILD ]] && { kill -TERM "$INTEROP_CHILD" 2> /dev/null; wait "$INTEROP_CHILD" 2> /dev/null; }; echo interrupted >&2; exit 130' INT TERM
+
+    local passed=0 failed=0 start=$SECONDS name limit rc why
+    for c in "${selected[@]}"; do
+        name=${c%%:*}
+        limit=${c#*:}
+        rm -rf "${INTEROP_WORK:?}/$name"
+        mkdir -p "$INTEROP_WORK/$name"
+        rc=0
+        timeout -k 5 "$limit" "$self" --single "$name" \
+            > "$INTEROP_WORK/$name/check.out" 2>&1 &
+        INTEROP_CHILD=$!
+        wait "$INTEROP_CHILD" || rc=$?
+        INTEROP_CHILD=
+        if [[ $rc -eq 0 ]]; then
+            echo "PASS $name"
+            passed=$((passed + 1))
+        else
+            if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+                why="timed out after ${limit}s"
+            elif [[ -s $INTEROP_WORK/$name/reason ]]; then
+                why=$(cat "$INTEROP_WORK/$name/reason")
+            else
+                why="exit status $rc: $(tail -2 "$INTEROP_WORK/$name/check.out" | tr '\n' ' ')"
+            fi
+            echo "FAIL $name: $why"
+            failed=$((failed + 1))
+        fi
+    done
+    echo "logs: $INTEROP_WORK ($((SECONDS - start)) s)" >&2
+    echo "$passed passed, $failed failed"
+    [[ $failed -eq 0 ]]
+}
