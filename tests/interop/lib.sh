@@ -85,6 +85,19 @@ wait_tcp() {
     fail "server $label not answering OPTIONS on tcp/$port after 10 s"
 }
 
+# wait_port PORT [PID LABEL]: poll until something accepts TCP connections on PORT (10 s).
+wait_port() {
+    local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} end=$((SECONDS + 10))
+    while ((SECONDS < end)); do
+        if "$PY" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close()' "$port" 2> /dev/null; then
+            return 0
+        fi
+        server_died "$pid" "$label"
+        sleep 0.1
+    done
+    fail "server $label not accepting TCP connections on $port after 10 s"
+}
+
 # wait_http PORT [PID LABEL]: poll GET /healthz until it answers 200 "ok" (10 s).
 wait_http() {
     local port=$1 pid=${2:-$LAST_PID} label=${3:-srv} body end=$((SECONDS + 10))

@@ -1,6 +1,7 @@
 //! The `switchboard` binary: command line, configuration and wiring. No protocol logic.
 
 mod config;
+mod gateway_role;
 mod phone;
 mod sipd_role;
 
@@ -29,6 +30,9 @@ enum Command {
     Sipd(SipdArgs),
     /// A command-line SIP phone: register, call or answer, play/record WAV, send DTMF.
     Phone(phone::PhoneArgs),
+    /// The SIP-RTMP gateway (the original `siprtmp`): RTMP clients at
+    /// rtmp://HOST/sip/USER@DOMAIN become SIP phones.
+    Gateway(gateway_role::GatewayArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -75,7 +79,11 @@ pub struct SipdArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = if cli.verbose { "debug" } else { "info" };
+    let filter = match &cli.command {
+        Some(Command::Gateway(g)) if g.verbose_all => "trace",
+        _ if cli.verbose => "debug",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -99,6 +107,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Some(Command::Sipd(args)) => sipd_role::run(args, data, false).await,
             Some(Command::Phone(args)) => phone::run(args).await,
+            Some(Command::Gateway(args)) => gateway_role::run(args).await,
             None => {
                 // Every role that exists so far, on loopback, with open registration.
                 let args = SipdArgs {

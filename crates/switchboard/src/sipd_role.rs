@@ -225,7 +225,7 @@ pub async fn run(args: SipdArgs, data: PathBuf, quick_start: bool) -> anyhow::Re
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,0 +1,222 @@
+//! Audio between the RTMP client's streams and the line's [`FramePort`] (seed-spec §3):
+//! FLV audio tags of the published stream (`local`) become frames for the call, and the
+//! call's frames become FLV audio tags on the played stream (`remote`).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use front_rtmp::{Client, MediaTag};
+use media::bridge::{FrameKind, LegFormat};
+use media::codec::Codec;
+use tokio::sync::mpsc;
+use tracing::debug;
+use ua::{Frame, FramePort, MediaInfo};
+
+/// Frames queued each way between a connection and its call (a second of 20 ms frames).
+const QUEUE: usize = 50;
+
+/// The FLV SoundFormat byte written for a codec (seed-spec §3.1): format, then rate bits
+/// 00, 16-bit, mono. Flash reads Speex as 16 kHz whatever the rate bits say.
+pub(crate) fn flv_audio_header(codec: Codec) -> Option<u8> {
+    match codec {
+        Codec::SpeexWb | Codec::SpeexNb => Some(0xB2),
+        Codec::Pcmu => Some(0x82),
+        Codec::Pcma => Some(0x72),
+        _ => None,
+    }
+}
+
+/// The codec of an FLV audio tag by its first byte (seed-spec §3.1: masked `& 0xF0`).
+pub(crate) fn codec_of_tag(first: u8) -> Option<Codec> {
+    match first & 0xF0 {
+        0xB0 => Some(Codec::SpeexWb),
+        0x80 => Some(Codec::Pcmu),
+        0x70 => Some(Codec::Pcma),
+        _ => None,
+    }
+}
+
+/// What the gateway speaks with its client in a call: the client's own format when the
+/// line transcodes, else the negotiated one; Flash encodes Speex only at 16 kHz, so a
+/// narrowband Speex call still runs wideband towards the client (the bridge keeps only
+/// the narrowband layer towards SIP, seed-spec §3.2). 20 ms per tag towards the client.
+pub(crate) fn client_format(info: &MediaInfo) -> LegFormat {
+    match info.client.or(info.leg).map(|l| l.codec()) {
+        Some(Codec::Pcmu) => LegFormat::new(Codec::Pcmu, 0),
+        Some(Codec::Pcma) => LegFormat::new(Codec::Pcma, 8),
+        _ => LegFormat::new(Codec::SpeexWb, 96),
+    }
+}
+
+/// The RTMP side of a connection's media, shared by its handler (which sees the
+/// client's streams) and the call's audio port.
+#[derive(Default)]
+pub(crate) struct MediaLink {
+    /// While a call's media runs: its format and where its frames go.
+    to_call: Option<(LegFormat, mpsc::Sender<Frame>)>,
+    /// The stream the client publishes (`local`), the source of the call's audio.
+    publish: Option<u32>,
+    /// The stream the client plays (`remote`), the sink of the call's audio.
+    play: Option<u32>,
+    /// Counts plays: RTMP timestamps are re-based when it changes (seed-spec §3.2).
+    play_epoch: u64,
+    /// First tag time of the published stream, for the 20 ms grid.
+    grid_origin: Option<u32>,
+    /// Tags dropped: not audio the call takes.
+    pub(crate) dropped: u64,
+}
+
+/// A shared [`MediaLink`].
+#[derive(Clone, Default)]
+pub(crate) struct Link(Arc<Mutex<MediaLink>>);
+
+impl Link {
+    fn lock(&self) -> MutexGuard<'_, MediaLink> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn published(&self, stream: u32) {
+        let mut l = self.lock();
+        l.publish = Some(stream);
+        l.grid_origin = None;
+    }
+
+    pub(crate) fn unpublished(&self, stream: u32) {
+        let mut l = self.lock();
+        if l.publish == Some(stream) {
+            l.publish = None;
+        }
+    }
+
+    pub(crate) fn playing(&self, stream: u32) {
+        let mut l = self.lock();
+        l.play = Some(stream);
+        l.play_epoch += 1;
+    }
+
+    pub(crate) fn stopped(&self, stream: u32) {
+        let mut l = self.lock();
+        if l.play == Some(stream) {
+            l.play = None;
+        }
+    }
+
+    /// A tag of a stream the client publishes: audio in the call's codec goes to the
+    /// call; the RTP time comes from the RTMP time (snapped to a 20 ms grid, since Flash
+    /// rounds its tag times to whole milliseconds).
+    pub(crate) fn client_tag(&self, stream: u32, tag: &MediaTag) {
+        let mut l = self.lock();
+        if l.publish != Some(stream) || tag.kind != rtmp::MediaKind::Audio {
+            return;
+        }
+        // Seed-spec §3.1: messages of one byte or less carry nothing.
+        let (Some(&first), true) = (tag.payload.first(), tag.payload.len() > 1) else {
+            return;
+        };
+        let Some((format, tx)) = l.to_call.clone() else {
+            return;
+        };
+        if codec_of_tag(first) != Some(format.codec()) {
+            l.dropped += 1;
+            if l.dropped.is_power_of_two() {
+                debug!(first, want = ?format.codec(), "audio tag in another codec than the call's: dropped");
+            }
+            return;
+        }
+        let origin = *l.grid_origin.get_or_insert(tag.timestamp);
+        let since = tag.timestamp.wrapping_sub(origin);
+        let ms = u64::from(since.saturating_add(10) / 20 * 20);
+        let frame = Frame {
+            kind: FrameKind::Audio,
+            payload: tag.payload[1..].to_vec(),
+            media_time: ms * u64::from(format.codec().rtp_clock()) / 1000,
+            marker: false,
+        };
+        if tx.try_send(frame).is_err() {
+            l.dropped += 1;
+        }
+    }
+
+    /// The call's audio port: frames in the client's format, through the line's media
+    /// bridge. `start` is when the connection began (the RTMP time origin).
+    pub(crate) fn port(&self, info: &MediaInfo, client: Client, start: Instant) -> FramePort {
+        let format = client_format(info);
+        let (to_call, from_front) = mpsc::channel(QUEUE);
+        let (to_front, from_call) = mpsc::channel(QUEUE);
+        self.lock().to_call = Some((format, to_call));
+        tokio::spawn(to_client(self.clone(), format, from_call, client, start));
+        FramePort {
+            format,
+            from_front,
+            to_front,
+        }
+    }
+}
+
+/// Sends the call's frames as FLV audio tags on the played stream. RTMP time =
+/// connection time at the first frame after each play + media time since (seed-spec
+/// §3.2, with 64-bit media time: no wrap).
+async fn to_client(
+    link: Link,
+    format: LegFormat,
+    mut from_call: mpsc::Receiver<Frame>,
+    client: Client,
+    start: Instant,
+) {
+    let Some(header) = flv_audio_header(format.codec()) else {
+        return;
+    };
+    let clock = u64::from(format.codec().rtp_clock());
+    // (epoch, first media time, its RTMP ms)
+    let mut base: Option<(u64, u64, u64)> = None;
+    while let Some(frame) = from_call.recv().await {
+        if frame.kind != FrameKind::Audio {
+            continue;
+        }
+        let (stream, epoch) = {
+            let l = link.lock();
+            match l.play {
+                Some(s) => (s, l.play_epoch),
+                None => continue,
+            }
+        };
+        let now_ms = start.elapsed().as_millis() as u64;
+        let (_, mt0, ms0) = match base {
+            Some(b) if b.0 == epoch && frame.media_time >= b.1 => b,
+            _ => *base.insert((epoch, frame.media_time, now_ms)),
+        };
+        let ms = ms0 + (frame.media_time - mt0) * 1000 / clock;
+        let mut payload = BytesMut::with_capacity(frame.payload.len() + 1);
+        payload.put_u8(header);
+        payload.put_slice(&frame.payload);
+        let tag = MediaTag::audio(ms as u32, Bytes::from(payload));
+        if client.send_media(stream, tag).is_err() {
+            break;
+        }
+    }
+    let mut l = link.lock();
+    if l.to_call.as_ref().is_some_and(|(_, tx)| tx.is_closed()) {
+        l.to_call = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_bytes_follow_seed_spec() {
+        assert_eq!(flv_audio_header(Codec::SpeexWb), Some(0xB2));
+        assert_eq!(flv_audio_header(Codec::Pcmu), Some(0x82));
+        assert_eq!(flv_audio_header(Codec::Pcma), Some(0x72));
+        assert_eq!(flv_audio_header(Codec::Opus), None);
+        assert_eq!(codec_of_tag(0xB6), Some(Codec::SpeexWb));
+        assert_eq!(codec_of_tag(0x82), Some(Codec::Pcmu));
+        assert_eq!(codec_of_tag(0x7E), Some(Codec::Pcma));
+        // Nellymoser, MP3, AAC: not for the call.
+        assert_eq!(codec_of_tag(0x62), None);
+        assert_eq!(codec_of_tag(0x2F), None);
+        assert_eq!(codec_of_tag(0xAF), None);
+    }
+}
