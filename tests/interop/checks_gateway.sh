@@ -41,11 +41,114 @@ check_gateway_librtmp_speex() {
     proxy_baresip_start bob
     proxy_baresip_registered bob $((port + 30))
     gateway_start gw $((port + 35)) $port $((port + 60))
-    proxy_fg timeout 40 "$PY" "$INTEROP_DIR/gateway_librtmp.py" $((port + 35)) \
+    proxy_fg timeout 40 "$PY" "$INTEROP_DIR/gateway_librtmp.py" call $((port + 35)) \
         "alice@127.0.0.1:$port" alice secret "sip:bob@127.0.0.1:$port" \
         "$CDIR/speex1000.flv" 5 wideband ulaw dtmf > "$CDIR/client.out" 2> "$CDIR/client.err" ||
         fail "python-librtmp: $(tail -1 "$CDIR/client.err")"
     grep -q '^callback accepted speex' "$CDIR/client.out" ||
         fail "no accepted('speex', ...) callback: $(grep callback "$CDIR/client.out" | tr '\n' ' ')"
     proxy_tone_ok bob 1 1000 440
+}
+
+# gateway_setup PORT: sipd with alice/bob/carol, the test tones, a Speex FLV, and the
+# gateway (RTMP on PORT+35) whose lines register there.
+gateway_setup() {
+    local port=$1
+    phone_needs_baresip
+    "$PY" -c 'import librtmp' 2> /dev/null ||
+        fail "python-librtmp not installed (pip install python-librtmp; needs librtmp-dev)"
+    write_users "$CDIR/users.toml" alice=secret bob=bobsecret carol=carolsecret
+    proxy_server "$port" --users "$CDIR/users.toml"
+    proxy_tones
+    gateway_speex_flv "$CDIR/speex1000.flv" 1000 20
+    gateway_start gw $((port + 35)) "$port" $((port + 60))
+}
+
+# gateway_baresip NAME PORT OFFSET ANSWERMODE: baresip NAME (PCMU, plays 440 Hz) registered
+# at sipd 127.0.0.1:PORT; SIP on PORT+OFFSET, ctrl on PORT+OFFSET+20, RTP from PORT+OFFSET+30.
+gateway_baresip() {
+    local name=$1 port=$2 off=$3
+    proxy_mk_baresip "$name" $((port + off)) $((port + off + 20)) $((port + off + 30)) \
+        "$CDIR/tone440.wav" \
+        "<sip:$name@127.0.0.1:$port>;auth_pass=${name}secret;answermode=$4;audio_codecs=PCMU;regint=600"
+    proxy_baresip_start "$name"
+    proxy_baresip_registered "$name" $((port + off + 20))
+}
+
+# gateway_client LABEL MODE ARGS...: the python-librtmp phone as alice, in the background.
+gateway_client() {
+    local label=$1 mode=$2 port=$3
+    shift 3
+    spawn "$label" "$PY" "$INTEROP_DIR/gateway_librtmp.py" "$mode" $((port + 35)) \
+        "alice@127.0.0.1:$port" alice secret "$@"
+}
+
+# gateway_wait_line LABEL PATTERN SECONDS: wait until the client LABEL printed PATTERN.
+gateway_wait_line() {
+    local end=$((SECONDS + $3))
+    until grep -q "$2" "$CDIR/$1.out" 2> /dev/null; do
+        ((SECONDS < end)) || fail "client $1: no '$2' within $3 s ($(tail -1 "$CDIR/$1.err" 2> /dev/null))"
+        sleep 0.1
+    done
+}
+
+# gateway_closed LABEL CTRL SECONDS [URI]: baresip (ctrl port CTRL) sees its call closed
+# within SECONDS (after dialing URI, if given); the reason is in LABEL.out.
+gateway_closed() {
+    proxy_fg timeout $(($3 + 5)) "$PY" "$INTEROP_DIR/phone_baresip.py" closed "$2" "$3" ${4:+"$4"} \
+        > "$CDIR/$1.out" 2> "$CDIR/$1.err" || fail "$1: $(tr '\n' ' ' < "$CDIR/$1.err")"
+}
+
+# 2. baresip bob calls alice, whose phone is the python-librtmp client on the gateway: the
+#    client gets invited(from, to), accepts with (wideband, ulaw, dtmf), publishes Speex;
+#    bob hears 1 kHz, hangs up after 5 s, and the client gets byed().
+check_gateway_librtmp_inbound() {
+    local port=21100
+    gateway_setup $port
+    gateway_baresip bob $port 10 auto
+    gateway_client client answer $port "$CDIR/speex1000.flv" 8 wideband ulaw dtmf
+    local client=$LAST_PID
+    gateway_wait_line client '^connected' 10
+    sleep 1
+    proxy_fg timeout 30 "$PY" "$INTEROP_DIR/phone_baresip.py" dial $((port + 30)) \
+        "sip:alice@127.0.0.1:$port" 5 > "$CDIR/bob-ctrl.out" 2> "$CDIR/bob-ctrl.err" ||
+        fail "bob's call to alice: $(tr '\n' ' ' < "$CDIR/bob-ctrl.err")"
+    local rc=0
+    wait "$client" || rc=$?
+    [[ $rc -eq 0 ]] || fail "client: $(tail -1 "$CDIR/client.err")"
+    grep -q '^callback invited .*bob@127.0.0.1' "$CDIR/client.out" ||
+        fail "no invited(bob, alice) callback: $(grep callback "$CDIR/client.out" | tr '\n' ' ')"
+    grep -q '^callback byed' "$CDIR/client.out" || fail "no byed() after bob hung up"
+    proxy_tone_ok bob 1 1000 440
+}
+
+# 3. A client that vanishes leaves nothing behind (seed-spec §7.22 fixed): dropped while
+#    its outbound call rings (bob, manual answer) -> bob's call is cancelled; dropped in a
+#    call (carol, auto answer) -> carol gets BYE; dropped while invited by bob -> bob's
+#    call ends; and afterwards alice is no longer registered: bob's call to her fails.
+check_gateway_disconnect() {
+    local port=21200
+    gateway_setup $port
+    gateway_baresip bob $port 10 manual
+    gateway_baresip carol $port 12 auto
+
+    gateway_client ringing drop $port ringing "sip:bob@127.0.0.1:$port"
+    gateway_closed bob-ringing $((port + 30)) 20
+    gateway_wait_line ringing '^dropping' 5
+
+    gateway_client incall drop $port call "sip:carol@127.0.0.1:$port"
+    gateway_closed carol-call $((port + 32)) 20
+    gateway_wait_line incall '^dropping' 5
+
+    gateway_client invited drop $port incoming
+    gateway_wait_line invited '^connected' 10
+    sleep 1
+    gateway_closed bob-invited $((port + 30)) 20 "sip:alice@127.0.0.1:$port"
+    gateway_wait_line invited '^dropping' 5
+    sleep 1
+    gateway_closed bob-after $((port + 30)) 10 "sip:alice@127.0.0.1:$port"
+    # sipd answers 480 for an AOR without bindings; a binding left behind would reach the
+    # gateway, which answers 404 for a contact it no longer has.
+    grep -q '^closed: 480 ' "$CDIR/bob-after.out" ||
+        fail "alice's registration outlived her client: $(tail -1 "$CDIR/bob-after.out")"
 }

@@ -24,6 +24,8 @@ source "$HERE/checks_gateway.sh"
 # name:time limit in seconds (each check runs under `timeout`).
 ALL_CHECKS=(
     gateway_librtmp_speex:90
+    gateway_librtmp_inbound:90
+    gateway_disconnect:120
 )
 
 interop_main "$HERE/gateway.sh" "$@"

@@ -1,77 +1,130 @@
 #!/usr/bin/env python3
 """python-librtmp (a third-party RTMP client) as a Flash phone on the gateway's `sip` app.
 
-usage: gateway_librtmp.py PORT AOR AUTHNAME AUTHPASS DEST FLV SECONDS [CODEC...]
-
-Connects to rtmp://127.0.0.1:PORT/sip/AOR with the connect arguments (AUTHNAME, AUTHPASS,
-"Alice"), calls invite(DEST, CODEC...), waits for the server-initiated `accepted`
-callback, publishes the FLV file's audio tags on `local` in real time for SECONDS, then
-calls bye(). Prints every callback as `callback NAME ARGS`; exit 0 when the call was
-accepted and the audio sent, else 1 with the reason on stderr. Loopback only.
+usage:
+  gateway_librtmp.py call PORT AOR AUTHNAME AUTHPASS DEST FLV SECONDS [CODEC...]
+      invite(DEST, CODEC...), wait for `accepted`, publish the FLV's audio tags on `local`
+      in real time for SECONDS, then bye().
+  gateway_librtmp.py answer PORT AOR AUTHNAME AUTHPASS FLV SECONDS [CODEC...]
+      wait (20 s) for `invited`, accept(CODEC...), wait for `accepted`, publish for up to
+      SECONDS, and expect `byed` (the caller hangs up) before the end.
+  gateway_librtmp.py drop PORT AOR AUTHNAME AUTHPASS WHEN [DEST]
+      vanish without closing (the process exits, the socket is reset) once WHEN is reached:
+      `ringing` (after invite(DEST) rang), `call` (2 s into the call with DEST), or
+      `incoming` (on `invited`).
+The client connects to rtmp://127.0.0.1:PORT/sip/AOR with (AUTHNAME, AUTHPASS, "Alice").
+Prints every callback as `callback NAME ARGS`; exit 0 on success, else 1 with the reason on
+stderr. Loopback only.
 """
+import os
 import sys
 import time
 
 import librtmp
 
+CALLBACKS = ("ringing", "accepted", "rejected", "byed", "invited", "cancelled", "holded", "dtmf")
 
-def main():
-    if len(sys.argv) < 8:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    port, aor, user, password, dest, flv, seconds = sys.argv[1:8]
-    codecs = sys.argv[8:]
-    app = f"sip/{aor}"
-    conn = librtmp.RTMP(f"rtmp://127.0.0.1:{port}/{app}", app=app, playpath="local",
-                        live=True, connect_data=[user, password, "Alice"], timeout=10)
-    seen = []
 
-    def handler(name):
+class Phone:
+    def __init__(self, port, aor, user, password):
+        app = f"sip/{aor}"
+        self.conn = librtmp.RTMP(f"rtmp://127.0.0.1:{port}/{app}", app=app, playpath="local",
+                                 live=True, connect_data=[user, password, "Alice"], timeout=10)
+        self.seen = []
+        for name in CALLBACKS:
+            self._handler(name)
+        self.conn.connect()
+        print("connected", flush=True)
+
+    def _handler(self, name):
         def on_call(*args):
             print("callback", name, *args, flush=True)
-            seen.append(name)
+            self.seen.append(name)
         on_call.__name__ = name
-        conn.invoke_handler(on_call)
+        self.conn.invoke_handler(on_call)
 
-    for name in ("ringing", "accepted", "rejected", "byed", "invited", "cancelled", "holded"):
-        handler(name)
-    conn.connect()
-    print("connected", flush=True)
-    call = conn.call("invite", dest, *codecs)
-    print("invite result", call.result(), flush=True)
-    deadline = time.time() + 15
-    while "accepted" not in seen and "rejected" not in seen and time.time() < deadline:
-        try:
-            conn.process_packets(invoked_method="accepted", timeout=1)
-        except librtmp.RTMPTimeoutError:
-            pass
-    if "accepted" not in seen:
-        print(f"no accepted callback (callbacks: {seen})", file=sys.stderr)
-        sys.exit(1)
-    stream = conn.create_stream(writeable=True)
-    data = open(flv, "rb").read()
-    pos, t0, sent = 13, time.time(), 0
-    end = t0 + float(seconds)
-    while pos + 11 <= len(data) and time.time() < end:
-        size = int.from_bytes(data[pos + 1:pos + 4], "big")
-        ts = int.from_bytes(data[pos + 4:pos + 7], "big") | (data[pos + 7] << 24)
-        tag = data[pos:pos + 11 + size + 4]
-        pos += 11 + size + 4
-        if data[pos - 15 - size] != 8:  # audio tags only
-            continue
-        delay = ts / 1000.0 - (time.time() - t0)
-        if delay > 0:
-            time.sleep(delay)
-        stream.write(tag)
-        sent += 1
-    print("published", sent, "audio tags", flush=True)
-    conn.call("bye")
-    time.sleep(0.5)
-    stream.close()
-    conn.close()
-    if sent < 50:
-        print(f"only {sent} audio tags published", file=sys.stderr)
-        sys.exit(1)
+    def call(self, method, *args):
+        return self.conn.call(method, *args).result()
+
+    def wait(self, name, seconds, stop=("rejected", "byed", "cancelled")):
+        deadline = time.time() + seconds
+        while name not in self.seen and not any(s in self.seen for s in stop):
+            if time.time() >= deadline:
+                break
+            try:
+                self.conn.process_packets(invoked_method=name, timeout=1)
+            except librtmp.RTMPTimeoutError:
+                pass
+        if name not in self.seen:
+            fail(f"no {name} callback (callbacks: {self.seen})")
+
+    def publish(self, flv, seconds):
+        stream = self.conn.create_stream(writeable=True)
+        data = open(flv, "rb").read()
+        pos, t0, sent = 13, time.time(), 0
+        while pos + 11 <= len(data) and time.time() < t0 + seconds:
+            kind = data[pos]
+            size = int.from_bytes(data[pos + 1:pos + 4], "big")
+            ts = int.from_bytes(data[pos + 4:pos + 7], "big") | (data[pos + 7] << 24)
+            tag = data[pos:pos + 11 + size + 4]
+            pos += 11 + size + 4
+            if kind != 8:  # audio tags only
+                continue
+            delay = ts / 1000.0 - (time.time() - t0)
+            if delay > 0:
+                time.sleep(delay)
+            stream.write(tag)
+            sent += 1
+        print("published", sent, "audio tags", flush=True)
+        if sent < 50:
+            fail(f"only {sent} audio tags published")
+        return stream
+
+
+def fail(why):
+    print(why, file=sys.stderr)
+    sys.exit(1)
+
+
+def main():
+    a = sys.argv[1:]
+    if len(a) >= 8 and a[0] == "call":
+        port, aor, user, password, dest, flv, seconds = a[1:8]
+        p = Phone(port, aor, user, password)
+        print("invite result", p.call("invite", dest, *a[8:]), flush=True)
+        p.wait("accepted", 15)
+        stream = p.publish(flv, float(seconds))
+        p.call("bye")
+        stream.close()
+        p.conn.close()
+    elif len(a) >= 7 and a[0] == "answer":
+        port, aor, user, password, flv, seconds = a[1:7]
+        p = Phone(port, aor, user, password)
+        p.wait("invited", 20)
+        p.call("accept", *a[7:])
+        p.wait("accepted", 10)
+        # librtmp reads no callbacks while it writes: `byed` waits in the socket until the
+        # publishing ends (closing the stream would close the connection).
+        stream = p.publish(flv, float(seconds))
+        p.wait("byed", 10, stop=())
+        stream.close()
+        p.conn.close()
+    elif len(a) >= 6 and a[0] == "drop":
+        port, aor, user, password, when = a[1:6]
+        dest = a[6] if len(a) > 6 else ""
+        p = Phone(port, aor, user, password)
+        if when == "incoming":
+            p.wait("invited", 20)
+        else:
+            p.call("invite", dest, "pcmu", "dtmf")
+            p.wait("ringing" if when == "ringing" else "accepted", 15)
+            if when == "call":
+                time.sleep(2)
+        print("dropping", flush=True)
+        os._exit(0)
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

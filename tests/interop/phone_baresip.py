@@ -8,6 +8,9 @@ usage:
   phone_baresip.py answered CTRL_PORT SECONDS
       wait up to SECONDS for an incoming call to be established (baresip auto-answers)
       and then closed by the other side.
+  phone_baresip.py closed CTRL_PORT SECONDS [URI]
+      (dial URI first, if given, then) wait up to SECONDS for a call to be closed; prints
+      the close reason.
 Prints every event as a JSON line; exit 0 on success, else 1 with the reason on stderr.
 Only ever connects to 127.0.0.1 (Ctrl from proxy_baresip.py).
 """
@@ -65,10 +68,29 @@ def answered(port, seconds):
     return True
 
 
+def closed(port, seconds, uri=None):
+    ua = Ctrl("baresip", port)
+    if uri:
+        ok, data = ua.command("dial", uri)
+        if not ok:
+            print(f"dial {uri} refused: {strip_ansi(data)}", file=sys.stderr)
+            return False
+    deadline = time.time() + seconds
+    if not ua.wait_event("CALL_CLOSED", deadline):
+        kinds = [e.get("type") for e in ua.events]
+        print(f"no CALL_CLOSED within {seconds:g} s (events: {kinds})", file=sys.stderr)
+        return False
+    reason = [e.get("param") for e in ua.events if e.get("type") == "CALL_CLOSED"][0]
+    print(f"closed: {reason}", flush=True)
+    return True
+
+
 def main():
     a = sys.argv[1:]
     if len(a) == 4 and a[0] == "dial":
         sys.exit(0 if dial(a[1], a[2], float(a[3])) else 1)
+    elif len(a) in (3, 4) and a[0] == "closed":
+        sys.exit(0 if closed(a[1], float(a[2]), a[3] if len(a) > 3 else None) else 1)
     elif len(a) == 3 and a[0] == "answered":
         sys.exit(0 if answered(a[1], float(a[2])) else 1)
     print(__doc__, file=sys.stderr)
