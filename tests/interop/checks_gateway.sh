@@ -64,13 +64,14 @@ gateway_setup() {
     gateway_start gw $((port + 35)) "$port" $((port + 60))
 }
 
-# gateway_baresip NAME PORT OFFSET ANSWERMODE: baresip NAME (PCMU, plays 440 Hz) registered
-# at sipd 127.0.0.1:PORT; SIP on PORT+OFFSET, ctrl on PORT+OFFSET+20, RTP from PORT+OFFSET+30.
+# gateway_baresip NAME PORT OFFSET ANSWERMODE [PASSWORD]: baresip NAME (PCMU, plays 440 Hz)
+# registered at 127.0.0.1:PORT (password NAMEsecret by default); SIP on PORT+OFFSET, ctrl on
+# PORT+OFFSET+20, RTP from PORT+OFFSET+30.
 gateway_baresip() {
-    local name=$1 port=$2 off=$3
+    local name=$1 port=$2 off=$3 pass=${5:-${1}secret}
     proxy_mk_baresip "$name" $((port + off)) $((port + off + 20)) $((port + off + 30)) \
         "$CDIR/tone440.wav" \
-        "<sip:$name@127.0.0.1:$port>;auth_pass=${name}secret;answermode=$4;audio_codecs=PCMU;regint=600"
+        "<sip:$name@127.0.0.1:$port>;auth_pass=$pass;answermode=$4;audio_codecs=PCMU;regint=600"
     proxy_baresip_start "$name"
     proxy_baresip_registered "$name" $((port + off + 20))
 }
@@ -151,4 +152,49 @@ check_gateway_disconnect() {
     # gateway, which answers 404 for a contact it no longer has.
     grep -q '^closed: 480 ' "$CDIR/bob-after.out" ||
         fail "alice's registration outlived her client: $(tail -1 "$CDIR/bob-after.out")"
+}
+
+# 4. The gateway's lines register with Kamailio (-A WITH_AUTH, digest) instead of our own
+#    SIP server and call through it: the python-librtmp phone calls baresip bob (registered
+#    at Kamailio), publishes Speex, and bob hears 1 kHz.
+check_gateway_kamailio() {
+    phone_needs_baresip
+    local port=21300
+    phone_kamailio $port
+    proxy_tones
+    gateway_speex_flv "$CDIR/speex1000.flv" 1000 10
+    gateway_baresip bob $port 10 auto secret
+    gateway_start gw $((port + 35)) $port $((port + 60))
+    proxy_fg timeout 40 "$PY" "$INTEROP_DIR/gateway_librtmp.py" call $((port + 35)) \
+        "alice@127.0.0.1:$port" alice secret "sip:bob@127.0.0.1:$port" \
+        "$CDIR/speex1000.flv" 5 wideband ulaw dtmf > "$CDIR/client.out" 2> "$CDIR/client.err" ||
+        fail "python-librtmp through Kamailio: $(tail -1 "$CDIR/client.err")"
+    proxy_tone_ok bob 1 1000 440
+}
+
+# 5. The same AOR connects twice (seed-spec §1.6): the older connection is closed and the
+#    newer one is the phone that rings when bob calls alice.
+check_gateway_same_aor() {
+    local port=21400
+    gateway_setup $port
+    gateway_baresip bob $port 10 auto
+    gateway_client first drop $port incoming
+    local first=$LAST_PID
+    gateway_wait_line first '^connected' 10
+    sleep 1
+    gateway_client second answer $port "$CDIR/speex1000.flv" 6 wideband ulaw dtmf
+    local second=$LAST_PID
+    gateway_wait_line second '^connected' 10
+    local end=$((SECONDS + 10))
+    while kill -0 "$first" 2> /dev/null; do
+        ((SECONDS < end)) || fail "the older connection of alice was not closed"
+        sleep 0.1
+    done
+    ! grep -q '^dropping' "$CDIR/first.out" || fail "the older connection got the call"
+    sleep 1
+    proxy_fg timeout 30 "$PY" "$INTEROP_DIR/phone_baresip.py" dial $((port + 30)) \
+        "sip:alice@127.0.0.1:$port" 4 > "$CDIR/bob-ctrl.out" 2> "$CDIR/bob-ctrl.err" ||
+        fail "bob's call to alice: $(tr '\n' ' ' < "$CDIR/bob-ctrl.err")"
+    wait "$second" || fail "the newer connection: $(tail -1 "$CDIR/second.err")"
+    proxy_tone_ok bob 1 1000 440
 }

@@ -7,7 +7,7 @@
 # env:   SWITCHBOARD   the binary (default $CARGO_TARGET_DIR/debug/switchboard, built if missing)
 #        INTEROP_WORK  where each check keeps its logs (default: tests/interop/out)
 # All traffic stays on 127.0.0.1, ports 21000-21999.
-# Needs: baresip (baresip-core), ffmpeg, python-librtmp (librtmp-dev), python3.
+# Needs: baresip (baresip-core), kamailio, ffmpeg, python-librtmp (librtmp-dev), python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +26,8 @@ ALL_CHECKS=(
     gateway_librtmp_speex:90
     gateway_librtmp_inbound:90
     gateway_disconnect:120
+    gateway_kamailio:90
+    gateway_same_aor:90
 )
 
 interop_main "$HERE/gateway.sh" "$@"
