@@ -30,6 +30,7 @@
 
 pub mod amf;
 pub mod chunk;
+pub mod client;
 pub mod flv;
 pub mod handshake;
 pub mod rng;
