@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use front_rtmp::{Server, ServerConfig};
+use front_rtmp::{Server, ServerConfig, ServerHandle};
 use gateway::{GatewayConfig, SipGateway};
 use tracing::info;
 use ua::{PortRange, Ua, UaConfig};
@@ -44,6 +44,24 @@ pub struct GatewayArgs {
     /// DNS server for RFC 3263 lookups, HOST:PORT. Default: the system's.
     #[arg(long)]
     pub dns: Option<SocketAddr>,
+}
+
+impl GatewayArgs {
+    /// The defaults, with the lines' SIP going to `outbound_proxy` (the all-in-one mode).
+    pub fn quick_start(outbound_proxy: &str) -> GatewayArgs {
+        GatewayArgs {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 1935,
+            int_ip: IpAddr::from([127, 0, 0, 1]),
+            ext_ip: None,
+            verbose_all: false,
+            outbound_proxy: Some(outbound_proxy.to_owned()),
+            sip_port: 0,
+            rtp_ports: PortRange::new(20000, 29999).unwrap_or(PortRange::DEFAULT),
+            several_per_aor: false,
+            dns: None,
+        }
+    }
 }
 
 /// A running gateway: its lines' user agent and the `sip` application to register with
@@ -96,16 +114,20 @@ pub async fn start(args: &GatewayArgs) -> anyhow::Result<Gateway> {
     Ok(Gateway { ua, app })
 }
 
-/// Runs the gateway alone until interrupted.
-pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
-    let gw = start(&args).await?;
-    let listen = SocketAddr::new(args.host, args.port);
+/// The RTMP server on `listen` with the gateway's `sip` application.
+pub async fn serve_rtmp(gw: &Gateway, listen: SocketAddr) -> anyhow::Result<ServerHandle> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen for RTMP on {listen}"))?;
-    let server = Server::new(ServerConfig::default())
+    Ok(Server::new(ServerConfig::default())
         .app(gateway::APP_NAME, gw.app.clone())
-        .spawn(listener);
+        .spawn(listener))
+}
+
+/// Runs the gateway alone until interrupted.
+pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let gw = start(&args).await?;
+    let server = serve_rtmp(&gw, SocketAddr::new(args.host, args.port)).await?;
     info!(rtmp = %server.local_addr(), sip = %gw.ua.local_addr(), "gateway running");
     println!(
         "SIP-RTMP gateway: rtmp://{}/sip/USER@DOMAIN (lines' SIP on udp {})",

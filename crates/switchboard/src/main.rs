@@ -105,7 +105,7 @@ fn main() -> std::process::ExitCode {
     let data = cli.data.clone().unwrap_or_else(config::default_data_dir);
     let result = runtime.block_on(async move {
         match cli.command {
-            Some(Command::Sipd(args)) => sipd_role::run(args, data, false).await,
+            Some(Command::Sipd(args)) => sipd_role::run(args, data, false, &[]).await,
             Some(Command::Phone(args)) => phone::run(args).await,
             Some(Command::Gateway(args)) => gateway_role::run(args).await,
             None => {
@@ -122,7 +122,16 @@ fn main() -> std::process::ExitCode {
                     mode: "proxy".into(),
                     ..SipdArgs::default()
                 };
-                sipd_role::run(args, data, true).await
+                // The gateway's lines register at the SIP server above.
+                let gw =
+                    gateway_role::start(&gateway_role::GatewayArgs::quick_start("127.0.0.1:5060"))
+                        .await?;
+                let rtmp = gateway_role::serve_rtmp(&gw, ([127, 0, 0, 1], 1935).into()).await?;
+                let extra = [format!(
+                    "  SIP-RTMP       rtmp://{}/sip/USER@DOMAIN (lines register here)",
+                    rtmp.local_addr()
+                )];
+                sipd_role::run(args, data, true, &extra).await
             }
         }
     });

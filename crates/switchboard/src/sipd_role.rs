@@ -47,7 +47,13 @@ fn listeners(args: &SipdArgs) -> anyhow::Result<Vec<Listen>> {
 }
 
 /// Runs the SIP server until interrupted. `quick_start` labels the all-in-one mode.
-pub async fn run(args: SipdArgs, data: PathBuf, quick_start: bool) -> anyhow::Result<()> {
+/// `extra` lines (other roles started alongside, e.g. RTMP) are printed with the listeners.
+pub async fn run(
+    args: SipdArgs,
+    data: PathBuf,
+    quick_start: bool,
+    extra: &[String],
+) -> anyhow::Result<()> {
     let listen = listeners(&args)?;
     let users = match &args.users {
         Some(p) => Some(config::load_users(p)?),
@@ -203,7 +209,7 @@ pub async fn run(args: SipdArgs, data: PathBuf, quick_start: bool) -> anyhow::Re
         "Switchboard SIP server is running (registrar and proxy)"
     };
     println!("{title}");
-    for l in &lines {
+    for l in lines.iter().chain(extra) {
         println!("{l}");
     }
     println!("  registration   {auth_desc}");
