@@ -303,3 +303,48 @@ interop_main() {
     echo "$passed passed, $failed failed"
     [[ $failed -eq 0 ]]
 }
+
+# The browser suites (browser.sh, webphone.sh) run each check in a fresh network namespace
+# holding only lo (plus ICE_ADDR, which the script sets), so neither Chromium nor anything
+# else reaches beyond this machine. They call, before interop_main:
+#   [[ ${1:-} == --inside ]] && netns_inside "$2"
+#   interop_single() { netns_single "$SELF" "$1"; }
+#   interop_setup() { browser_npm; }
+
+# netns_single SCRIPT NAME: create the namespace, run `SCRIPT --inside NAME` in it, delete it.
+netns_single() {
+    local script=$1 name=$2 ns rc=0
+    ns=sb-$(basename "$script" .sh)-$$
+    ip netns add "$ns" 2> "$CDIR/netns.err" ||
+        fail "cannot create a network namespace (needs root and iproute2): $(head -1 "$CDIR/netns.err")"
+    trap 'ip netns del "'"$ns"'" 2> /dev/null || true' EXIT
+    trap 'exit 143' TERM INT
+    ip netns exec "$ns" ip link set lo up
+    ip netns exec "$ns" ip addr add "$ICE_ADDR/32" dev lo
+    ip netns exec "$ns" ip -brief addr > "$CDIR/netns.txt"
+    ip netns exec "$ns" "$script" --inside "$name" || rc=$?
+    exit "$rc"
+}
+
+# netns_inside NAME: run check_NAME (already inside its namespace) and exit.
+netns_inside() {
+    CHECK=$1
+    CDIR=$INTEROP_WORK/$CHECK
+    trap cleanup EXIT
+    trap 'exit 143' TERM INT
+    "check_$CHECK"
+    exit 0
+}
+
+# browser_npm: the drivers' packages (playwright-core, jssip, esbuild) in
+# tests/interop/browser, installed once with `npm ci`, outside any namespace.
+browser_npm() {
+    local dir=$INTEROP_DIR/browser
+    [[ -d $dir/node_modules/playwright-core && -d $dir/node_modules/jssip && -d $dir/node_modules/esbuild ]] &&
+        return 0
+    echo "npm ci in $dir..." >&2
+    if ! (cd "$dir" && timeout 300 npm ci --no-audit --no-fund) >&2; then
+        echo "FAIL npm: npm ci in tests/interop/browser failed"
+        return 1
+    fi
+}

@@ -75,6 +75,19 @@ pub struct SipdArgs {
     /// DNS server for RFC 3263 lookups (NAPTR/SRV/A), HOST:PORT. Default: the system's.
     #[arg(long)]
     pub dns: Option<SocketAddr>,
+
+    /// Serve the web phone API (`/phone/USER@DOMAIN`, JSON over WebSocket, audio over
+    /// WebRTC) on every ws listener; its lines register and call through this server.
+    #[arg(long)]
+    pub phone: bool,
+    /// UDP address for the browsers' WebRTC media (the ICE host candidate, so a
+    /// specific IP). Default: the first ws listener's address and port, over UDP.
+    #[arg(long)]
+    pub webrtc: Option<SocketAddr>,
+    /// Origin allowed to open /phone sockets (repeatable; `*` for any). Default: pages
+    /// served by this server only.
+    #[arg(long = "origin")]
+    pub origins: Vec<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -120,6 +133,7 @@ fn main() -> std::process::ExitCode {
                     min_expires: 60,
                     max_expires: 3600,
                     mode: "proxy".into(),
+                    phone: true,
                     ..SipdArgs::default()
                 };
                 // The gateway's lines register at the SIP server above.

@@ -180,6 +180,42 @@ pub async fn run(
     };
     let server = net::start(core, &udp, &tcp, net::Limits::default(), resolver).await?;
 
+    // The web phone's lines: a user agent of their own whose requests go through this
+    // server's first UDP listener, and one UDP socket for every browser's WebRTC media.
+    let mut ua_running = None;
+    let mut phone = None;
+    let mut phone_lines = Vec::new();
+    if args.phone
+        && let Some(first_http) = http.first()
+    {
+        let http_addr = first_http.local_addr()?;
+        let proxy_addr = server.udp.first().copied().ok_or_else(|| {
+            anyhow::anyhow!("--phone needs a UDP listener for the web phone's lines")
+        })?;
+        let mut uc = ua::UaConfig::new(SocketAddr::new(proxy_addr.ip(), 0));
+        uc.media_ip = Some(proxy_addr.ip());
+        let running = ua::Ua::start(uc).await.context("web phone user agent")?;
+        let webrtc_addr = args.webrtc.unwrap_or(http_addr);
+        let rtc = front_web::RtcHandle::start(webrtc_addr)
+            .await
+            .with_context(|| format!("cannot bind WebRTC UDP {webrtc_addr}"))?;
+        let mut pc = front_web::PhoneConfig::default();
+        pc.origins.clone_from(&args.origins);
+        pc.require_credentials = !http_addr.ip().is_loopback();
+        pc.outbound_proxy = Some(
+            sip::Uri::parse(&format!("sip:{proxy_addr};lr"))
+                .map_err(|e| anyhow::anyhow!("outbound proxy sip:{proxy_addr}: {e}"))?,
+        );
+        phone_lines.push(format!("  WebRTC UDP     {}", rtc.local()));
+        phone = Some(front_web::Phone::new(
+            running.handle(),
+            running.media_ip(),
+            rtc,
+            pc,
+        ));
+        ua_running = Some(running);
+    }
+
     let mut lines = Vec::new();
     for a in &server.udp {
         lines.push(format!("  SIP UDP        {a}"));
@@ -190,10 +226,14 @@ pub async fn run(
     for listener in http {
         {
             let local = listener.local_addr()?;
-            let app = Router::new()
+            let mut app = Router::new()
                 .route("/healthz", get(|| async { "ok\n" }))
                 .merge(net::ws_router(server.handle.clone(), local, false));
             lines.push(format!("  SIP WebSocket  ws://{local}/sip"));
+            if let Some(p) = &phone {
+                app = app.merge(p.router());
+                lines.push(format!("  phone API      ws://{local}/phone/USER@DOMAIN"));
+            }
             lines.push(format!("  health         http://{local}/healthz"));
             tokio::spawn(async move {
                 let svc = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -203,6 +243,7 @@ pub async fn run(
             });
         }
     }
+    lines.extend(phone_lines);
     let title = if quick_start {
         "Switchboard is running (quick start: every role on loopback)"
     } else {
@@ -227,6 +268,10 @@ pub async fn run(
     tokio::select! {
         _ = shutdown_signal() => info!("shutting down"),
         r = server.task => r.context("SIP core task failed")?,
+    }
+    if let Some(u) = ua_running {
+        // Web phone lines end their calls and unregister while the server still runs.
+        u.shutdown().await;
     }
     Ok(())
 }

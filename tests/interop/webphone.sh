@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# The /phone API (docs/web-api.md) in a real browser: headless Chromium (Debian's
+# /usr/bin/chromium through playwright-core, fake microphone playing a 440 Hz WAV) runs
+# browser/webphone.html, which connects a line over the JSON WebSocket and carries the
+# call's audio over WebRTC to switchboard (ICE-lite, DTLS-SRTP); switchboard bridges it to
+# a baresip softphone over plain RTP, passing payloads through or transcoding.
+#
+# usage: tests/interop/webphone.sh [CHECK...]  (default: every check; names listed by --list)
+# env:   SWITCHBOARD, INTEROP_WORK as in browser.sh.
+#
+# Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed".
+# Each check runs in its own network namespace holding only the loopback device; the
+# server (SIP UDP, HTTP with /phone, WebRTC UDP), baresip and Chromium use 127.0.0.1
+# ports 18400-18999.
+#
+# Needs: root (ip netns), iproute2, chromium, node + npm (`npm ci` in tests/interop/browser),
+# baresip (baresip-core: g711, opus, aufile, sndfile, ctrl_tcp), sox, python3.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BROWSER_DIR=$HERE/browser
+
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+ALL_CHECKS=(
+    webphone_calls_baresip_pcmu:90
+    webphone_calls_baresip_opus:90
+    webphone_transcodes_opus_pcmu:90
+    baresip_calls_webphone:90
+    webphone_wrong_password:60
+    webphone_tab_closed:90
+)
+
+# Nothing in these checks needs an ICE address besides loopback (baresip speaks plain RTP).
+ICE_ADDR=198.18.0.1
+
+need() {
+    command -v "$1" > /dev/null || fail "$1 not installed ($2)"
+}
+
+# web_server BASE: switchboard with SIP UDP BASE, HTTP (and WebRTC UDP) BASE+2, digest
+# users alice/bob, the /phone API, file:// pages allowed (their Origin is "null").
+web_server() {
+    local base=$1
+    need chromium "apt-get install chromium"
+    need node "apt-get install nodejs npm"
+    need baresip "apt-get install baresip-core"
+    need sox "apt-get install sox"
+    UDP=$base HTTP=$((base + 2))
+    write_users "$CDIR/users.toml" alice=alicepw bob=bobpw
+    start_server srv -l "127.0.0.1:$UDP" -t udp -l "127.0.0.1:$HTTP" -t ws \
+        --users "$CDIR/users.toml" --data "$CDIR/data" --phone --origin null -d
+    SRV=$LAST_PID
+    wait_udp "$UDP" "$SRV"
+    wait_http "$HTTP" "$SRV"
+    sox -n -r 48000 -c 1 -b 16 "$CDIR/tone440.wav" synth 30 sine 440 vol 0.5 ||
+        fail "sox could not write tone440.wav"
+}
+
+# web_baresip BASE CODEC: baresip alice (sip BASE+10, ctrl BASE+20, rtp BASE+30..39),
+# registered with digest, auto-answer, only CODEC (PCMU or opus/48000/2), playing 1000 Hz
+# and recording what it receives (-dec.wav).
+web_baresip() {
+    local base=$1 codec=$2 dir=$CDIR/baresip-alice wav
+    mkdir -p "$dir/rec"
+    CTRL=$((base + 20))
+    if [[ $codec == PCMU ]]; then
+        wav=$CDIR/tone1000.wav
+        sox -n -r 8000 -c 1 -b 16 "$wav" synth 30 sine 1000 vol 0.5 || fail "sox failed"
+    else
+        # aufile must match opus/48000/2: stereo 48 kHz.
+        wav=$CDIR/tone1000-48k.wav
+        sox -n -r 48000 -c 2 -b 16 "$wav" synth 30 sine 1000 vol 0.5 || fail "sox failed"
+    fi
+    cat > "$dir/config" <<EOF
+poll_method		epoll
+sip_listen		127.0.0.1:$((base + 10))
+net_interface		127.0.0.1
+call_local_timeout	120
+audio_player		alsa,null
+audio_source		aufile,$wav
+audio_alert		alsa,null
+audio_buffer		20-160
+rtp_ports		$((base + 30))-$((base + 39))
+jitter_buffer_delay	5-10
+module_path		/usr/lib/baresip/modules
+module			g711.so
+module			opus.so
+module			alsa.so
+module			aufile.so
+module			sndfile.so
+module_tmp		account.so
+module_app		menu.so
+module_app		ctrl_tcp.so
+ctrl_tcp_listen		127.0.0.1:$CTRL
+snd_path		$dir/rec
+opus_bitrate		28000
+EOF
+    echo "<sip:alice@127.0.0.1:$UDP>;auth_pass=alicepw;answermode=auto;audio_codecs=$codec;regint=600" \
+        > "$dir/accounts"
+    spawn baresip baresip -f "$dir" -v
+    BARESIP=$LAST_PID
+    local end=$((SECONDS + 10)) reg=
+    while ((SECONDS < end)); do
+        reg=$(timeout 6 "$PY" "$INTEROP_DIR/baresip_ctrl.py" cmd "$CTRL" reginfo 2> /dev/null |
+            sed -E 's/\x1b\[[0-9;]*m//g' | grep -E '^[> ] *sip:' || true)
+        grep -qw OK <<< "$reg" && return 0
+        kill -0 "$BARESIP" 2> /dev/null || fail "baresip exited: $(tail -2 "$CDIR/baresip.err" | tr '\n' ' ')"
+        sleep 0.3
+    done
+    fail "baresip (alice) not registered after 10 s: ${reg:-no reginfo}"
+}
+
+# wp MODE ARGS...: run browser/webphone.js as bob (output wp.out / wp.err).
+wp() {
+    local mode=$1 rc=0
+    shift
+    timeout -k 3 60 node "$BROWSER_DIR/webphone.js" "$mode" --work "$CDIR/web" \
+        --url "ws://127.0.0.1:$HTTP/phone/bob@127.0.0.1" --authname bob \
+        --wav "$CDIR/tone440.wav" "$@" > "$CDIR/wp.out" 2> "$CDIR/wp.err" < /dev/null || rc=$?
+    return "$rc"
+}
+
+# out WORD: the first line of wp.out starting with WORD.
+out() {
+    grep -m1 -E "^$1( |$)" "$CDIR/wp.out" || true
+}
+
+wp_why() {
+    local l
+    l=$(grep -E '^(refused|call-failed|error|audio-failed|baresip-not)' "$CDIR/wp.out" | head -1 || true)
+    [[ -n $l ]] || l="last step: $(tail -1 "$CDIR/wp.out" 2> /dev/null | cut -c1-160)"
+    echo "$l; server: $(grep -E 'WARN|ERROR' "$CDIR/srv.err" | tail -1 | cut -c1-160)"
+}
+
+# check_accepted AUDIO BROWSER TRANSCODING: the `accepted` event's fields.
+check_accepted() {
+    local l
+    l=$(out accepted)
+    [[ -n $l ]] || fail "no accepted event: $(wp_why)"
+    note "$l"
+    grep -q "\"audioCodec\":\"$1\"" <<< "$l" || fail "accepted with the wrong SIP codec (want $1): $l"
+    grep -q "\"browserCodec\":\"$2\"" <<< "$l" || fail "accepted with the wrong browser codec (want $2): $l"
+    grep -q "\"transcoding\":$3" <<< "$l" || fail "accepted: transcoding should be $3: $l"
+}
+
+# check_media: the page heard baresip's 1000 Hz, baresip recorded the browser's 440 Hz.
+check_media() {
+    local l hzs total=0 hit=0 h rec
+    note "$(out stats)"
+    l=$(out audio)
+    [[ -n $l ]] || fail "media: the page did not analyse the remote audio: $(out audio-failed)"
+    read -r _ _ hzs <<< "$l"
+    for h in $hzs; do
+        total=$((total + 1))
+        ((h >= 985 && h <= 1015)) && hit=$((hit + 1))
+    done
+    ((total >= 4 && hit * 2 > total)) ||
+        fail "media baresip->browser: the page's remote audio is not 1000 Hz (dominant Hz per 500 ms: $hzs)"
+    rec=$(find "$CDIR/baresip-alice/rec" -name '*-dec.wav' | head -1)
+    [[ -n $rec ]] || fail "media browser->baresip: baresip recorded nothing (no -dec.wav)"
+    "$PY" "$BROWSER_DIR/tone.py" "$rec" 440 3 > "$CDIR/tone-baresip.out" 2>&1 ||
+        fail "media browser->baresip: baresip's recording is not 440 Hz: $(tail -1 "$CDIR/tone-baresip.out")"
+}
+
+# web_call CODEC CODECS AUDIO BROWSER TRANSCODING: the page (bob) calls baresip (alice,
+# only CODEC) with the codec list CODECS; checks accepted, both tones, the BYE.
+web_call() {
+    local base=$1 codec=$2 codecs=$3
+    web_server "$base"
+    web_baresip "$base" "$codec"
+    wp call --target "sip:alice@127.0.0.1:$UDP" --codecs "$codecs" --baresip-ctrl "$CTRL" \
+        --password bobpw || fail "webphone.js failed: $(wp_why)"
+    check_accepted "$4" "$5" "$6"
+    [[ -n $(out 'baresip CALL_ESTABLISHED') ]] || fail "baresip never reported CALL_ESTABLISHED"
+    check_media
+    [[ $(out bye) == *'"type":"result"'* && $(out bye) != *error* ]] || fail "bye: $(out bye)"
+    [[ -n $(out 'baresip CALL_CLOSED') ]] || fail "the page hung up but baresip never saw the BYE"
+    stop_server "$SRV" srv
+}
+
+# 1. Page → baresip, PCMU on both legs: passed through.
+check_webphone_calls_baresip_pcmu() {
+    web_call 18400 PCMU "pcmu dtmf" pcmu pcmu false
+}
+
+# 2. Page → baresip, Opus on both legs: passed through.
+check_webphone_calls_baresip_opus() {
+    web_call 18500 opus/48000/2 "opus dtmf" opus opus false
+}
+
+# 3. Page → baresip with "opus pcmu": the browser leg is Opus, baresip has only PCMU, so
+#    the server transcodes Opus ↔ PCMU.
+check_webphone_transcodes_opus_pcmu() {
+    web_call 18600 PCMU "opus pcmu dtmf" pcmu opus true
+}
+
+# 4. baresip → page: the page accepts the `invited` call; baresip hangs up and the page
+#    gets `byed`.
+check_baresip_calls_webphone() {
+    web_server 18700
+    web_baresip 18700 PCMU
+    wp answer --dial "sip:bob@127.0.0.1:$UDP" --codecs "pcmu opus dtmf" --baresip-ctrl "$CTRL" \
+        --password bobpw || fail "webphone.js failed: $(wp_why)"
+    [[ $(out from) == *'sip:alice@127.0.0.1'* ]] || fail "invited from '$(out from)', not alice"
+    check_accepted pcmu pcmu false
+    check_media
+    [[ $(out remote-hangup) == 'remote-hangup ok' ]] || fail "baresip could not hang up: $(out remote-hangup)"
+    [[ -n $(out byed) ]] || fail "baresip hung up but the page got no byed: $(out byed-timeout)"
+    stop_server "$SRV" srv
+}
+
+# 5. A wrong password: the page is told the registrar's refusal.
+check_webphone_wrong_password() {
+    web_server 18800
+    wp connect --password wrong || fail "webphone.js failed: $(wp_why)"
+    local l
+    l=$(out refused)
+    [[ $l =~ ^refused\ (401|403)\  ]] || fail "wrong password: expected 'refused 401/403 ...', got '${l:-$(tail -1 "$CDIR/wp.out")}'"
+    note "$l"
+    stop_server "$SRV" srv
+}
+
+# 6. Closing the tab during a call hangs up at baresip within 5 s.
+check_webphone_tab_closed() {
+    web_server 18900
+    web_baresip 18900 PCMU
+    wp close-tab --target "sip:alice@127.0.0.1:$UDP" --codecs "pcmu" --baresip-ctrl "$CTRL" \
+        --password bobpw || fail "webphone.js failed: $(wp_why)"
+    [[ -n $(out 'baresip CALL_ESTABLISHED') ]] || fail "the call never came up at baresip: $(wp_why)"
+    local l ms
+    l=$(out far-end-closed)
+    [[ -n $l ]] || fail "tab closed: baresip saw no BYE within 10 s"
+    ms=${l#far-end-closed }
+    ((ms <= 5000)) || fail "tab closed: baresip saw the BYE only after $ms ms"
+    note "BYE at baresip $ms ms after the tab closed"
+    stop_server "$SRV" srv
+}
+
+[[ ${1:-} == --inside ]] && netns_inside "$2"
+interop_single() { netns_single "$HERE/webphone.sh" "$1"; }
+interop_setup() { browser_npm; }
+interop_main "$HERE/webphone.sh" "$@"
