@@ -3,6 +3,7 @@
 mod config;
 mod gateway_role;
 mod phone;
+mod rtmp_role;
 mod sipd_role;
 
 use std::net::SocketAddr;
@@ -33,6 +34,8 @@ enum Command {
     /// The SIP-RTMP gateway (the original `siprtmp`): RTMP clients at
     /// rtmp://HOST/sip/USER@DOMAIN become SIP phones.
     Gateway(gateway_role::GatewayArgs),
+    /// The RTMP media server alone (the original `rtmp.py`): live relay, FLV record/playback.
+    Rtmp(rtmp_role::RtmpArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -119,6 +122,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Some(Command::Sipd(args)) => sipd_role::run(args, data, false, &[]).await,
+            Some(Command::Rtmp(args)) => rtmp_role::run(args).await,
             Some(Command::Phone(args)) => phone::run(args).await,
             Some(Command::Gateway(args)) => gateway_role::run(args).await,
             None => {

@@ -22,6 +22,7 @@
 pub mod app;
 mod client;
 mod conn;
+mod live;
 mod server;
 
 pub use app::{
@@ -29,6 +30,7 @@ pub use app::{
     PublishRequest, StreamDecision,
 };
 pub use client::{CallError, Client, ClientError, PendingCall, QueueLimits, status_info};
+pub use live::LiveApp;
 pub use rtmp::amf::Value;
 pub use rtmp::{MediaKind, ObjectEncoding, PublishType, status};
 pub use server::{Server, ServerConfig, ServerHandle};
