@@ -8,6 +8,7 @@ mod sipd_role;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -140,15 +141,32 @@ fn main() -> std::process::ExitCode {
                     phone: true,
                     ..SipdArgs::default()
                 };
-                // The gateway's lines register at the SIP server above.
+                // The gateway's lines register at the SIP server above; one RTMP server
+                // hosts its `sip` application and the live relay for every other name.
                 let gw =
                     gateway_role::start(&gateway_role::GatewayArgs::quick_start("127.0.0.1:5060"))
                         .await?;
-                let rtmp = gateway_role::serve_rtmp(&gw, ([127, 0, 0, 1], 1935).into()).await?;
-                let extra = [format!(
-                    "  SIP-RTMP       rtmp://{}/sip/USER@DOMAIN (lines register here)",
-                    rtmp.local_addr()
-                )];
+                let rtmp_root = data.join("rtmp");
+                let rtmp = rtmp_role::start(
+                    ([127, 0, 0, 1], 1935).into(),
+                    rtmp_root.clone(),
+                    vec![(
+                        gateway::APP_NAME,
+                        gw.app.clone() as Arc<dyn front_rtmp::Application>,
+                    )],
+                )
+                .await?;
+                let extra = [
+                    format!(
+                        "  SIP-RTMP       rtmp://{}/sip/USER@DOMAIN (lines register here)",
+                        rtmp.local_addr()
+                    ),
+                    format!(
+                        "  RTMP           rtmp://{}/live/NAME (publish, play; recordings in {})",
+                        rtmp.local_addr(),
+                        rtmp_root.display()
+                    ),
+                ];
                 sipd_role::run(args, data, true, &extra).await
             }
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use front_rtmp::{LiveApp, Server, ServerConfig, ServerHandle};
+use front_rtmp::{Application, LiveApp, Server, ServerConfig, ServerHandle};
 use tracing::{info, warn};
 
 use crate::parse_listen;
@@ -27,8 +27,13 @@ pub struct RtmpArgs {
     pub root: PathBuf,
 }
 
-/// Binds and starts the RTMP server; returns the running server.
-pub async fn start(addr: SocketAddr, root: PathBuf) -> anyhow::Result<ServerHandle> {
+/// Binds and starts the RTMP server: `apps` by name (e.g. the gateway's `sip`), the
+/// live relay for every other name. Returns the running server.
+pub async fn start(
+    addr: SocketAddr,
+    root: PathBuf,
+    apps: Vec<(&str, Arc<dyn Application>)>,
+) -> anyhow::Result<ServerHandle> {
     if !addr.ip().is_loopback() {
         warn!(
             %addr,
@@ -41,9 +46,12 @@ pub async fn start(addr: SocketAddr, root: PathBuf) -> anyhow::Result<ServerHand
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind RTMP {addr}: {e}"))?;
-    let server = Server::new(ServerConfig::default())
-        .default_app(Arc::new(LiveApp::new(Some(root))))
-        .spawn(listener);
+    let mut server =
+        Server::new(ServerConfig::default()).default_app(Arc::new(LiveApp::new(Some(root))));
+    for (name, app) in apps {
+        server = server.app(name, app);
+    }
+    let server = server.spawn(listener);
     Ok(server)
 }
 
@@ -51,7 +59,7 @@ pub async fn start(addr: SocketAddr, root: PathBuf) -> anyhow::Result<ServerHand
 pub async fn run(args: RtmpArgs) -> anyhow::Result<()> {
     let addr = parse_listen(&args.host, args.port)?;
     let addr = SocketAddr::new(addr.ip(), args.port);
-    let server = start(addr, args.root.clone()).await?;
+    let server = start(addr, args.root.clone(), Vec::new()).await?;
     println!("Switchboard RTMP server is running (live relay, FLV record and playback)");
     println!("  RTMP           rtmp://{}/live/NAME", server.local_addr());
     println!("  root           {}", args.root.display());

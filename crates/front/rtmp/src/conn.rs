@@ -107,7 +107,9 @@ pub(crate) async fn run(
         Queue,
         Timer,
         Stop,
+        StopGone,
     }
+    let mut stop_alive = true;
 
     loop {
         c.pump();
@@ -121,7 +123,7 @@ pub(crate) async fn run(
             r = wr.write(&c.out[c.out_pos..]), if pending > 0 => Ev::Wrote(r),
             _ = c.client.shared.notify.notified(), if pending < OUT_LOW => Ev::Queue,
             _ = tokio::time::sleep_until(deadline) => Ev::Timer,
-            _ = stop.changed() => Ev::Stop,
+            r = stop.changed(), if stop_alive => if r.is_ok() { Ev::Stop } else { Ev::StopGone },
         };
         let now = Instant::now();
         match ev {
@@ -143,6 +145,7 @@ pub(crate) async fn run(
             Ev::Queue => c.drain_queue(),
             Ev::Timer => c.on_timer(now),
             Ev::Stop => c.closing = Some(CloseInfo::Shutdown),
+            Ev::StopGone => stop_alive = false,
         }
     }
 

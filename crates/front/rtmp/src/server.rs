@@ -147,8 +147,17 @@ impl Server {
         });
         let slots = Arc::new(Semaphore::new(ctx.config.max_connections));
         let seed = os_seed();
+        // A dropped ServerHandle leaves the server running (like a detached task).
+        let mut stop_alive = true;
         loop {
             let (socket, peer) = tokio::select! {
+                r = stop.changed(), if stop_alive => {
+                    if r.is_err() {
+                        stop_alive = false;
+                        continue;
+                    }
+                    break;
+                }
                 r = listener.accept() => match r {
                     Ok(x) => x,
                     Err(e) => {
@@ -158,7 +167,6 @@ impl Server {
                         continue;
                     }
                 },
-                _ = stop.changed() => break,
             };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 warn!(%peer, limit = ctx.config.max_connections, "RTMP connection limit reached; closing new connection");
