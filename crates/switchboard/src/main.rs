@@ -3,6 +3,8 @@
 mod config;
 mod gateway_role;
 mod phone;
+mod rtmp_audio;
+mod rtmp_phone;
 mod rtmp_role;
 mod sipd_role;
 
@@ -37,6 +39,9 @@ enum Command {
     Gateway(gateway_role::GatewayArgs),
     /// The RTMP media server alone (the original `rtmp.py`): live relay, FLV record/playback.
     Rtmp(rtmp_role::RtmpArgs),
+    /// An RTMP phone like the Flash VideoPhone: connect to a gateway, call or answer,
+    /// publish a WAV as Speex/G.711, record the played stream (--no-sip: any RTMP server).
+    RtmpPhone(rtmp_phone::RtmpPhoneArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -126,6 +131,7 @@ fn main() -> std::process::ExitCode {
             Some(Command::Rtmp(args)) => rtmp_role::run(args).await,
             Some(Command::Phone(args)) => phone::run(args).await,
             Some(Command::Gateway(args)) => gateway_role::run(args).await,
+            Some(Command::RtmpPhone(args)) => rtmp_phone::run(args).await,
             None => {
                 // Every role that exists so far, on loopback, with open registration.
                 let args = SipdArgs {

@@ -87,13 +87,13 @@ pub struct PhoneArgs {
 }
 
 /// Prints events as text lines or JSON objects.
-struct Printer {
-    json: bool,
+pub(crate) struct Printer {
+    pub(crate) json: bool,
 }
 
 impl Printer {
     /// `words` for text; `fields` (name, value) for JSON, after `"event": name`.
-    fn emit(&self, name: &str, text: &[&str], fields: &[(&str, Json)]) {
+    pub(crate) fn emit(&self, name: &str, text: &[&str], fields: &[(&str, Json)]) {
         let line = if self.json {
             let mut s = format!("{{\"event\":{}", json_str(name));
             for (k, v) in fields {
@@ -118,11 +118,12 @@ impl Printer {
     }
 }
 
-enum Json {
+pub(crate) enum Json {
     Str(String),
     Num(f64),
     Bool(bool),
     Null,
+    List(Vec<Json>),
 }
 
 impl Json {
@@ -132,6 +133,10 @@ impl Json {
             Json::Num(n) if n.is_finite() => format!("{n}"),
             Json::Num(_) | Json::Null => "null".into(),
             Json::Bool(b) => b.to_string(),
+            Json::List(items) => {
+                let items: Vec<String> = items.iter().map(Json::render).collect();
+                format!("[{}]", items.join(","))
+            }
         }
     }
 }
@@ -154,11 +159,23 @@ fn json_str(s: &str) -> String {
     o
 }
 
-fn s(v: impl Into<String>) -> Json {
+pub(crate) fn s(v: impl Into<String>) -> Json {
     Json::Str(v.into())
 }
 
-fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
+/// The `--dtmf` digits, checked: 0-9 * # A-D.
+pub(crate) fn dtmf_digits(text: Option<&str>) -> anyhow::Result<Vec<char>> {
+    let digits: Vec<char> = text.unwrap_or("").chars().collect();
+    if let Some(bad) = digits
+        .iter()
+        .find(|c| !matches!(c.to_ascii_uppercase(), '0'..='9' | '*' | '#' | 'A'..='D'))
+    {
+        bail!("--dtmf: {bad:?} is not a DTMF digit (0-9 * # A-D)");
+    }
+    Ok(digits)
+}
+
+pub(crate) fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v).map_err(|_| anyhow!("{what}: {v} is not a number of seconds"))
 }
 
@@ -175,7 +192,7 @@ enum Phase {
     Ending,
 }
 
-async fn sleep_opt(at: Option<Instant>) {
+pub(crate) async fn sleep_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -183,7 +200,7 @@ async fn sleep_opt(at: Option<Instant>) {
 }
 
 #[cfg(unix)]
-async fn terminated() {
+pub(crate) async fn terminated() {
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut s) => {
             s.recv().await;
@@ -193,7 +210,7 @@ async fn terminated() {
 }
 
 #[cfg(not(unix))]
-async fn terminated() {
+pub(crate) async fn terminated() {
     std::future::pending().await
 }
 
@@ -204,13 +221,7 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
         .filter(|c| !c.is_empty())
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    let digits: Vec<char> = args.dtmf.as_deref().unwrap_or("").chars().collect();
-    if let Some(bad) = digits
-        .iter()
-        .find(|c| !matches!(c.to_ascii_uppercase(), '0'..='9' | '*' | '#' | 'A'..='D'))
-    {
-        bail!("--dtmf: {bad:?} is not a DTMF digit (0-9 * # A-D)");
-    }
+    let digits = dtmf_digits(args.dtmf.as_deref())?;
     if let Some(p) = &args.play {
         WavReader::open(p).with_context(|| format!("--play {}", p.display()))?;
     }

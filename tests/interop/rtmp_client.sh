@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Interop checks for `switchboard rtmp-phone` (the sans-IO RTMP client of switchboard-rtmp
+# on tokio): against nginx-rtmp, a server we did not write, it publishes Speex, PCMU and
+# PCMA tones that ffmpeg plays back and decodes, and it records what ffmpeg publishes;
+# against `switchboard gateway` it calls baresip like a Flash VideoPhone and a wrong
+# password is refused with the SIP reason.
+#
+# usage: tests/interop/rtmp_client.sh [CHECK...]    (default: every check; --list names them)
+# env:   SWITCHBOARD   the binary (default $CARGO_TARGET_DIR/debug/switchboard, built if missing)
+#        INTEROP_WORK  where each check keeps its logs (default: tests/interop/out)
+# All traffic stays on 127.0.0.1, ports 22000-22999.
+# Needs: nginx-light + libnginx-mod-rtmp, ffmpeg (with libspeex), baresip-core, python3.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+# shellcheck source=checks_proxy.sh
+source "$HERE/checks_proxy.sh"
+# shellcheck source=checks_phone.sh
+source "$HERE/checks_phone.sh"
+# shellcheck source=checks_gateway.sh
+source "$HERE/checks_gateway.sh"
+
+NGINX_RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+
+# nginx_start PORT: nginx-rtmp, unprivileged (one process, no master), application `live`
+# on 127.0.0.1:PORT, its files in $CDIR/nginx.
+nginx_start() {
+    command -v nginx > /dev/null || fail "nginx not installed (apt-get install nginx-light)"
+    [[ -f $NGINX_RTMP_MODULE ]] || fail "no $NGINX_RTMP_MODULE (apt-get install libnginx-mod-rtmp)"
+    command -v ffmpeg > /dev/null || fail "ffmpeg not installed (apt-get install ffmpeg)"
+    local dir=$CDIR/nginx
+    mkdir -p "$dir"
+    cat > "$dir/nginx.conf" << EOF
+load_module $NGINX_RTMP_MODULE;
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log info;
+events { worker_connections 64; }
+rtmp {
+    server {
+        listen 127.0.0.1:$1;
+        chunk_size 4096;
+        application live { live on; }
+    }
+}
+EOF
+    spawn nginx nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+    wait_port "$1" "$LAST_PID" nginx
+}
+
+# tone WAV HZ SECONDS RATE
+tone() { "$PY" "$INTEROP_DIR/proxy_tonecheck.py" gen "$1" "$2" "$3" "$4"; }
+
+# tone_ok LABEL WAV EXPECTED OTHER: the recording carries EXPECTED Hz in >= 3 windows.
+tone_ok() {
+    [[ -s $2 ]] || fail "$1: no recording at $2"
+    "$PY" "$INTEROP_DIR/proxy_tonecheck.py" check "$2" "$3" "$4" 3 > "$CDIR/tone-$1.txt" 2>&1 ||
+        fail "$1: recorded audio is not $3 Hz: $(tail -1 "$CDIR/tone-$1.txt")"
+}
+
+# rtmp_phone LABEL ARGS...: `switchboard rtmp-phone ARGS` in the foreground (bounded);
+# its events in LABEL.out, log in LABEL.err; fails the check on a non-zero exit.
+rtmp_phone() {
+    local label=$1
+    shift
+    timeout -k 2 40 "$SWITCHBOARD" rtmp-phone "$@" > "$CDIR/$label.out" 2> "$CDIR/$label.err" < /dev/null ||
+        fail "rtmp-phone $label exited non-zero: $(tail -1 "$CDIR/$label.err")"
+}
+
+# expect_line LABEL PATTERN: LABEL.out has a line matching PATTERN.
+expect_line() {
+    grep -qE "$2" "$CDIR/$1.out" ||
+        fail "$1 printed no '$2' (printed: $(tr '\n' '|' < "$CDIR/$1.out"))"
+}
+
+# nginx_publish CODEC PORT: rtmp-phone --no-sip publishes a 1 kHz tone in CODEC on
+# live/tone-CODEC (real time, 7 s); ffmpeg, started first, plays that stream from nginx-rtmp
+# and decodes 4 s of it; the decoded audio is 1 kHz.
+nginx_publish() {
+    local codec=$1 port=$2 dec=()
+    nginx_start "$port"
+    tone "$CDIR/tone1000.wav" 1000 3 48000
+    # ffmpeg's native Speex decoder decodes only the first frame of a tag; libspeex all.
+    [[ $codec == speex ]] && dec=(-c:a libspeex)
+    spawn ffmpeg timeout 30 ffmpeg -nostdin -loglevel warning -y "${dec[@]}" \
+        -i "rtmp://127.0.0.1:$port/live/tone-$codec" -t 4 -ar 8000 -ac 1 -c:a pcm_s16le \
+        "$CDIR/ffmpeg-heard.wav"
+    local ff=$LAST_PID
+    sleep 0.5
+    rtmp_phone phone "rtmp://127.0.0.1:$port/live" --no-sip --publish-name "tone-$codec" \
+        --codec "$codec" --play "$CDIR/tone1000.wav" --loop --duration 7
+    expect_line phone '^connected'
+    expect_line phone "^publishing tone-$codec $codec"
+    expect_line phone '^status NetStream.Publish.Start'
+    wait "$ff" || fail "ffmpeg could not play live/tone-$codec: $(tail -1 "$CDIR/ffmpeg.err")"
+    tone_ok ffmpeg "$CDIR/ffmpeg-heard.wav" 1000 440
+}
+
+# nginx_play CODEC PORT FFMPEG_CODEC_ARGS...: rtmp-phone --no-sip plays live/back-CODEC
+# and records it; ffmpeg publishes a 440 Hz tone in CODEC there in real time; the phone's
+# recording is 440 Hz.
+nginx_play() {
+    local codec=$1 port=$2
+    shift 2
+    nginx_start "$port"
+    tone "$CDIR/tone440.wav" 440 6 8000
+    spawn phone "$SWITCHBOARD" rtmp-phone "rtmp://127.0.0.1:$port/live" --no-sip \
+        --play-name "back-$codec" --record "$CDIR/phone.wav" --duration 8
+    local phone=$LAST_PID
+    sleep 1
+    timeout 30 ffmpeg -nostdin -loglevel warning -re -i "$CDIR/tone440.wav" "$@" -ac 1 \
+        -f flv "rtmp://127.0.0.1:$port/live/back-$codec" > "$CDIR/ffmpeg.out" 2>&1 < /dev/null ||
+        fail "ffmpeg could not publish $codec: $(tail -1 "$CDIR/ffmpeg.out")"
+    wait "$phone" || fail "rtmp-phone exited non-zero: $(tail -1 "$CDIR/phone.err")"
+    expect_line phone '^status NetStream.Play.Start'
+    expect_line phone '^recorded [0-9]'
+    tone_ok phone "$CDIR/phone.wav" 440 1000
+}
+
+check_rtmpc_nginx_publish_speex() { nginx_publish speex 22000; }
+check_rtmpc_nginx_publish_pcmu() { nginx_publish pcmu 22010; }
+check_rtmpc_nginx_publish_pcma() { nginx_publish pcma 22020; }
+check_rtmpc_nginx_play_speex() { nginx_play speex 22030 -c:a libspeex -ar 16000; }
+check_rtmpc_nginx_play_pcmu() { nginx_play pcmu 22040 -c:a pcm_mulaw -ar 8000; }
+
+# Through `switchboard gateway` + sipd: the rtmp-phone, as alice (authname/authpass/
+# displayname), calls baresip bob (PCMU only, auto-answer, plays 440 Hz) offering the codec
+# list CODECS; it prints ringing and accepted AUDIO, publishes its 1 kHz tone on `local` in
+# that codec and records `remote`; bob hears 1 kHz and the phone records 440 Hz.
+gateway_call() {
+    local port=$1 codecs=$2 accepted=$3
+    gateway_setup "$port"
+    gateway_baresip bob "$port" 10 auto
+    tone "$CDIR/tone1000.wav" 1000 3 16000
+    rtmp_phone phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass secret --displayname Alice --codecs "$codecs" \
+        --call "sip:bob@127.0.0.1:$port" --play "$CDIR/tone1000.wav" --loop \
+        --record "$CDIR/phone.wav" --duration 5
+    expect_line phone '^connected'
+    expect_line phone '^ringing 18[03] '
+    expect_line phone "^accepted $accepted"
+    expect_line phone "^publishing local $accepted"
+    tone_ok phone "$CDIR/phone.wav" 440 1000
+    proxy_tone_ok bob 1 1000 440
+}
+
+# PCMU end to end (pass-through), and Speex WB from the phone with Flash 10's list (the
+# gateway's line transcodes Speex <-> PCMU for bob).
+check_rtmpc_gateway_call_pcmu() { gateway_call 22100 "pcmu dtmf" pcmu; }
+check_rtmpc_gateway_call_speex() { gateway_call 22200 "wideband ulaw dtmf" speex; }
+
+# A wrong authpass: the gateway's REGISTER gets 403/401, the connect is rejected with that
+# reason, and rtmp-phone exits non-zero saying it.
+check_rtmpc_gateway_refused() {
+    local port=22300 rc=0
+    gateway_setup "$port"
+    timeout 40 "$SWITCHBOARD" rtmp-phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass wrong --call "sip:bob@127.0.0.1:$port" \
+        > "$CDIR/phone.out" 2> "$CDIR/phone.err" < /dev/null || rc=$?
+    [[ $rc -ne 0 ]] || fail "rtmp-phone exited 0 after a wrong password"
+    expect_line phone '^connect-rejected (401|403) '
+    grep -qE 'NetConnection.Connect.Rejected: (401|403) ' "$CDIR/phone.err" ||
+        fail "the exit reason does not give the SIP reason: $(tail -1 "$CDIR/phone.err")"
+}
+
+# name:time limit in seconds (each check runs under `timeout`).
+ALL_CHECKS=(
+    rtmpc_nginx_publish_speex:60
+    rtmpc_nginx_publish_pcmu:60
+    rtmpc_nginx_publish_pcma:60
+    rtmpc_nginx_play_speex:60
+    rtmpc_nginx_play_pcmu:60
+    rtmpc_gateway_call_pcmu:90
+    rtmpc_gateway_call_speex:90
+    rtmpc_gateway_refused:60
+)
+
+interop_main "$HERE/rtmp_client.sh" "$@"
