@@ -260,14 +260,22 @@ impl Conn {
                 object_encoding,
                 command_object,
                 args,
-            } => self.on_connect(app, tc_url, object_encoding, command_object, args),
+            } => {
+                self.on_connect(app, tc_url, object_encoding, command_object, args);
+                // A decision the application made at once applies before the next
+                // message (a client may send createStream right behind connect).
+                self.drain_queue();
+            }
             SessionEvent::Command {
                 stream_id,
                 name,
                 transaction_id,
                 command_object,
                 args,
-            } => self.on_command(stream_id, name, transaction_id, command_object, args),
+            } => {
+                self.on_command(stream_id, name, transaction_id, command_object, args);
+                self.drain_queue();
+            }
             SessionEvent::Response {
                 transaction_id,
                 ok,
@@ -400,7 +408,7 @@ impl Conn {
             self.reject_deadline = Some(Instant::now() + self.ctx.config.reject_grace);
             return;
         }
-        debug!(conn = self.id, peer = %self.peer, app = %app, "connect");
+        debug!(conn = self.id, peer = %self.peer, app = %app, extra_args = args.len(), "connect");
         let request = ConnectRequest {
             app,
             app_name,
@@ -694,9 +702,14 @@ impl Conn {
 
     // ---- the client queue ----
 
+    /// Applies queued application actions to the session. Their bytes stay in the
+    /// session until the next [`Conn::pump`], which keeps them in order with the
+    /// session's own output; at most about [`OUT_LOW`] bytes are produced per call.
     fn drain_queue(&mut self) {
+        let start = self.session.bytes_sent();
         loop {
-            if self.out.len() - self.out_pos >= OUT_LOW {
+            let produced = (self.session.bytes_sent() - start) as usize;
+            if self.out.len() - self.out_pos + produced >= OUT_LOW {
                 // Come back when the socket has taken some.
                 self.client.shared.notify.notify_one();
                 return;
@@ -713,20 +726,8 @@ impl Conn {
             };
             let Some(item) = item else { return };
             self.apply(item);
-            self.pump_session_only_keep_events();
             if self.closing.is_some() {
                 return;
-            }
-        }
-    }
-
-    /// Session output after an application action: only bytes (an action produces
-    /// no events but a close).
-    fn pump_session_only_keep_events(&mut self) {
-        while let Some(o) = self.session.poll_output() {
-            match o {
-                SessionOutput::Send(b) => self.append(&b),
-                SessionOutput::Event(e) => self.on_event(e),
             }
         }
     }

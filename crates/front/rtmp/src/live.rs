@@ -42,6 +42,8 @@ use crate::app::{
 };
 use crate::client::Client;
 
+/// An AMF0 data body that starts with the string "onMetaData".
+const ON_META_DATA: &[u8] = b"\x02\x00\x0aonMetaData";
 /// Tags waiting for the recorder's disk writes.
 const RECORD_QUEUE: usize = 4096;
 /// How far ahead of real time file playback sends.
@@ -314,7 +316,7 @@ impl Connection for LiveConn {
         }
         let mut s = lock(entry);
         match tag.kind {
-            MediaKind::Data if tag.payload.starts_with(b"\x02\x00\x0aonMetaData") => {
+            MediaKind::Data if tag.payload.starts_with(ON_META_DATA) => {
                 s.meta = Some(tag.payload.clone());
             }
             MediaKind::Video if flv::is_avc_sequence_header(&tag.payload) => {
@@ -479,18 +481,27 @@ async fn record(path: PathBuf, append: bool, mut rx: mpsc::Receiver<MediaTag>) {
         }
         info!(file = %path.display(), append, "recording");
         let mut first: Option<u32> = None;
+        // One onMetaData per file: the first publisher's (an appended part's would be
+        // read as a second stream description).
+        let mut has_meta = existing > 0;
         let mut buf = Vec::with_capacity(64 * 1024);
-        while let Some(tag) = rx.recv().await {
+        let mut add = |buf: &mut Vec<u8>, tag: MediaTag| {
+            if tag.kind == MediaKind::Data && tag.payload.starts_with(ON_META_DATA) {
+                if has_meta {
+                    return;
+                }
+                has_meta = true;
+            }
             let base = *first.get_or_insert(tag.timestamp);
             let ts = offset.saturating_add(tag.timestamp.saturating_sub(base));
-            flv::write_tag(&mut buf, tag.kind, ts, &tag.payload);
+            flv::write_tag(buf, tag.kind, ts, &tag.payload);
+        };
+        while let Some(tag) = rx.recv().await {
+            add(&mut buf, tag);
             // Batch what is already queued into one write.
             while buf.len() < 256 * 1024 {
                 match rx.try_recv() {
-                    Ok(tag) => {
-                        let ts = offset.saturating_add(tag.timestamp.saturating_sub(base));
-                        flv::write_tag(&mut buf, tag.kind, ts, &tag.payload);
-                    }
+                    Ok(tag) => add(&mut buf, tag),
                     Err(_) => break,
                 }
             }

@@ -81,7 +81,7 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChunkError {
-    /// A format 1, 2 or 3 chunk on a chunk stream that never had a format 0 header.
+    /// A format 2 or 3 chunk on a chunk stream that never had a format 0 or 1 header.
     #[error("chunk stream {0} continues without a previous header")]
     NoPreviousHeader(u32),
     /// The message length in a header exceeds the limit.
@@ -291,7 +291,11 @@ impl ChunkDecoder {
 
         let prev = self.streams.get(&csid);
         if prev.is_none() {
-            if fmt != 0 {
+            // librtmp opens chunk stream 2 with a format 1 header (its Acknowledgement
+            // and user control messages), and ffmpeg and nginx-rtmp accept it against
+            // a zeroed previous header (message stream 0); formats 2 and 3 lack the
+            // length and cannot start a stream.
+            if fmt >= 2 {
                 return Err(ChunkError::NoPreviousHeader(csid));
             }
             if self.streams.len() >= self.limits.max_chunk_streams {
@@ -1045,6 +1049,22 @@ mod tests {
         let mut dec = ChunkDecoder::default();
         dec.push(&[0xC7]);
         assert_eq!(dec.next_message(), Err(ChunkError::NoPreviousHeader(7)));
+        let mut dec = ChunkDecoder::default();
+        dec.push(&[0x87, 0, 0, 0]);
+        assert_eq!(dec.next_message(), Err(ChunkError::NoPreviousHeader(7)));
+
+        // librtmp's first Acknowledgement: format 1 on a fresh chunk stream 2.
+        let mut dec = ChunkDecoder::default();
+        dec.push(&[0x42, 0, 0, 0, 0, 0, 4, 3, 0, 0x0F, 0x42, 0x40]);
+        assert_eq!(
+            dec.next_message(),
+            Ok(Some(Message {
+                timestamp: 0,
+                type_id: 3,
+                stream_id: 0,
+                payload: Bytes::from_static(&[0, 0x0F, 0x42, 0x40]),
+            }))
+        );
 
         // Too many chunk streams.
         let mut dec = ChunkDecoder::new(DecoderLimits {

@@ -545,11 +545,12 @@ fn hostile_handshake_and_chunks_close_with_a_reason() {
     c.handle_input(now, &[3; 5000]);
     assert!(c.poll_output().is_none(), "nothing after Closed");
 
-    // A valid handshake, then a format-1 chunk on a chunk stream never opened.
+    // A valid handshake, then a format-2 chunk on a chunk stream never opened (format 1
+    // is tolerated: librtmp opens chunk stream 2 that way).
     let mut c = ClientSession::new(cfg(), now);
     let mut input = vec![3u8];
     input.extend_from_slice(&[0; 2 * HANDSHAKE_SIZE]);
-    input.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 4, 8]);
+    input.extend_from_slice(&[0x85, 0, 0, 0]);
     c.handle_input(now, &input);
     assert_eq!(
         closed_reason(&mut c),
