@@ -6,7 +6,9 @@
 # a baresip softphone over plain RTP, passing payloads through or transcoding.
 #
 # usage: tests/interop/webphone.sh [CHECK...]  (default: every check; names listed by --list)
-# env:   SWITCHBOARD, INTEROP_WORK as in browser.sh.
+# env:   SWITCHBOARD, INTEROP_WORK as in browser.sh; WEBPHONE_SECONDS (audio analysed per
+#        call, default 5) and WEBPHONE_SERVER_CPU=1 (the calls also report the server's CPU
+#        and the call-button-to-INVITE time: bench/web/run.sh).
 #
 # Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed".
 # Each check runs in its own network namespace holding only the loopback device; the
@@ -23,10 +25,11 @@ BROWSER_DIR=$HERE/browser
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
+SECS=${WEBPHONE_SECONDS:-5}
 ALL_CHECKS=(
-    webphone_calls_baresip_pcmu:90
-    webphone_calls_baresip_opus:90
-    webphone_transcodes_opus_pcmu:90
+    webphone_calls_baresip_pcmu:$((80 + 2 * SECS))
+    webphone_calls_baresip_opus:$((80 + 2 * SECS))
+    webphone_transcodes_opus_pcmu:$((80 + 2 * SECS))
     baresip_calls_webphone:90
     webphone_wrong_password:60
     webphone_tab_closed:90
@@ -116,7 +119,7 @@ EOF
 wp() {
     local mode=$1 rc=0
     shift
-    timeout -k 3 60 node "$BROWSER_DIR/webphone.js" "$mode" --work "$CDIR/web" \
+    timeout -k 3 $((50 + 2 * SECS)) node "$BROWSER_DIR/webphone.js" "$mode" --work "$CDIR/web" \
         --url "ws://127.0.0.1:$HTTP/phone/bob@127.0.0.1" --authname bob \
         --wav "$CDIR/tone440.wav" "$@" > "$CDIR/wp.out" 2> "$CDIR/wp.err" < /dev/null || rc=$?
     return "$rc"
@@ -170,8 +173,10 @@ web_call() {
     local base=$1 codec=$2 codecs=$3
     web_server "$base"
     web_baresip "$base" "$codec"
+    local bench=()
+    [[ -z ${WEBPHONE_SERVER_CPU:-} ]] || bench=(--server-pid "$SRV")
     wp call --target "sip:alice@127.0.0.1:$UDP" --codecs "$codecs" --baresip-ctrl "$CTRL" \
-        --password bobpw || fail "webphone.js failed: $(wp_why)"
+        --password bobpw --seconds "$SECS" "${bench[@]}" || fail "webphone.js failed: $(wp_why)"
     check_accepted "$4" "$5" "$6"
     [[ -n $(out 'baresip CALL_ESTABLISHED') ]] || fail "baresip never reported CALL_ESTABLISHED"
     check_media

@@ -58,6 +58,7 @@ class Baresip {
       const obj = JSON.parse(this.buf.subarray(colon + 1, colon + 1 + n).toString());
       this.buf = this.buf.subarray(colon + 1 + n + 1);
       if (obj.event) {
+        obj.receivedAt = Date.now();
         this.events.push(obj);
         log('baresip event:', JSON.stringify(obj));
         say(`baresip ${obj.type} ${obj.param || ''}`.trim());

@@ -15,7 +15,8 @@
 //   close-tab connect, invite --target, wait for CALL_ESTABLISHED, close the tab, report how
 //             long baresip took to see CALL_CLOSED
 // options: --authname NAME, --target DEST, --dial URI, --codecs "pcmu dtmf",
-//          --baresip-ctrl PORT, --seconds N (default 5), --timeout MS (default 15000)
+//          --baresip-ctrl PORT, --seconds N (default 5), --timeout MS (default 15000),
+//          --server-pid PID (call mode: also report the server's CPU, for bench/web)
 //
 // Prints one line per step on stdout (webphone.sh asserts on them):
 //   connected | refused REASON
@@ -23,6 +24,10 @@
 //   audio RATE HZ... | audio-failed CAUSE | stats JSON
 //   bye RESULT | byed | byed-timeout | tab-closed | far-end-closed MS | far-end-not-closed
 //   baresip EVENT PARAM | baresip-not-established | baresip-not-closed | done | error MESSAGE
+//   invite-ms N (call button to the INVITE at baresip), server-invite-ms N (the page's
+//   `invite` message to the INVITE at baresip), offer-ms N (the page's share: microphone,
+//   createOffer, ICE gathering), server-idle-cpu NS MS, server-call-cpu NS MS
+//   (CPU nanoseconds the server used over MS milliseconds, idle and during the call)
 // Exit status 0 when every step ran (the assertions are webphone.sh's), 1 otherwise.
 'use strict';
 
@@ -57,8 +62,28 @@ function usage(why) {
   process.exit(2);
 }
 
+// CPU time of every thread of process PID, in ns (/proc/PID/task/*/schedstat, field 1).
+function cpuNs(pid) {
+  let total = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch (_) { /* thread gone */ }
+  }
+  return total;
+}
+
+async function cpuOver(pid, what, fn) {
+  const c0 = cpuNs(pid);
+  const t0 = Date.now();
+  const r = await fn();
+  say(`${what} ${cpuNs(pid) - c0} ${Date.now() - t0}`);
+  return r;
+}
+
 async function measure(page, opt) {
-  const a = await page.evaluate(([ms]) => window.wp.listen(ms, 500), [opt.seconds * 1000]);
+  const listen = () => page.evaluate(([ms]) => window.wp.listen(ms, 500), [opt.seconds * 1000]);
+  const a = opt.serverPid ? await cpuOver(opt.serverPid, 'server-call-cpu', listen) : await listen();
   if (a.ok) say(`audio ${a.sampleRate} ${a.windows.map((w) => w.hz).join(' ')}`);
   else say(`audio-failed ${a.cause}`);
   log('audio windows:', JSON.stringify(a));
@@ -98,11 +123,20 @@ async function main() {
   if (opt.mode === 'connect') return shutdown(0);
 
   if (opt.mode === 'call' || opt.mode === 'close-tab') {
+    if (opt.serverPid) await cpuOver(opt.serverPid, 'server-idle-cpu', () => new Promise((r) => setTimeout(r, opt.seconds * 1000)));
+    const clicked = Date.now();
     const r = await page.evaluate((a) => window.wp.call(...a), [opt.target, opt.codecs, opt.timeout]);
     if (!r.ok) {
       say(`call-failed ${r.reason}`);
       return shutdown(1);
     }
+    // baresip reports the INVITE's offer as CALL_REMOTE_SDP as soon as it arrives.
+    const incoming = await bs.waitEvent('CALL_REMOTE_SDP', 1000);
+    if (incoming) {
+      say(`invite-ms ${incoming.receivedAt - clicked}`);
+      say(`server-invite-ms ${incoming.receivedAt - r.sentAt}`);
+    }
+    say(`offer-ms ${r.offerMs}`);
     say(`accepted ${JSON.stringify(r.accepted)}`);
     if (!(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
     if (opt.mode === 'close-tab') {

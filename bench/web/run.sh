@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Issue 8 benchmark: the web phone's call setup time and the server's CPU per WebRTC call.
+# Runs tests/interop/webphone.sh's three call checks (headless Chromium → switchboard →
+# baresip, each in its own loopback-only network namespace) against a release build, with
+# WEBPHONE_SERVER_CPU=1: every call reports
+#   invite-ms        the call button (node, just before the page makes its offer) to
+#                    baresip's CALL_REMOTE_SDP event (the INVITE arrived through the proxy);
+#   server-invite-ms the page's `invite` message leaving to that event: the server's
+#                    share (JSON, WebRTC answer, line, proxy hop) plus baresip's parsing;
+#   offer-ms         the page's own share of that: microphone, createOffer, ICE gathering;
+#   server-idle-cpu  CPU ns of every server thread over SECONDS before the call;
+#   server-call-cpu  the same over SECONDS of the call (audio flowing both ways).
+# CPU per call = (call - idle) / wall time, in % of one core.
+# Usage: bench/web/run.sh [RUNS]   (env: SECONDS_PER_CALL=15). Needs what webphone.sh needs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/switchboard-target}
+RUNS=${1:-3}
+OUT=bench/web/out
+mkdir -p "$OUT"
+
+cargo build --release -q -p switchboard --bin switchboard
+cp "$CARGO_TARGET_DIR/release/switchboard" "$OUT/switchboard"
+
+for run in $(seq "$RUNS"); do
+    SWITCHBOARD=$PWD/$OUT/switchboard INTEROP_WORK=$PWD/$OUT/run$run WEBPHONE_SERVER_CPU=1 \
+        WEBPHONE_SECONDS=${SECONDS_PER_CALL:-15} tests/interop/webphone.sh \
+        webphone_calls_baresip_pcmu webphone_calls_baresip_opus webphone_transcodes_opus_pcmu |
+        tee "$OUT/run$run.txt"
+done
+
+python3 - "$OUT" "$RUNS" <<'PY'
+import re, statistics, sys
+out, runs = sys.argv[1], int(sys.argv[2])
+names = {"webphone_calls_baresip_pcmu": "PCMU pass-through",
+         "webphone_calls_baresip_opus": "Opus pass-through",
+         "webphone_transcodes_opus_pcmu": "Opus (browser) <-> PCMU (SIP), transcoded"}
+print("| call | call button → INVITE ms (median, all) | of which page offer ms | invite message → INVITE ms | server CPU idle | server CPU in call | per call |")
+print("|---|---|---|---|---|---|---|")
+for check, label in names.items():
+    inv, off, srv, idle, call = [], [], [], [], []
+    for r in range(1, runs + 1):
+        try:
+            text = open(f"{out}/run{r}/{check}/wp.out").read()
+        except OSError:
+            continue
+        g = lambda k: re.search(rf"^{k} (\d+)(?: (\d+))?$", text, re.M)
+        if (m := g("invite-ms")): inv.append(int(m[1]))
+        if (m := g("offer-ms")): off.append(int(m[1]))
+        if (m := g("server-invite-ms")): srv.append(int(m[1]))
+        if (m := g("server-idle-cpu")): idle.append(int(m[1]) / 1e9 / (int(m[2]) / 1e3) * 100)
+        if (m := g("server-call-cpu")): call.append(int(m[1]) / 1e9 / (int(m[2]) / 1e3) * 100)
+    if not call:
+        print(f"| {label} | no data | | | | | |")
+        continue
+    per = [c - i for c, i in zip(call, idle)]
+    print(f"| {label} | {statistics.median(inv):.0f} ({', '.join(map(str, inv))}) | "
+          f"{statistics.median(off):.0f} | {statistics.median(srv):.0f} ({', '.join(map(str, srv))}) | "
+          f"{statistics.median(idle):.3f} % | "
+          f"{statistics.median(call):.3f} % | {statistics.median(per):.3f} % of a core |")
+PY
