@@ -167,8 +167,9 @@ check_media() {
         fail "media browser->baresip: baresip's recording is not 440 Hz: $(tail -1 "$CDIR/tone-baresip.out")"
 }
 
-# web_call CODEC CODECS AUDIO BROWSER TRANSCODING: the page (bob) calls baresip (alice,
-# only CODEC) with the codec list CODECS; checks accepted, both tones, the BYE.
+# web_call BASE CODEC CODECS AUDIO BROWSER TRANSCODING: the page (bob) calls baresip
+# (alice, only CODEC) with the codec list CODECS; checks accepted, both tones, a DTMF digit
+# by `sendDTMF` and one by the browser's RTCDTMFSender reaching baresip, the BYE.
 web_call() {
     local base=$1 codec=$2 codecs=$3
     web_server "$base"
@@ -180,6 +181,8 @@ web_call() {
     check_accepted "$4" "$5" "$6"
     [[ -n $(out 'baresip CALL_ESTABLISHED') ]] || fail "baresip never reported CALL_ESTABLISHED"
     check_media
+    [[ -n $(out dtmf-api) ]] || fail "sendDTMF 5 never reached baresip: $(out dtmf-api-missing)"
+    [[ -n $(out dtmf-browser) ]] || fail "the browser's RTCDTMFSender 7 never reached baresip: $(out dtmf-browser-missing)"
     [[ $(out bye) == *'"type":"result"'* && $(out bye) != *error* ]] || fail "bye: $(out bye)"
     [[ -n $(out 'baresip CALL_CLOSED') ]] || fail "the page hung up but baresip never saw the BYE"
     stop_server "$SRV" srv

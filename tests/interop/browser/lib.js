@@ -62,7 +62,7 @@ class Baresip {
         this.events.push(obj);
         log('baresip event:', JSON.stringify(obj));
         say(`baresip ${obj.type} ${obj.param || ''}`.trim());
-        this.waiters = this.waiters.filter((w) => !(w.type === obj.type && (w.resolve(obj), true)));
+        this.waiters = this.waiters.filter((w) => !((w.ok ? w.ok(obj) : w.type === obj.type) && (w.resolve(obj), true)));
       } else if (obj.response && this.pending.has(obj.token)) {
         this.pending.get(obj.token)(obj);
         this.pending.delete(obj.token);
@@ -80,12 +80,14 @@ class Baresip {
     });
   }
 
-  // The first event of this type (already seen or still to come), or null after ms.
-  waitEvent(type, ms) {
-    const seen = this.events.find((e) => e.type === type);
+  // The first event of this type (already seen or still to come) whose param satisfies
+  // `param` (any, when absent), or null after ms.
+  waitEvent(type, ms, param) {
+    const ok = (e) => e.type === type && (!param || param(e.param));
+    const seen = this.events.find(ok);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => {
-      const w = { type, resolve };
+      const w = { type, resolve, ok };
       this.waiters.push(w);
       setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); resolve(null); }, ms);
     });

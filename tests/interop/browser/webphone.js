@@ -22,6 +22,7 @@
 //   connected | refused REASON
 //   accepted JSON | call-failed REASON | invite-ms N
 //   audio RATE HZ... | audio-failed CAUSE | stats JSON
+//   dtmf-api 5 | dtmf-browser 7 (baresip got the digit sent by `sendDTMF` / RTCDTMFSender)
 //   bye RESULT | byed | byed-timeout | tab-closed | far-end-closed MS | far-end-not-closed
 //   baresip EVENT PARAM | baresip-not-established | baresip-not-closed | done | error MESSAGE
 //   invite-ms N (call button to the INVITE at baresip), server-invite-ms N (the page's
@@ -148,6 +149,13 @@ async function main() {
       say(e ? `far-end-closed ${Date.now() - t}` : 'far-end-not-closed');
     } else {
       await measure(page, opt);
+      // DTMF both ways into the SIP side: the sendDTMF request, then RTCDTMFSender.
+      const d = await page.evaluate(() => window.wp.request('sendDTMF', { digit: '5' }));
+      const e5 = await bs.waitEvent('CALL_DTMF_START', 3000, (p) => String(p).includes('5'));
+      say(e5 ? 'dtmf-api 5' : `dtmf-api-missing ${JSON.stringify(d)}`);
+      const ins = await page.evaluate(() => window.wp.insertDTMF('7'));
+      const e7 = await bs.waitEvent('CALL_DTMF_START', 3000, (p) => String(p).includes('7'));
+      say(e7 ? 'dtmf-browser 7' : `dtmf-browser-missing ${ins}`);
       say(`bye ${JSON.stringify(await page.evaluate(() => window.wp.hangup()))}`);
       if (!(await bs.waitEvent('CALL_CLOSED', 5000))) say('baresip-not-closed');
     }
