@@ -168,6 +168,63 @@ check_rtmpc_gateway_refused() {
         fail "the exit reason does not give the SIP reason: $(tail -1 "$CDIR/phone.err")"
 }
 
+# Inbound with DTMF: `switchboard phone` bob (PCMU, plays 440 Hz) calls alice, whose phone is
+# `rtmp-phone --answer` on the gateway: it prints `invited <bob> <alice>`, accepts, prints
+# `accepted pcmu None`, sends `--dtmf 159#` with sendDTMF, which bob receives as RFC 4733
+# events in order; bob hangs up after 6 s and the rtmp-phone prints `byed` and exits 0.
+# Tones both ways.
+check_rtmpc_gateway_answer_dtmf() {
+    local port=22400
+    gateway_setup "$port"
+    tone "$CDIR/tone1000.wav" 1000 3 16000
+    spawn alice "$SWITCHBOARD" rtmp-phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass secret --displayname Alice --answer --wait 30 \
+        --codecs "pcmu dtmf" --play "$CDIR/tone1000.wav" --loop --record "$CDIR/alice.wav" \
+        --dtmf 159#
+    local alice=$LAST_PID
+    gateway_wait_line alice '^connected' 10
+    timeout -k 2 40 "$SWITCHBOARD" phone --aor "bob@127.0.0.1:$port" --user bob \
+        --password bobsecret --proxy "127.0.0.1:$port" --call "sip:alice@127.0.0.1:$port" \
+        --codecs "pcmu dtmf" --play "$CDIR/tone440.wav" --record "$CDIR/bob.wav" --duration 6 \
+        --rtp-ports "$((port + 80))-$((port + 99))" > "$CDIR/bob.out" 2> "$CDIR/bob.err" < /dev/null ||
+        fail "bob's call to alice: $(tail -1 "$CDIR/bob.err")"
+    wait "$alice" || fail "rtmp-phone alice exited non-zero: $(tail -1 "$CDIR/alice.err")"
+    expect_line alice '^invited .*sip:bob@127.0.0.1.* .*sip:alice@127.0.0.1'
+    expect_line alice '^accepted pcmu None'
+    expect_line alice '^byed'
+    local got
+    got=$(sed -n 's/^dtmf \(.\)$/\1/p' "$CDIR/bob.out" | tr -d '\n')
+    [[ $got == "159#" ]] || fail "bob received DTMF '$got', not '159#'"
+    tone_ok alice "$CDIR/alice.wav" 440 1000
+    tone_ok bob "$CDIR/bob.wav" 1000 440
+}
+
+# Two rtmp-phones call each other through the gateway (issue 7): bob (AMF3, simple
+# handshake, VideoPhone's default codec list) invites alice (--answer, default list): both
+# print `accepted speex None` (Speex passes through), each records the other's tone, bob
+# hangs up after 6 s and alice gets `byed`.
+check_rtmpc_gateway_two_phones() {
+    local port=22500
+    gateway_setup "$port"
+    tone "$CDIR/tone1000.wav" 1000 3 16000
+    tone "$CDIR/tone440.wav" 440 3 16000
+    spawn alice "$SWITCHBOARD" rtmp-phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass secret --displayname Alice --answer --wait 30 \
+        --play "$CDIR/tone1000.wav" --loop --record "$CDIR/alice.wav"
+    local alice=$LAST_PID
+    gateway_wait_line alice '^connected' 10
+    rtmp_phone bob "rtmp://127.0.0.1:$((port + 35))/sip/bob@127.0.0.1:$port" --amf3 \
+        --simple-handshake --authname bob --authpass bobsecret --displayname Bob \
+        --call "sip:alice@127.0.0.1:$port" --play "$CDIR/tone440.wav" --loop \
+        --record "$CDIR/bob.wav" --record-flv "$CDIR/bob.flv" --duration 6
+    wait "$alice" || fail "rtmp-phone alice exited non-zero: $(tail -1 "$CDIR/alice.err")"
+    expect_line bob '^accepted speex None'
+    expect_line alice '^accepted speex None'
+    expect_line alice '^byed'
+    tone_ok alice "$CDIR/alice.wav" 440 1000
+    tone_ok bob "$CDIR/bob.wav" 1000 440
+}
+
 # name:time limit in seconds (each check runs under `timeout`).
 ALL_CHECKS=(
     rtmpc_nginx_publish_speex:60
@@ -178,6 +235,8 @@ ALL_CHECKS=(
     rtmpc_gateway_call_pcmu:90
     rtmpc_gateway_call_speex:90
     rtmpc_gateway_refused:60
+    rtmpc_gateway_answer_dtmf:90
+    rtmpc_gateway_two_phones:90
 )
 
 interop_main "$HERE/rtmp_client.sh" "$@"

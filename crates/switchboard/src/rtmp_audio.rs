@@ -14,6 +14,11 @@ use media::resample::Resampler;
 use rtmp::flv::{self, sound};
 use ua::{WavReader, WavWriter};
 
+/// Silence before the file, as a microphone opens. Speex decoders keep predictor state:
+/// one that misses the first packets of a steady tone (the gateway forwards from the
+/// second tag on; a player may join late) never gets back in sync with the encoder, so
+/// the stream starts with silence, which leaves no state to miss.
+const LEAD_IN_FRAMES: usize = 10;
 /// Longest hole in the received timestamps filled with silence.
 const MAX_GAP_MS: u32 = 10_000;
 
@@ -47,7 +52,7 @@ pub fn codec_by_name(name: &str) -> Option<Codec> {
     }
 }
 
-/// A WAV file (or silence) at the codec's rate, cut into FLV audio tags of
+/// A WAV file (after 200 ms of silence) at the codec's rate, cut into FLV audio tags of
 /// `frames_per_tag` 20 ms frames with timestamps counted from 0 in media time.
 pub struct TagSource {
     codec: Codec,
@@ -60,6 +65,7 @@ pub struct TagSource {
     /// Input samples per 20 ms frame of the file.
     file_frame: usize,
     ended: bool,
+    lead_in: usize,
     tags: u32,
     frame_in: Vec<i16>,
     pcm: Vec<i16>,
@@ -95,6 +101,7 @@ impl TagSource {
             resampler,
             file_frame,
             ended: false,
+            lead_in: LEAD_IN_FRAMES,
             tags: 0,
             frame_in: Vec::new(),
             pcm: Vec::new(),
@@ -140,6 +147,10 @@ impl TagSource {
             return Ok(());
         };
         if self.ended {
+            return Ok(());
+        }
+        if self.lead_in > 0 {
+            self.lead_in -= 1;
             return Ok(());
         }
         self.frame_in.clear();
@@ -287,19 +298,21 @@ mod tests {
     #[test]
     fn tags_carry_flash_headers_sizes_and_timestamps() {
         let mut src = TagSource::new(Codec::Pcmu, 2, Some(tone(8000, 1000.0, 0.1)), false).unwrap();
-        let tags: Vec<_> = (0..4).map(|_| src.next_tag().unwrap()).collect();
+        let tags: Vec<_> = (0..9).map(|_| src.next_tag().unwrap()).collect();
         assert_eq!(
             tags.iter()
                 .map(|(ts, b)| (*ts, b[0], b.len()))
                 .collect::<Vec<_>>(),
-            [
-                (0, 0x82, 321),
-                (40, 0x82, 321),
-                (80, 0x82, 321),
-                (120, 0x82, 321)
-            ]
+            (0..9).map(|i| (i * 40, 0x82, 321)).collect::<Vec<_>>()
         );
-        assert!(src.ended(), "0.1 s of file, 0.16 s sent");
+        // 200 ms of lead-in silence (µ-law 0xFF), then the tone.
+        assert!(
+            tags[..5]
+                .iter()
+                .all(|(_, b)| b[1..].iter().all(|&c| c == 0xFF))
+        );
+        assert!(tags[5].1[1..].iter().any(|&c| c != 0xFF));
+        assert!(src.ended(), "0.2 s lead-in + 0.1 s of file, 0.36 s sent");
 
         let mut src = TagSource::new(Codec::SpeexWb, 2, None, false).unwrap();
         let (ts, b) = src.next_tag().unwrap();
@@ -316,15 +329,19 @@ mod tests {
         assert_eq!(flv_codec(&[0x2A]), None, "MP3");
     }
 
-    /// A 48 kHz 1 kHz tone → Speex WB tags → recorder at 8 kHz: the tone is there.
+    /// A 1 kHz tone (16 kHz file) → Speex WB / G.711 tags → recorder at 8 kHz, the first
+    /// two tags lost (as when the gateway or a player joins late): the tone is there from
+    /// the first second to the last, with a hole filled.
     #[test]
     fn speex_tags_decode_back_to_the_tone() {
         let dir = std::env::temp_dir().join(format!("rtmp-audio-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("rec.wav");
         for codec in [Codec::SpeexWb, Codec::Pcmu, Codec::Pcma] {
-            let mut src = TagSource::new(codec, 2, Some(tone(48000, 1000.0, 1.0)), false).unwrap();
+            let mut src = TagSource::new(codec, 2, Some(tone(16000, 1000.0, 6.0)), false).unwrap();
             let mut rec = Recorder::create(&path, 8000).unwrap();
+            src.next_tag().unwrap();
+            src.next_tag().unwrap();
             while !src.ended() {
                 let (ts, body) = src.next_tag().unwrap();
                 rec.on_tag(ts, &body).unwrap();
@@ -334,7 +351,7 @@ mod tests {
             rec.on_tag(ts + 400, &body).unwrap();
             assert_eq!(rec.corrupt + rec.unsupported, 0);
             let secs = rec.seconds();
-            assert!((1.4..1.6).contains(&secs), "{codec:?}: {secs} s");
+            assert!((6.5..6.7).contains(&secs), "{codec:?}: {secs} s");
             rec.finish().unwrap();
             let pcm = {
                 let mut w = WavReader::open(&path).unwrap();
@@ -342,12 +359,21 @@ mod tests {
                 w.read(&mut v);
                 v
             };
-            let mid = &pcm[2000..6000];
-            let hz = crossings_hz(mid, 8000);
-            assert!((990.0..1010.0).contains(&hz), "{codec:?}: {hz} Hz");
-            let rms =
-                (mid.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / mid.len() as f64).sqrt();
-            assert!(rms > 5000.0, "{codec:?}: rms {rms}");
+            for second in 0..6 {
+                let mid = &pcm[second * 8000 + 2000..second * 8000 + 6000];
+                let hz = crossings_hz(mid, 8000);
+                assert!(
+                    (990.0..1010.0).contains(&hz),
+                    "{codec:?} at {second} s: {hz} Hz"
+                );
+                let rms = (mid.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>()
+                    / mid.len() as f64)
+                    .sqrt();
+                assert!(
+                    (10000.0..13000.0).contains(&rms),
+                    "{codec:?} at {second} s: rms {rms}"
+                );
+            }
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -18,11 +18,12 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use media::codec::Codec;
-use rtmp::MediaKind;
 use rtmp::amf::{self, ObjectEncoding, Value};
 use rtmp::client::{
     ClientCloseReason, ClientConfig, ClientEvent, ClientOutput, ClientSession, HandshakeKind,
 };
+use rtmp::{MediaKind, flv};
+use std::io::Write as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -86,6 +87,9 @@ pub struct RtmpPhoneArgs {
     /// Record the played stream, decoded, to this WAV file (at the published codec's rate).
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// Also write the played stream's audio tags, as received, to this FLV file.
+    #[arg(long)]
+    pub record_flv: Option<PathBuf>,
     /// DTMF digits to send once the call is up (0-9 * # A-D).
     #[arg(long)]
     pub dtmf: Option<String>,
@@ -222,6 +226,7 @@ struct Media {
     next_tag: Option<Instant>,
     start: Option<Instant>,
     recorder: Option<Recorder>,
+    flv: Option<std::io::BufWriter<std::fs::File>>,
     tags_sent: u64,
     tags_received: u64,
     ended_reported: bool,
@@ -497,6 +502,14 @@ pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
                                 media.recorder =
                                     Some(Recorder::create(p, publish_codec.pcm_rate())?);
                             }
+                            if let Some(p) = &args.record_flv {
+                                let mut f =
+                                    std::fs::File::create(p)
+                                        .map(std::io::BufWriter::new)
+                                        .with_context(|| format!("--record-flv {}", p.display()))?;
+                                f.write_all(&flv::file_header(true, false))?;
+                                media.flv = Some(f);
+                            }
                             out.emit(
                                 "playing",
                                 &[&args.play_name],
@@ -569,6 +582,11 @@ pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
                             media.tags_received += 1;
                             if let Some(r) = media.recorder.as_mut() {
                                 r.on_tag(timestamp, &payload)?;
+                            }
+                            if let Some(f) = media.flv.as_mut() {
+                                let mut tag = Vec::new();
+                                flv::write_tag(&mut tag, MediaKind::Audio, timestamp, &payload);
+                                f.write_all(&tag)?;
                             }
                         }
                     }
@@ -675,6 +693,9 @@ pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
     link.session.close();
     let _ = link.flush().await;
     let _ = link.writer.shutdown().await;
+    if let Some(mut f) = media.flv.take() {
+        f.flush()?;
+    }
     if let Some(r) = media.recorder.take() {
         let seconds = r.seconds();
         out.emit(
