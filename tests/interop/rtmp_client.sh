@@ -199,6 +199,28 @@ check_rtmpc_gateway_answer_dtmf() {
     tone_ok bob "$CDIR/bob.wav" 1000 440
 }
 
+# hold(bool): the rtmp-phone calls `switchboard phone` bob (auto-answer) and sends
+# hold(true) after 1.5 s, hold(false) 1.5 s later: the gateway's re-INVITEs reach bob, who
+# prints `holded true` then `holded false`; the call then ends normally.
+check_rtmpc_gateway_hold() {
+    local port=22600
+    gateway_setup "$port"
+    spawn bob "$SWITCHBOARD" phone --aor "bob@127.0.0.1:$port" --user bob \
+        --password bobsecret --proxy "127.0.0.1:$port" --answer --wait 30 --codecs "pcmu dtmf" \
+        --rtp-ports "$((port + 80))-$((port + 99))"
+    local bob=$LAST_PID
+    gateway_wait_line bob '^registered' 10
+    rtmp_phone phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass secret --codecs "pcmu dtmf" \
+        --call "sip:bob@127.0.0.1:$port" --hold 1.5 --duration 5
+    expect_line phone '^hold-sent true'
+    expect_line phone '^hold-sent false'
+    wait "$bob" || fail "bob exited non-zero: $(tail -1 "$CDIR/bob.err")"
+    [[ $(grep '^holded' "$CDIR/bob.out" | tr '\n' ' ') == "holded true holded false " ]] ||
+        fail "bob saw $(grep '^holded' "$CDIR/bob.out" | tr '\n' ' '), not 'holded true', 'holded false'"
+    expect_line bob '^byed'
+}
+
 # Two rtmp-phones call each other through the gateway (issue 7): bob (AMF3, simple
 # handshake, VideoPhone's default codec list) invites alice (--answer, default list): both
 # print `accepted speex None` (Speex passes through), each records the other's tone, bob
@@ -237,6 +259,7 @@ ALL_CHECKS=(
     rtmpc_gateway_refused:60
     rtmpc_gateway_answer_dtmf:90
     rtmpc_gateway_two_phones:90
+    rtmpc_gateway_hold:90
 )
 
 interop_main "$HERE/rtmp_client.sh" "$@"

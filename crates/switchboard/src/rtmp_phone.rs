@@ -93,6 +93,10 @@ pub struct RtmpPhoneArgs {
     /// DTMF digits to send once the call is up (0-9 * # A-D).
     #[arg(long)]
     pub dtmf: Option<String>,
+    /// Put the remote on hold this many seconds after the call is up (`hold(true)`), and
+    /// resume as long again later (`hold(false)`).
+    #[arg(long)]
+    pub hold: Option<f64>,
     /// Hang up this many seconds after the call is up (without a call: stay connected this
     /// long; --no-sip: stop after this long, default when the --play file ends).
     #[arg(long)]
@@ -304,6 +308,9 @@ pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
     let mut media = Media::default();
     let mut hang_up_at: Option<Instant> = None;
     let mut dtmf_at: Option<Instant> = None;
+    let hold = args.hold.map(|d| secs(d, "--hold")).transpose()?;
+    // When to send hold(true), then hold(false).
+    let mut hold_at: Option<(Instant, bool)> = None;
     let mut dtmf_next = 0usize;
     let mut wait_until: Option<Instant> = None;
     let mut bye_txn: Option<f64> = None;
@@ -397,6 +404,7 @@ pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
                                     if !digits.is_empty() {
                                         dtmf_at = Some(Instant::now() + DTMF_DELAY);
                                     }
+                                    hold_at = hold.map(|d| (Instant::now() + d, true));
                                     match chosen {
                                         Some(c) => {
                                             publish_codec = c;
@@ -677,6 +685,13 @@ pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
                     out.emit("dtmf-sent", &[&d.to_string()], &[("digit", s(d.to_string()))]);
                 }
                 dtmf_at = (dtmf_next < digits.len()).then(|| Instant::now() + DTMF_GAP);
+            }
+            _ = sleep_opt(hold_at.filter(|_| phase == Phase::Active).map(|h| h.0)) => {
+                if let (Some((_, on)), Some(d)) = (hold_at.take(), hold) {
+                    link.session.call("hold", vec![Value::Boolean(on)])?;
+                    out.emit("hold-sent", &[&on.to_string()], &[("hold", Json::Bool(on))]);
+                    hold_at = on.then(|| (Instant::now() + d, false));
+                }
             }
             _ = sleep_opt(wait_until) => {
                 wait_until = None;
