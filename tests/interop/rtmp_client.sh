@@ -221,6 +221,36 @@ check_rtmpc_gateway_hold() {
     expect_line bob '^byed'
 }
 
+# Incoming calls refused and abandoned: alice is `rtmp-phone --reject "486 Busy Here"`; bob
+# (`switchboard phone`) calls her and fails with `rejected 486 Busy Here`. Then carol's phone
+# (no --reject/--answer: it only rings) is called by bob, who gives up while it rings
+# (SIGTERM: his line CANCELs): the rtmp-phone prints `invited`, then `cancelled` with the
+# same caller.
+check_rtmpc_gateway_reject_cancel() {
+    local port=22700 rc=0
+    gateway_setup "$port"
+    spawn alice "$SWITCHBOARD" rtmp-phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass secret --reject "486 Busy Here" --duration 30
+    gateway_wait_line alice '^connected' 10
+    timeout -k 2 30 "$SWITCHBOARD" phone --aor "bob@127.0.0.1:$port" --user bob \
+        --password bobsecret --proxy "127.0.0.1:$port" --call "sip:alice@127.0.0.1:$port" \
+        --rtp-ports "$((port + 80))-$((port + 89))" > "$CDIR/bob.out" 2> "$CDIR/bob.err" < /dev/null || rc=$?
+    [[ $rc -ne 0 ]] || fail "bob's call to a rejecting alice succeeded"
+    expect_line bob '^rejected 486 Busy Here'
+    expect_line alice '^invited .*sip:bob@127.0.0.1'
+
+    spawn carol "$SWITCHBOARD" rtmp-phone "rtmp://127.0.0.1:$((port + 35))/sip/carol@127.0.0.1:$port" \
+        --authname carol --authpass carolsecret --duration 30
+    gateway_wait_line carol '^connected' 10
+    spawn bob2 "$SWITCHBOARD" phone --aor "bob@127.0.0.1:$port" --user bob \
+        --password bobsecret --proxy "127.0.0.1:$port" --call "sip:carol@127.0.0.1:$port" \
+        --rtp-ports "$((port + 90))-$((port + 99))"
+    local bob=$LAST_PID
+    gateway_wait_line carol '^invited .*sip:bob@127.0.0.1' 10
+    kill -TERM "$bob"
+    gateway_wait_line carol '^cancelled .*sip:bob@127.0.0.1.* .*sip:carol@127.0.0.1' 10
+}
+
 # Two rtmp-phones call each other through the gateway (issue 7): bob (AMF3, simple
 # handshake, VideoPhone's default codec list) invites alice (--answer, default list): both
 # print `accepted speex None` (Speex passes through), each records the other's tone, bob
@@ -260,6 +290,7 @@ ALL_CHECKS=(
     rtmpc_gateway_answer_dtmf:90
     rtmpc_gateway_two_phones:90
     rtmpc_gateway_hold:90
+    rtmpc_gateway_reject_cancel:90
 )
 
 interop_main "$HERE/rtmp_client.sh" "$@"
