@@ -236,46 +236,77 @@ struct Media {
     ended_reported: bool,
 }
 
+/// What the command line asked for, checked.
+struct Plan {
+    digits: Vec<char>,
+    wav: Option<WavReader>,
+    duration: Option<Duration>,
+    wait: Option<Duration>,
+    hold: Option<Duration>,
+    /// Codec list for invite/accept.
+    codecs: Vec<Value>,
+}
+
+/// The timers of the call; `None` is off.
+#[derive(Default)]
+struct Timers {
+    hang_up: Option<Instant>,
+    dtmf: Option<Instant>,
+    dtmf_next: usize,
+    /// When to send hold(value).
+    hold: Option<(Instant, bool)>,
+    /// --answer: give up waiting.
+    wait: Option<Instant>,
+    /// While ending: stop waiting for the answer to `bye`.
+    end_by: Option<Instant>,
+}
+
+/// The phone between events: the connection, the call state (seed spec §6.3) and media.
+struct Phone<'a> {
+    args: &'a RtmpPhoneArgs,
+    plan: Plan,
+    out: Printer,
+    link: Link,
+    phase: Phase,
+    failure: Option<String>,
+    connected: bool,
+    call_up: bool,
+    /// An outbound call is pending or a call is up: hanging up needs `bye`.
+    need_bye: bool,
+    bye_txn: Option<f64>,
+    caller: Option<String>,
+    publish_codec: Codec,
+    media: Media,
+    timers: Timers,
+}
+
 pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
     let (host, port, app) = parse_url(&args.url)?;
-    let digits = dtmf_digits(args.dtmf.as_deref())?;
-    let wav = match &args.play {
-        Some(p) => Some(WavReader::open(p).with_context(|| format!("--play {}", p.display()))?),
-        None => None,
-    };
-    let duration = args.duration.map(|d| secs(d, "--duration")).transpose()?;
-    let wait = args.wait.map(|d| secs(d, "--wait")).transpose()?;
-    let forced = args.codec.as_deref().and_then(codec_by_name);
-    let codecs: Vec<Value> = match (&args.codecs, &args.codec) {
-        (Some(list), _) => list
-            .split([' ', ','])
-            .filter(|c| !c.is_empty())
-            .map(amf::string)
-            .collect(),
-        (None, Some(c)) => {
-            let name = if c == "speex" { "wideband" } else { c.as_str() };
-            vec![amf::string(name), amf::string("dtmf")]
-        }
-        (None, None) => DEFAULT_CODECS.split(' ').map(amf::string).collect(),
+    let plan = Plan {
+        digits: dtmf_digits(args.dtmf.as_deref())?,
+        wav: match &args.play {
+            Some(p) => Some(WavReader::open(p).with_context(|| format!("--play {}", p.display()))?),
+            None => None,
+        },
+        duration: args.duration.map(|d| secs(d, "--duration")).transpose()?,
+        wait: args.wait.map(|d| secs(d, "--wait")).transpose()?,
+        hold: args.hold.map(|d| secs(d, "--hold")).transpose()?,
+        codecs: match (&args.codecs, &args.codec) {
+            (Some(list), _) => list
+                .split([' ', ','])
+                .filter(|c| !c.is_empty())
+                .map(amf::string)
+                .collect(),
+            (None, Some(c)) => {
+                let name = if c == "speex" { "wideband" } else { c.as_str() };
+                vec![amf::string(name), amf::string("dtmf")]
+            }
+            (None, None) => DEFAULT_CODECS.split(' ').map(amf::string).collect(),
+        },
     };
 
-    // Connect arguments in the original's order; absent ones before a present one are
-    // sent as null (Flash sends what the page passed).
-    let mut connect_args = Vec::new();
-    if !args.no_sip {
-        let given = [
-            args.authname.clone(),
-            args.authpass.clone(),
-            args.displayname.clone(),
-            args.rate.clone(),
-        ];
-        let last = given.iter().rposition(Option::is_some);
-        for v in given.iter().take(last.map_or(0, |i| i + 1)) {
-            connect_args.push(v.clone().map_or(Value::Null, amf::string));
-        }
-    }
     let mut config = ClientConfig::new(args.url.clone(), app);
-    config.args = connect_args;
+    config.args = connect_args(&args);
     config.object_encoding = if args.amf3 {
         ObjectEncoding::Amf3
     } else {
@@ -284,9 +315,11 @@ pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
     if args.simple_handshake {
         config.handshake = HandshakeKind::Simple;
     }
-    config.rng_seed = u64::from(std::process::id()) ^ (Instant::now().elapsed().as_nanos() as u64);
+    config.rng_seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
 
-    let out = Printer { json: args.json };
     let stream = TcpStream::connect((host.as_str(), port))
         .await
         .with_context(|| {
@@ -294,453 +327,552 @@ pub async fn run(args: RtmpPhoneArgs) -> anyhow::Result<()> {
         })?;
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
-    let std_now = std::time::Instant::now();
-    let tokio_anchor = Instant::now();
-    let mut link = Link {
-        session: ClientSession::new(config, std_now),
-        writer,
+    // The session runs on std's clock; timers here on tokio's.
+    let std_anchor = std::time::Instant::now();
+    let anchor = Instant::now();
+    let to_tokio = |t: std::time::Instant| anchor + t.saturating_duration_since(std_anchor);
+    let to_std = |t: Instant| std_anchor + t.saturating_duration_since(anchor);
+
+    let mut phone = Phone {
+        args: &args,
+        out: Printer { json: args.json },
+        link: Link {
+            session: ClientSession::new(config, std_anchor),
+            writer,
+        },
+        phase: Phase::Connecting,
+        failure: None,
+        connected: false,
+        call_up: false,
+        need_bye: false,
+        bye_txn: None,
+        caller: None,
+        publish_codec: args
+            .codec
+            .as_deref()
+            .and_then(codec_by_name)
+            .unwrap_or(Codec::SpeexWb),
+        media: Media::default(),
+        timers: Timers::default(),
+        plan,
     };
-
-    let mut phase = Phase::Connecting;
-    let mut failure: Option<String> = None;
-    let mut connected = false;
-    let mut call_up = false;
-    let mut media = Media::default();
-    let mut hang_up_at: Option<Instant> = None;
-    let mut dtmf_at: Option<Instant> = None;
-    let hold = args.hold.map(|d| secs(d, "--hold")).transpose()?;
-    // When to send hold(true), then hold(false).
-    let mut hold_at: Option<(Instant, bool)> = None;
-    let mut dtmf_next = 0usize;
-    let mut wait_until: Option<Instant> = None;
-    let mut bye_txn: Option<f64> = None;
-    // An outbound call is pending or a call is up: hanging up needs `bye`.
-    let mut need_bye = false;
-    let mut end_by: Option<Instant> = None;
-    let mut caller: Option<String> = None;
-    let mut publish_codec = forced.unwrap_or(Codec::SpeexWb);
     let mut buf = vec![0u8; 64 * 1024];
-
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let term = terminated();
     tokio::pin!(term);
 
-    // The session's deadline, on tokio's clock.
-    let to_tokio = |t: std::time::Instant| tokio_anchor + t.saturating_duration_since(std_now);
-    let to_std = |t: Instant| std_now + t.saturating_duration_since(tokio_anchor);
-
-    let mut events = link.flush().await?;
     loop {
         // Act on what the session reported; acting may produce more.
-        while !events.is_empty() {
-            for ev in std::mem::take(&mut events) {
-                match ev {
-                    ClientEvent::Connected { info, .. } => {
-                        connected = true;
-                        let desc = amf::get(&info, "description")
-                            .and_then(amf::as_str)
-                            .unwrap_or("");
-                        out.emit("connected", &[desc], &[("description", s(desc))]);
-                        phase = Phase::Idle;
-                        if args.no_sip {
-                            phase = Phase::Active;
-                            start_streams(&mut link, &mut media, &args)?;
-                            hang_up_at = duration.map(|d| Instant::now() + d);
-                        } else if let Some(dest) = &args.call {
-                            let mut a = vec![amf::string(dest.clone())];
-                            a.extend(codecs.iter().cloned());
-                            link.session.call("invite", a)?;
-                            phase = Phase::Outbound;
-                            need_bye = true;
-                        } else if args.answer {
-                            wait_until = wait.map(|w| Instant::now() + w);
-                        } else {
-                            hang_up_at = duration.map(|d| Instant::now() + d);
-                        }
-                    }
-                    ClientEvent::ConnectRejected {
-                        code, description, ..
-                    } => {
-                        out.emit(
-                            "connect-rejected",
-                            &[&description],
-                            &[("code", s(&code)), ("description", s(&description))],
-                        );
-                        failure = Some(format!("{code}: {description}"));
-                        phase = Phase::Ending;
-                    }
-                    ClientEvent::Call {
-                        name, args: cargs, ..
-                    } => {
-                        let a = |i: usize| cargs.get(i).cloned().unwrap_or(Value::Undefined);
-                        match name.as_str() {
-                            "ringing" => {
-                                out.emit("ringing", &[&text(&a(0))], &[("reason", json(&a(0)))])
-                            }
-                            "accepted" => {
-                                let (audio, video) = (a(0), a(1));
-                                if cargs.is_empty() {
-                                    out.emit("accepted", &[], &[]);
-                                } else {
-                                    out.emit(
-                                        "accepted",
-                                        &[&text(&audio), &text(&video)],
-                                        &[("audio", json(&audio)), ("video", json(&video))],
-                                    );
-                                }
-                                if matches!(phase, Phase::Outbound | Phase::Inbound) {
-                                    // VideoPhone: speex/default (or no list) → Speex WB; pcmu/pcma.
-                                    let chosen = match amf::as_str(&audio) {
-                                        Some(n) => codec_by_name(n),
-                                        None if cargs.is_empty() => Some(Codec::SpeexWb),
-                                        None => None,
-                                    };
-                                    phase = Phase::Active;
-                                    call_up = true;
-                                    need_bye = true;
-                                    wait_until = None;
-                                    hang_up_at = duration.map(|d| Instant::now() + d);
-                                    if !digits.is_empty() {
-                                        dtmf_at = Some(Instant::now() + DTMF_DELAY);
-                                    }
-                                    hold_at = hold.map(|d| (Instant::now() + d, true));
-                                    match chosen {
-                                        Some(c) => {
-                                            publish_codec = c;
-                                            start_streams(&mut link, &mut media, &args)?;
-                                        }
-                                        None => out.emit("no-audio", &[], &[]),
-                                    }
-                                }
-                            }
-                            "rejected" => {
-                                out.emit("rejected", &[&text(&a(0))], &[("reason", json(&a(0)))]);
-                                need_bye = false;
-                                if phase == Phase::Outbound {
-                                    failure = Some(format!("call failed: {}", text(&a(0))));
-                                    phase = Phase::Ending;
-                                } else if phase == Phase::Inbound {
-                                    phase = Phase::Idle;
-                                }
-                            }
-                            "invited" => {
-                                let (from, to) = (text(&a(0)), text(&a(1)));
-                                out.emit(
-                                    "invited",
-                                    &[&from, &to],
-                                    &[("from", s(&from)), ("to", s(&to))],
-                                );
-                                if phase != Phase::Idle {
-                                    // Connector.as: busy unless idle.
-                                    link.session
-                                        .call("reject", vec![amf::string("486 Busy Here")])?;
-                                } else if args.answer {
-                                    link.session.call("accept", codecs.clone())?;
-                                    caller = Some(from);
-                                    phase = Phase::Inbound;
-                                } else if let Some(r) = &args.reject {
-                                    link.session.call("reject", vec![amf::string(r.clone())])?;
-                                }
-                            }
-                            "cancelled" => {
-                                let (from, to) = (text(&a(0)), text(&a(1)));
-                                out.emit(
-                                    "cancelled",
-                                    &[&from, &to],
-                                    &[("from", s(&from)), ("to", s(&to))],
-                                );
-                                if phase == Phase::Inbound
-                                    && caller.as_deref() == Some(from.as_str())
-                                {
-                                    phase = Phase::Idle;
-                                    caller = None;
-                                }
-                            }
-                            "byed" => {
-                                out.emit("byed", &[], &[]);
-                                need_bye = false;
-                                if matches!(phase, Phase::Active | Phase::Inbound) {
-                                    phase = Phase::Ending;
-                                }
-                            }
-                            "holded" => {
-                                let h = amf::as_bool(&a(0)).unwrap_or(false);
-                                out.emit("holded", &[&h.to_string()], &[("hold", Json::Bool(h))]);
-                            }
-                            other => {
-                                let words: Vec<String> = cargs.iter().map(text).collect();
-                                let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-                                out.emit(
-                                    other,
-                                    &refs,
-                                    &[("args", Json::List(cargs.iter().map(json).collect()))],
-                                );
-                            }
-                        }
-                    }
-                    ClientEvent::StreamCreated {
-                        transaction_id,
-                        stream_id,
-                    } => {
-                        if media.publish_txn == Some(transaction_id) {
-                            media.publish_id = Some(stream_id);
-                            link.session
-                                .publish(stream_id, &args.publish_name, "live")?;
-                            let src = TagSource::new(
-                                publish_codec,
-                                args.frames_per_tag,
-                                wav.clone(),
-                                args.looped,
-                            )?;
-                            let name = codec_name(src.codec());
-                            out.emit(
-                                "publishing",
-                                &[&args.publish_name, name],
-                                &[("name", s(&args.publish_name)), ("codec", s(name))],
-                            );
-                            media.source = Some(src);
-                            let now = Instant::now();
-                            media.start = Some(now);
-                            media.next_tag = Some(now);
-                        } else if media.play_txn == Some(transaction_id) {
-                            media.play_id = Some(stream_id);
-                            link.session.play(stream_id, &args.play_name, -2.0, 0)?;
-                            if let Some(p) = &args.record {
-                                media.recorder =
-                                    Some(Recorder::create(p, publish_codec.pcm_rate())?);
-                            }
-                            if let Some(p) = &args.record_flv {
-                                let mut f =
-                                    std::fs::File::create(p)
-                                        .map(std::io::BufWriter::new)
-                                        .with_context(|| format!("--record-flv {}", p.display()))?;
-                                f.write_all(&flv::file_header(true, false))?;
-                                media.flv = Some(f);
-                            }
-                            out.emit(
-                                "playing",
-                                &[&args.play_name],
-                                &[("name", s(&args.play_name))],
-                            );
-                        }
-                    }
-                    ClientEvent::Result {
-                        method,
-                        ok,
-                        args: rargs,
-                        transaction_id,
-                    } => {
-                        if !ok {
-                            let why = rargs
-                                .first()
-                                .and_then(|i| {
-                                    amf::get(i, "description")
-                                        .and_then(amf::as_str)
-                                        .map(str::to_owned)
-                                })
-                                .unwrap_or_else(|| {
-                                    rargs.iter().map(text).collect::<Vec<_>>().join(" ")
-                                });
-                            out.emit(
-                                "error",
-                                &[&method, &why],
-                                &[("method", s(&method)), ("description", s(&why))],
-                            );
-                            if method == "createStream" {
-                                failure
-                                    .get_or_insert_with(|| format!("createStream failed: {why}"));
-                                phase = Phase::Ending;
-                            }
-                        }
-                        if bye_txn == Some(transaction_id) {
-                            bye_txn = None;
-                        }
-                    }
-                    ClientEvent::Status {
-                        code,
-                        description,
-                        level,
-                        ..
-                    } => {
-                        out.emit(
-                            "status",
-                            &[&code, &description],
-                            &[
-                                ("level", s(&level)),
-                                ("code", s(&code)),
-                                ("description", s(&description)),
-                            ],
-                        );
-                        if level == "error"
-                            && (code.starts_with("NetStream.Publish")
-                                || code.starts_with("NetStream.Play"))
-                        {
-                            failure.get_or_insert_with(|| format!("{code}: {description}"));
-                            phase = Phase::Ending;
-                        }
-                    }
-                    ClientEvent::Media {
-                        stream_id,
-                        kind: MediaKind::Audio,
-                        timestamp,
-                        payload,
-                    } => {
-                        if Some(stream_id) == media.play_id {
-                            media.tags_received += 1;
-                            if let Some(r) = media.recorder.as_mut() {
-                                r.on_tag(timestamp, &payload)?;
-                            }
-                            if let Some(f) = media.flv.as_mut() {
-                                let mut tag = Vec::new();
-                                flv::write_tag(&mut tag, MediaKind::Audio, timestamp, &payload);
-                                f.write_all(&tag)?;
-                            }
-                        }
-                    }
-                    ClientEvent::Media { .. } | ClientEvent::StreamControl(_) => {}
-                    ClientEvent::Discarded { reason, .. } => tracing::debug!(%reason, "discarded"),
-                    ClientEvent::Closed { reason } => {
-                        if reason != ClientCloseReason::Local {
-                            out.emit(
-                                "closed",
-                                &[&format!("{reason:?}")],
-                                &[("reason", s(format!("{reason:?}")))],
-                            );
-                            if phase != Phase::Ending || bye_txn.is_some() {
-                                failure.get_or_insert_with(|| match reason {
-                                    ClientCloseReason::PeerClosed { .. } => "NetConnection.Connect.Closed: the server closed the connection".into(),
-                                    ClientCloseReason::Timeout => "NetConnection.Connect.Failed: no answer to connect".into(),
-                                    other => format!("NetConnection.Connect.Failed: {other:?}"),
-                                });
-                            }
-                        }
-                        phase = Phase::Ending;
-                        end_by = Some(Instant::now());
-                    }
-                    other => tracing::debug!(?other, "event"),
-                }
-            }
-            events = link.flush().await?;
-        }
-
-        if phase == Phase::Ending {
-            if end_by.is_none() {
-                // Hang up like VideoPhone: bye during a call (or an outbound attempt),
-                // close both streams, then disconnect.
-                if need_bye && !link.session.is_closed() {
-                    need_bye = false;
-                    bye_txn = link.session.call("bye", Vec::new()).ok();
-                }
-                stop_streams(&mut link, &mut media, &out);
-                end_by = Some(Instant::now() + CLOSE_WAIT);
-                events = link.flush().await?;
-                continue;
-            }
-            if bye_txn.is_none()
-                || end_by.is_some_and(|t| Instant::now() >= t)
-                || link.session.is_closed()
-            {
+        loop {
+            let events = phone.link.flush().await?;
+            if events.is_empty() {
                 break;
             }
+            for ev in events {
+                phone.on_event(ev)?;
+            }
+        }
+        if phone.phase == Phase::Ending {
+            match phone.timers.end_by {
+                None => {
+                    phone.start_ending();
+                    continue;
+                }
+                Some(t) if phone.bye_txn.is_none() || Instant::now() >= t => break,
+                Some(_) if phone.link.session.is_closed() => break,
+                Some(_) => {}
+            }
         }
 
-        let deadline = link.session.poll_timeout().map(to_tokio);
-        let ending_wait = if phase == Phase::Ending { end_by } else { None };
+        let deadline = phone.link.session.poll_timeout().map(to_tokio);
+        let active = phone.phase == Phase::Active;
+        let t = &phone.timers;
+        let (hang_up, dtmf, wait) = (t.hang_up, t.dtmf, t.wait);
+        let hold = t.hold.filter(|_| active).map(|h| h.0);
+        let next_tag = phone.media.next_tag.filter(|_| active);
+        let end_by = t.end_by.filter(|_| phone.phase == Phase::Ending);
         tokio::select! {
             n = reader.read(&mut buf) => {
                 let now = to_std(Instant::now());
                 match n {
-                    Ok(0) | Err(_) => link.session.handle_eof(now),
-                    Ok(n) => link.session.handle_input(now, &buf[..n]),
+                    Ok(0) | Err(_) => phone.link.session.handle_eof(now),
+                    Ok(n) => phone.link.session.handle_input(now, &buf[..n]),
                 }
             }
-            _ = sleep_opt(deadline) => link.session.handle_timeout(to_std(Instant::now())),
-            _ = sleep_opt(media.next_tag.filter(|_| phase == Phase::Active)) => {
-                if let (Some(src), Some(id), Some(start)) = (media.source.as_mut(), media.publish_id, media.start) {
-                    // Send every tag that is due (catching up after a stall), in media time.
-                    while media.next_tag.is_some_and(|t| t <= Instant::now()) {
-                        let (ts, body) = src.next_tag()?;
-                        link.session.send_media(id, MediaKind::Audio, ts, &body)?;
-                        media.tags_sent += 1;
-                        media.next_tag = Some(start + Duration::from_millis(u64::from(ts) + u64::from(src.tag_ms())));
-                    }
-                    if src.ended() && !media.ended_reported {
-                        media.ended_reported = true;
-                        out.emit("audio-ended", &[], &[]);
-                        if args.no_sip && duration.is_none() {
-                            phase = Phase::Ending;
-                        }
-                    }
-                }
+            _ = sleep_opt(deadline) => phone.link.session.handle_timeout(to_std(Instant::now())),
+            _ = sleep_opt(next_tag) => phone.send_due_tags()?,
+            _ = sleep_opt(hang_up) => {
+                phone.timers.hang_up = None;
+                phone.phase = Phase::Ending;
             }
-            _ = sleep_opt(hang_up_at) => {
-                hang_up_at = None;
-                phase = Phase::Ending;
+            _ = sleep_opt(dtmf) => phone.send_next_dtmf()?,
+            _ = sleep_opt(hold) => phone.send_hold()?,
+            _ = sleep_opt(wait) => {
+                phone.timers.wait = None;
+                phone.failure.get_or_insert_with(|| "no call arrived".into());
+                phone.phase = Phase::Ending;
             }
-            _ = sleep_opt(dtmf_at) => {
-                if let Some(&d) = digits.get(dtmf_next) {
-                    dtmf_next += 1;
-                    link.session.call("sendDTMF", vec![amf::string(d.to_string())])?;
-                    out.emit("dtmf-sent", &[&d.to_string()], &[("digit", s(d.to_string()))]);
-                }
-                dtmf_at = (dtmf_next < digits.len()).then(|| Instant::now() + DTMF_GAP);
-            }
-            _ = sleep_opt(hold_at.filter(|_| phase == Phase::Active).map(|h| h.0)) => {
-                if let (Some((_, on)), Some(d)) = (hold_at.take(), hold) {
-                    link.session.call("hold", vec![Value::Boolean(on)])?;
-                    out.emit("hold-sent", &[&on.to_string()], &[("hold", Json::Bool(on))]);
-                    hold_at = on.then(|| (Instant::now() + d, false));
-                }
-            }
-            _ = sleep_opt(wait_until) => {
-                wait_until = None;
-                failure.get_or_insert_with(|| "no call arrived".into());
-                phase = Phase::Ending;
-            }
-            _ = sleep_opt(ending_wait) => { bye_txn = None; }
-            _ = &mut ctrl_c => { phase = Phase::Ending; }
-            _ = &mut term => { phase = Phase::Ending; }
+            _ = sleep_opt(end_by) => phone.bye_txn = None,
+            _ = &mut ctrl_c => phone.phase = Phase::Ending,
+            _ = &mut term => phone.phase = Phase::Ending,
         }
-        events = link.flush().await?;
+    }
+    phone.finish().await
+}
+
+/// Connect arguments in the original's order (authname, authpass, displayname, rate);
+/// absent ones before a present one go as null, as Flash sends what the page passed.
+fn connect_args(args: &RtmpPhoneArgs) -> Vec<Value> {
+    if args.no_sip {
+        return Vec::new();
+    }
+    let given = [
+        &args.authname,
+        &args.authpass,
+        &args.displayname,
+        &args.rate,
+    ];
+    let last = given.iter().rposition(|v| v.is_some());
+    given
+        .iter()
+        .take(last.map_or(0, |i| i + 1))
+        .map(|v| v.as_deref().map_or(Value::Null, amf::string))
+        .collect()
+}
+
+impl Phone<'_> {
+    fn on_event(&mut self, ev: ClientEvent) -> anyhow::Result<()> {
+        match ev {
+            ClientEvent::Connected { info, .. } => self.on_connected(&info)?,
+            ClientEvent::ConnectRejected {
+                code, description, ..
+            } => {
+                self.out.emit(
+                    "connect-rejected",
+                    &[&description],
+                    &[("code", s(&code)), ("description", s(&description))],
+                );
+                self.failure = Some(format!("{code}: {description}"));
+                self.phase = Phase::Ending;
+            }
+            ClientEvent::Call { name, args, .. } => self.on_call(&name, &args)?,
+            ClientEvent::StreamCreated {
+                transaction_id,
+                stream_id,
+            } => self.on_stream_created(transaction_id, stream_id)?,
+            ClientEvent::Result {
+                method,
+                ok,
+                args,
+                transaction_id,
+            } => {
+                if !ok {
+                    let why = args
+                        .first()
+                        .and_then(|i| amf::get(i, "description").and_then(amf::as_str))
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| args.iter().map(text).collect::<Vec<_>>().join(" "));
+                    self.out.emit(
+                        "error",
+                        &[&method, &why],
+                        &[("method", s(&method)), ("description", s(&why))],
+                    );
+                    if method == "createStream" {
+                        self.fail(format!("createStream failed: {why}"));
+                    }
+                }
+                if self.bye_txn == Some(transaction_id) {
+                    self.bye_txn = None;
+                }
+            }
+            ClientEvent::Status {
+                code,
+                description,
+                level,
+                ..
+            } => {
+                self.out.emit(
+                    "status",
+                    &[&code, &description],
+                    &[
+                        ("level", s(&level)),
+                        ("code", s(&code)),
+                        ("description", s(&description)),
+                    ],
+                );
+                if level == "error"
+                    && (code.starts_with("NetStream.Publish") || code.starts_with("NetStream.Play"))
+                {
+                    self.fail(format!("{code}: {description}"));
+                }
+            }
+            ClientEvent::Media {
+                stream_id,
+                kind: MediaKind::Audio,
+                timestamp,
+                payload,
+            } if Some(stream_id) == self.media.play_id => {
+                self.media.tags_received += 1;
+                if let Some(r) = self.media.recorder.as_mut() {
+                    r.on_tag(timestamp, &payload)?;
+                }
+                if let Some(f) = self.media.flv.as_mut() {
+                    let mut tag = Vec::new();
+                    flv::write_tag(&mut tag, MediaKind::Audio, timestamp, &payload);
+                    f.write_all(&tag)?;
+                }
+            }
+            ClientEvent::Discarded { reason, .. } => tracing::debug!(%reason, "discarded"),
+            ClientEvent::Closed { reason } => {
+                if reason != ClientCloseReason::Local {
+                    let why = format!("{reason:?}");
+                    self.out.emit("closed", &[&why], &[("reason", s(&why))]);
+                    if self.phase != Phase::Ending || self.bye_txn.is_some() {
+                        self.failure.get_or_insert_with(|| match reason {
+                            ClientCloseReason::PeerClosed { .. } => {
+                                "NetConnection.Connect.Closed: the server closed the connection"
+                                    .into()
+                            }
+                            ClientCloseReason::Timeout => {
+                                "NetConnection.Connect.Failed: no answer to connect".into()
+                            }
+                            other => format!("NetConnection.Connect.Failed: {other:?}"),
+                        });
+                    }
+                }
+                self.phase = Phase::Ending;
+                self.timers.end_by = Some(Instant::now());
+            }
+            other => tracing::debug!(?other, "event"),
+        }
+        Ok(())
     }
 
-    link.session.close();
-    let _ = link.flush().await;
-    let _ = link.writer.shutdown().await;
-    if let Some(mut f) = media.flv.take() {
-        f.flush()?;
-    }
-    if let Some(r) = media.recorder.take() {
-        let seconds = r.seconds();
-        out.emit(
-            "recorded",
-            &[
-                &format!("{seconds:.2}s"),
-                &format!("tags={}", media.tags_received),
-            ],
-            &[
-                ("seconds", Json::Num(seconds)),
-                ("tags", Json::Num(media.tags_received as f64)),
-            ],
-        );
-        r.finish()?;
+    /// Ends the run with `why` as the exit reason (the first one given wins).
+    fn fail(&mut self, why: String) {
+        self.failure.get_or_insert(why);
+        self.phase = Phase::Ending;
     }
 
-    if let Some(f) = failure {
-        return Err(anyhow!(f));
-    }
-    if !connected {
-        bail!("not connected");
-    }
-    if (args.call.is_some() || args.answer) && !call_up {
-        bail!(if args.answer {
-            "no call was answered"
+    fn on_connected(&mut self, info: &Value) -> anyhow::Result<()> {
+        self.connected = true;
+        let desc = amf::get(info, "description")
+            .and_then(amf::as_str)
+            .unwrap_or("");
+        self.out
+            .emit("connected", &[desc], &[("description", s(desc))]);
+        self.phase = Phase::Idle;
+        let args = self.args;
+        if args.no_sip {
+            self.phase = Phase::Active;
+            self.start_streams()?;
+            self.timers.hang_up = self.plan.duration.map(|d| Instant::now() + d);
+        } else if let Some(dest) = &args.call {
+            let mut a = vec![amf::string(dest.clone())];
+            a.extend(self.plan.codecs.iter().cloned());
+            self.link.session.call("invite", a)?;
+            self.phase = Phase::Outbound;
+            self.need_bye = true;
+        } else if args.answer {
+            self.timers.wait = self.plan.wait.map(|w| Instant::now() + w);
         } else {
-            "the call did not connect"
-        });
+            self.timers.hang_up = self.plan.duration.map(|d| Instant::now() + d);
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// A gateway callback (seed spec §1.4), printed as a line; the call state follows
+    /// VideoPhone's `Connector.as` (§6.3).
+    fn on_call(&mut self, name: &str, cargs: &[Value]) -> anyhow::Result<()> {
+        let a = |i: usize| cargs.get(i).cloned().unwrap_or(Value::Undefined);
+        match name {
+            "ringing" => self
+                .out
+                .emit("ringing", &[&text(&a(0))], &[("reason", json(&a(0)))]),
+            "accepted" => self.on_accepted(cargs)?,
+            "rejected" => {
+                self.out
+                    .emit("rejected", &[&text(&a(0))], &[("reason", json(&a(0)))]);
+                self.need_bye = false;
+                if self.phase == Phase::Outbound {
+                    self.fail(format!("call failed: {}", text(&a(0))));
+                } else if self.phase == Phase::Inbound {
+                    self.phase = Phase::Idle;
+                }
+            }
+            "invited" => {
+                let (from, to) = (text(&a(0)), text(&a(1)));
+                self.out.emit(
+                    "invited",
+                    &[&from, &to],
+                    &[("from", s(&from)), ("to", s(&to))],
+                );
+                if self.phase != Phase::Idle {
+                    // Connector.as: busy unless idle.
+                    self.link
+                        .session
+                        .call("reject", vec![amf::string("486 Busy Here")])?;
+                } else if self.args.answer {
+                    self.link.session.call("accept", self.plan.codecs.clone())?;
+                    self.caller = Some(from);
+                    self.phase = Phase::Inbound;
+                } else if let Some(r) = &self.args.reject {
+                    self.link
+                        .session
+                        .call("reject", vec![amf::string(r.clone())])?;
+                }
+            }
+            "cancelled" => {
+                let (from, to) = (text(&a(0)), text(&a(1)));
+                self.out.emit(
+                    "cancelled",
+                    &[&from, &to],
+                    &[("from", s(&from)), ("to", s(&to))],
+                );
+                if self.phase == Phase::Inbound && self.caller.as_deref() == Some(from.as_str()) {
+                    self.phase = Phase::Idle;
+                    self.caller = None;
+                }
+            }
+            "byed" => {
+                self.out.emit("byed", &[], &[]);
+                self.need_bye = false;
+                if matches!(self.phase, Phase::Active | Phase::Inbound) {
+                    self.phase = Phase::Ending;
+                }
+            }
+            "holded" => {
+                let h = amf::as_bool(&a(0)).unwrap_or(false);
+                self.out
+                    .emit("holded", &[&h.to_string()], &[("hold", Json::Bool(h))]);
+            }
+            other => {
+                let words: Vec<String> = cargs.iter().map(text).collect();
+                let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+                self.out.emit(
+                    other,
+                    &refs,
+                    &[("args", Json::List(cargs.iter().map(json).collect()))],
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `accepted()` / `accepted(audio, video)`: the call is up; publish and play.
+    fn on_accepted(&mut self, cargs: &[Value]) -> anyhow::Result<()> {
+        let audio = cargs.first().cloned().unwrap_or(Value::Undefined);
+        let video = cargs.get(1).cloned().unwrap_or(Value::Undefined);
+        if cargs.is_empty() {
+            self.out.emit("accepted", &[], &[]);
+        } else {
+            self.out.emit(
+                "accepted",
+                &[&text(&audio), &text(&video)],
+                &[("audio", json(&audio)), ("video", json(&video))],
+            );
+        }
+        if !matches!(self.phase, Phase::Outbound | Phase::Inbound) {
+            return Ok(());
+        }
+        // VideoPhone: speex/default (or no codec list) → Speex WB; pcmu/pcma as named.
+        let chosen = match amf::as_str(&audio) {
+            Some(n) => codec_by_name(n),
+            None if cargs.is_empty() => Some(Codec::SpeexWb),
+            None => None,
+        };
+        self.phase = Phase::Active;
+        self.call_up = true;
+        self.need_bye = true;
+        let now = Instant::now();
+        self.timers.wait = None;
+        self.timers.hang_up = self.plan.duration.map(|d| now + d);
+        if !self.plan.digits.is_empty() {
+            self.timers.dtmf = Some(now + DTMF_DELAY);
+        }
+        self.timers.hold = self.plan.hold.map(|d| (now + d, true));
+        match chosen {
+            Some(c) => {
+                self.publish_codec = c;
+                self.start_streams()?;
+            }
+            None => self.out.emit("no-audio", &[], &[]),
+        }
+        Ok(())
+    }
+
+    /// createStream for what this run publishes and plays (VideoPhone publishes `local`
+    /// and plays `remote` after `accepted`; --no-sip only what --play/--record ask for).
+    fn start_streams(&mut self) -> anyhow::Result<()> {
+        if !self.args.no_sip || self.args.play.is_some() {
+            self.media.publish_txn = Some(self.link.session.create_stream()?);
+        }
+        if !self.args.no_sip || self.args.record.is_some() || self.args.record_flv.is_some() {
+            self.media.play_txn = Some(self.link.session.create_stream()?);
+        }
+        Ok(())
+    }
+
+    fn on_stream_created(&mut self, txn: f64, stream_id: u32) -> anyhow::Result<()> {
+        let args = self.args;
+        if self.media.publish_txn == Some(txn) {
+            self.media.publish_id = Some(stream_id);
+            self.link
+                .session
+                .publish(stream_id, &args.publish_name, "live")?;
+            let src = TagSource::new(
+                self.publish_codec,
+                args.frames_per_tag,
+                self.plan.wav.clone(),
+                args.looped,
+            )?;
+            let name = codec_name(src.codec());
+            self.out.emit(
+                "publishing",
+                &[&args.publish_name, name],
+                &[("name", s(&args.publish_name)), ("codec", s(name))],
+            );
+            self.media.source = Some(src);
+            let now = Instant::now();
+            self.media.start = Some(now);
+            self.media.next_tag = Some(now);
+        } else if self.media.play_txn == Some(txn) {
+            self.media.play_id = Some(stream_id);
+            self.link
+                .session
+                .play(stream_id, &args.play_name, -2.0, 0)?;
+            if let Some(p) = &args.record {
+                self.media.recorder = Some(Recorder::create(p, self.publish_codec.pcm_rate())?);
+            }
+            if let Some(p) = &args.record_flv {
+                let mut f = std::fs::File::create(p)
+                    .map(std::io::BufWriter::new)
+                    .with_context(|| format!("--record-flv {}", p.display()))?;
+                f.write_all(&flv::file_header(true, false))?;
+                self.media.flv = Some(f);
+            }
+            self.out.emit(
+                "playing",
+                &[&args.play_name],
+                &[("name", s(&args.play_name))],
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends every tag that is due (catching up after a stall), paced by media time.
+    fn send_due_tags(&mut self) -> anyhow::Result<()> {
+        let m = &mut self.media;
+        let (Some(src), Some(id), Some(start)) = (m.source.as_mut(), m.publish_id, m.start) else {
+            return Ok(());
+        };
+        while m.next_tag.is_some_and(|t| t <= Instant::now()) {
+            let (ts, body) = src.next_tag()?;
+            self.link
+                .session
+                .send_media(id, MediaKind::Audio, ts, &body)?;
+            m.tags_sent += 1;
+            let next = u64::from(ts) + u64::from(src.tag_ms());
+            m.next_tag = Some(start + Duration::from_millis(next));
+        }
+        if src.ended() && !m.ended_reported {
+            m.ended_reported = true;
+            self.out.emit("audio-ended", &[], &[]);
+            if self.args.no_sip && self.plan.duration.is_none() {
+                self.phase = Phase::Ending;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_next_dtmf(&mut self) -> anyhow::Result<()> {
+        let t = &mut self.timers;
+        if let Some(&d) = self.plan.digits.get(t.dtmf_next) {
+            t.dtmf_next += 1;
+            let digit = d.to_string();
+            self.link
+                .session
+                .call("sendDTMF", vec![amf::string(digit.clone())])?;
+            self.out
+                .emit("dtmf-sent", &[&digit], &[("digit", s(&digit))]);
+        }
+        t.dtmf = (t.dtmf_next < self.plan.digits.len()).then(|| Instant::now() + DTMF_GAP);
+        Ok(())
+    }
+
+    fn send_hold(&mut self) -> anyhow::Result<()> {
+        if let (Some((_, on)), Some(d)) = (self.timers.hold.take(), self.plan.hold) {
+            self.link.session.call("hold", vec![Value::Boolean(on)])?;
+            self.out
+                .emit("hold-sent", &[&on.to_string()], &[("hold", Json::Bool(on))]);
+            self.timers.hold = on.then(|| (Instant::now() + d, false));
+        }
+        Ok(())
+    }
+
+    /// Hangs up like VideoPhone: `bye` during a call (or an outbound attempt), both
+    /// streams closed; then waits a little for the answer to `bye`.
+    fn start_ending(&mut self) {
+        if self.need_bye && !self.link.session.is_closed() {
+            self.need_bye = false;
+            self.bye_txn = self.link.session.call("bye", Vec::new()).ok();
+        }
+        let m = &mut self.media;
+        for id in [m.publish_id.take(), m.play_id.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = self.link.session.close_stream(id);
+            let _ = self.link.session.delete_stream(id);
+        }
+        if m.source.take().is_some() {
+            self.out.emit(
+                "published",
+                &[&format!("tags={}", m.tags_sent)],
+                &[("tags", Json::Num(m.tags_sent as f64))],
+            );
+        }
+        m.next_tag = None;
+        self.timers.end_by = Some(Instant::now() + CLOSE_WAIT);
+    }
+
+    /// Closes the connection and the files; the exit status.
+    async fn finish(mut self) -> anyhow::Result<()> {
+        self.link.session.close();
+        let _ = self.link.flush().await;
+        let _ = self.link.writer.shutdown().await;
+        if let Some(mut f) = self.media.flv.take() {
+            f.flush()?;
+        }
+        if let Some(r) = self.media.recorder.take() {
+            let seconds = r.seconds();
+            let tags = self.media.tags_received;
+            self.out.emit(
+                "recorded",
+                &[&format!("{seconds:.2}s"), &format!("tags={tags}")],
+                &[
+                    ("seconds", Json::Num(seconds)),
+                    ("tags", Json::Num(tags as f64)),
+                ],
+            );
+            r.finish()?;
+        }
+        if let Some(f) = self.failure {
+            return Err(anyhow!(f));
+        }
+        if !self.connected {
+            bail!("not connected");
+        }
+        if (self.args.call.is_some() || self.args.answer) && !self.call_up {
+            bail!(if self.args.answer {
+                "no call was answered"
+            } else {
+                "the call did not connect"
+            });
+        }
+        Ok(())
+    }
 }
 
 fn codec_name(c: Codec) -> &'static str {
@@ -749,36 +881,6 @@ fn codec_name(c: Codec) -> &'static str {
         Codec::Pcma => "pcma",
         _ => "speex",
     }
-}
-
-/// createStream for what this run publishes and plays (VideoPhone publishes `local` and
-/// plays `remote` after `accepted`; --no-sip only what --play/--record ask for).
-fn start_streams(link: &mut Link, media: &mut Media, args: &RtmpPhoneArgs) -> anyhow::Result<()> {
-    if !args.no_sip || args.play.is_some() {
-        media.publish_txn = Some(link.session.create_stream()?);
-    }
-    if !args.no_sip || args.record.is_some() {
-        media.play_txn = Some(link.session.create_stream()?);
-    }
-    Ok(())
-}
-
-fn stop_streams(link: &mut Link, media: &mut Media, out: &Printer) {
-    for id in [media.publish_id.take(), media.play_id.take()]
-        .into_iter()
-        .flatten()
-    {
-        let _ = link.session.close_stream(id);
-        let _ = link.session.delete_stream(id);
-    }
-    if media.source.take().is_some() {
-        out.emit(
-            "published",
-            &[&format!("tags={}", media.tags_sent)],
-            &[("tags", Json::Num(media.tags_sent as f64))],
-        );
-    }
-    media.next_tag = None;
 }
 
 #[cfg(test)]
