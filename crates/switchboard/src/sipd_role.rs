@@ -231,7 +231,8 @@ pub async fn run(
                 .merge(net::ws_router(server.handle.clone(), local, false));
             lines.push(format!("  SIP WebSocket  ws://{local}/sip"));
             if let Some(p) = &phone {
-                app = app.merge(p.router());
+                app = app.merge(p.router()).merge(front_web::assets::router());
+                lines.push(format!("  web phone      http://{local}/"));
                 lines.push(format!("  phone API      ws://{local}/phone/USER@DOMAIN"));
             }
             lines.push(format!("  health         http://{local}/healthz"));
@@ -260,7 +261,8 @@ pub async fn run(
     println!("  data           {}", db_path.display());
     if quick_start {
         println!(
-            "Point a SIP phone at 127.0.0.1:5060 (any user@127.0.0.1, any password). Ctrl-C stops."
+            "Open the web phone in two tabs and call between them, or point a SIP phone at \
+             127.0.0.1:5060 (any user@127.0.0.1, any password). Ctrl-C stops."
         );
     }
     info!("ready");

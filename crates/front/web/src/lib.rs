@@ -4,6 +4,7 @@
 //! media as an encoded-frame port (pass-through when the SIP leg has the browser's
 //! codec, transcoded otherwise).
 
+pub mod assets;
 mod phone;
 pub mod protocol;
 mod rtc;

@@ -1,0 +1,461 @@
+#!/usr/bin/env node
+// Drives Switchboard's own web phone (the page at `/`, and the VideoIO example page) in
+// headless Chromium (Debian's /usr/bin/chromium through playwright-core, fake microphone
+// playing a WAV) for tests/interop/webui.sh. The pages are served by the switchboard under
+// test and used the way a person would: forms filled, buttons clicked.
+//
+// usage: node webui.js SCENARIO --work DIR --base http://127.0.0.1:PORT --wav FILE [options]
+// SCENARIO:
+//   call-baresip   sign in as --user, dial --target, wait for the call to be up (and for
+//                  baresip's CALL_ESTABLISHED), analyse the remote audio for --seconds,
+//                  hang up with the button, wait for baresip's CALL_CLOSED
+//   two-pages      sign in as --user (fake mic --wav) and --user2 (second browser, fake mic
+//                  --wav2); the first dials the second, which answers from its ringing
+//                  screen; both analyse their remote audio; the first hangs up
+//   videoio        the VideoIO example page: its own Register / Call / Hang up buttons
+//                  (which only use setProperty / callProperty) as --user, calling --target
+//   failures       what the page shows when things go wrong: signing in as --user with the
+//                  wrong --password; then (signed in with --password2) calling --target,
+//                  which does not exist; then, in a browser that refuses the microphone,
+//                  calling --target again
+//   close-tab      sign in, call --target, wait for CALL_ESTABLISHED at baresip, close the
+//                  tab and report how long baresip took to see the BYE
+// options: --user AOR --password PW --user2 AOR --password2 PW --wav2 FILE --target DEST
+//          --baresip-ctrl PORT --seconds N (default 5) --timeout MS (default 15000)
+//          --shots DIR (screenshots of the idle, ringing and in-call screens)
+//
+// Prints one line per step on stdout (webui.sh asserts on them):
+//   signed-in WHO | signin-failed WHO TEXT | screenshot NAME FILE | banner WHO TEXT
+//   call-state WHO STATE | call-failed WHO TEXT | ended WHO TEXT | history WHO JSON
+//   audio WHO RATE HZ... | audio-failed WHO CAUSE | level WHO REMOTE | stats WHO JSON
+//   vio EVENT ARGS (the VideoIO page's onCallback) | vio-registered | vio-failed REASON
+//   baresip EVENT PARAM | baresip-not-established | baresip-not-closed
+//   far-end-closed MS | far-end-not-closed | done | error MESSAGE
+// Exit status 0 when every step ran (the assertions are webui.sh's), 1 otherwise.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { Baresip, log, say } = require('./lib');
+
+const SCENARIOS = ['call-baresip', 'two-pages', 'videoio', 'failures', 'close-tab'];
+
+function parseArgs(argv) {
+  const [scenario, ...rest] = argv;
+  const opt = { scenario, seconds: 5, timeout: 15000 };
+  for (let i = 0; i < rest.length; i += 2) {
+    const k = rest[i];
+    const v = rest[i + 1];
+    if (!k.startsWith('--') || v === undefined) usage(`bad argument ${k}`);
+    opt[k.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = v;
+  }
+  opt.seconds = Number(opt.seconds);
+  opt.timeout = Number(opt.timeout);
+  if (!SCENARIOS.includes(scenario)) usage(`unknown scenario ${scenario}`);
+  for (const k of ['work', 'base', 'wav', 'user']) if (!opt[k]) usage(`--${k} is required`);
+  if (scenario === 'two-pages' && !(opt.user2 && opt.wav2)) usage('two-pages needs --user2 and --wav2');
+  if (scenario === 'failures' && !(opt.password2 && opt.target)) usage('failures needs --password2 and --target');
+  if (['call-baresip', 'videoio', 'close-tab'].includes(scenario) && !(opt.target && opt.baresipCtrl)) {
+    usage(`${scenario} needs --target and --baresip-ctrl`);
+  }
+  return opt;
+}
+
+function usage(why) {
+  const doc = fs.readFileSync(__filename, 'utf8').split("'use strict';")[0].split('\n').slice(1);
+  console.error(`webui.js: ${why}\n` + doc.join('\n'));
+  process.exit(2);
+}
+
+// A phone-sized Chromium with a fake microphone. No autoplay override: the page has to get
+// its sound unlocked by the clicks, as for a person.
+// With denyMicrophone there is no fake permission prompt, and the test blocks the
+// microphone for the page's origin (denyMicrophone below), as a person clicking "Block".
+async function launch(opt, wav, name, denyMicrophone = false) {
+  const { chromium } = require('playwright-core');
+  const udd = fs.mkdtempSync(path.join(opt.work, `chromium-${name}-`));
+  const ctx = await chromium.launchPersistentContext(udd, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 390, height: 780 },
+    deviceScaleFactor: 2,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...(denyMicrophone ? [] : ['--use-fake-ui-for-media-stream']),
+      '--use-fake-device-for-media-stream',
+      '--use-file-for-fake-audio-capture=' + path.resolve(wav),
+      '--allow-loopback-in-peer-connection',
+    ],
+  });
+  return ctx;
+}
+
+async function openPage(ctx, url, who) {
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  page.on('console', (m) => log(`${who} console:`, m.text()));
+  page.on('pageerror', (e) => {
+    log(`${who} pageerror:`, e.message);
+    say(`error ${who} page: ${e.message}`);
+  });
+  await page.goto(url);
+  return page;
+}
+
+async function denyMicrophone(ctx, page, origin) {
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Browser.setPermission', { permission: { name: 'microphone' }, setting: 'denied', origin });
+}
+
+async function shot(page, opt, name) {
+  if (!opt.shots) return;
+  fs.mkdirSync(opt.shots, { recursive: true });
+  const file = path.join(opt.shots, `${name}.png`);
+  await page.mouse.move(1, 1); // no hover effect from the last click
+  await page.waitForTimeout(300); // let meters and animations settle into a frame
+  await page.screenshot({ path: file });
+  say(`screenshot ${name} ${file}`);
+}
+
+// Sign in through the form; resolves true when registered.
+async function signIn(page, who, user, password, displayName) {
+  await page.fill('#address', user);
+  await page.fill('#password', password || '');
+  if (displayName) await page.fill('#displayname', displayName);
+  await page.click('#signin');
+  const r = await page.waitForFunction(() => {
+    const app = document.getElementById('app');
+    const err = document.getElementById('signin-error');
+    if (app.dataset.phoneState === 'connected') return { ok: true };
+    if (!err.hidden && app.dataset.phoneState === 'disconnected') return { ok: false, text: err.textContent };
+    return null;
+  }, null, { timeout: 20000, polling: 100 }).then((h) => h.jsonValue());
+  if (r.ok) say(`signed-in ${who}`);
+  else say(`signin-failed ${who} ${r.text}`);
+  return r.ok;
+}
+
+async function waitCallState(page, who, states, timeout) {
+  const want = Array.isArray(states) ? states : [states];
+  try {
+    const h = await page.waitForFunction((w) => {
+      const s = document.getElementById('app').dataset.callState;
+      return w.includes(s) || s === 'ended' ? s : null;
+    }, want, { timeout, polling: 50 });
+    const s = await h.jsonValue();
+    say(`call-state ${who} ${s}`);
+    if (s === 'ended' && !want.includes('ended')) {
+      say(`call-failed ${who} ${await page.textContent('#call-status')}`);
+      return false;
+    }
+    return true;
+  } catch (_) {
+    const s = await page.evaluate(() => document.getElementById('app').dataset.callState);
+    say(`call-failed ${who} still ${s} after ${timeout} ms`);
+    return false;
+  }
+}
+
+// Dominant frequency of the remote audio, one per window, from the call's remote stream
+// (an 8192-point analyser on the page's own AudioContext). `how` finds the SDK's Phone.
+async function listen(page, who, opt, how) {
+  const a = await page.evaluate(async ([ms, win, how]) => {
+    // eslint-disable-next-line no-undef
+    const phone = how === 'videoio' ? getFlashMovie('phone1').videoio.phone : window.app.phone;
+    const call = phone && phone.currentCall;
+    if (!call || !call.remoteStream) return { ok: false, cause: 'no remote stream' };
+    const ctx = phone.audioContext();
+    if (ctx.state !== 'running') await ctx.resume().catch(() => {});
+    if (ctx.state !== 'running') return { ok: false, cause: `AudioContext ${ctx.state} (sound never unlocked)` };
+    const src = ctx.createMediaStreamSource(call.remoteStream);
+    const an = ctx.createAnalyser();
+    an.fftSize = 8192;
+    an.smoothingTimeConstant = 0;
+    src.connect(an);
+    const bins = new Float32Array(an.frequencyBinCount);
+    const windows = [];
+    let level = 0;
+    for (let t = 0; t < ms; t += win) {
+      await new Promise((r) => setTimeout(r, win));
+      an.getFloatFrequencyData(bins);
+      let mi = 1;
+      for (let i = 2; i < bins.length; i++) if (bins[i] > bins[mi]) mi = i;
+      windows.push({ hz: Math.round((mi * ctx.sampleRate) / an.fftSize), db: Math.round(bins[mi] * 10) / 10 });
+      level = Math.max(level, phone.getLevel('remote'));
+    }
+    src.disconnect();
+    return { ok: true, sampleRate: ctx.sampleRate, windows, level: Math.round(level * 100) / 100 };
+  }, [opt.seconds * 1000, 500, how]);
+  log(`${who} audio:`, JSON.stringify(a));
+  if (!a.ok) {
+    say(`audio-failed ${who} ${a.cause}`);
+    return;
+  }
+  say(`audio ${who} ${a.sampleRate} ${a.windows.map((w) => w.hz).join(' ')}`);
+  say(`level ${who} ${a.level}`);
+  const stats = await page.evaluate(async (how) => {
+    // eslint-disable-next-line no-undef
+    const phone = how === 'videoio' ? getFlashMovie('phone1').videoio.phone : window.app.phone;
+    return phone.getStats();
+  }, how);
+  say(`stats ${who} ${JSON.stringify(stats)}`);
+}
+
+async function history(page, who) {
+  const h = await page.evaluate(() => {
+    const key = `switchboard.history.${window.app.phone.account.aor}`;
+    return JSON.parse(localStorage.getItem(key) || '[]')[0] || null;
+  });
+  say(`history ${who} ${JSON.stringify(h)}`);
+}
+
+async function endedText(page, who) {
+  const t = await page.waitForFunction(() => {
+    const app = document.getElementById('app');
+    return app.dataset.callState === 'ended' ? document.getElementById('call-status').textContent : null;
+  }, null, { timeout: 10000, polling: 50 }).then((h) => h.jsonValue()).catch(() => null);
+  say(`ended ${who} ${t === null ? '(never ended)' : t}`);
+}
+
+async function baresip(opt) {
+  const bs = new Baresip(opt.baresipCtrl);
+  await bs.connect();
+  return bs;
+}
+
+// The number of baresip events of a type, once there are at least n (or what there is after ms).
+async function events(bs, type, n, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const k = bs.events.filter((e) => e.type === type).length;
+    if (k >= n || Date.now() > end) return bs.events.filter((e) => e.type === type);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// The in-call buttons against baresip: touch-tones from the keypad, hold and resume (each
+// a re-INVITE baresip sees as a new remote offer), mute and unmute.
+async function controls(page, bs) {
+  await page.click('#keys-btn');
+  const before = bs.events.filter((e) => e.type === 'CALL_DTMF_START').length;
+  for (const d of ['1', '5', '#']) {
+    await page.click(`#dtmf-keypad .key[data-key="${d}"]`);
+    await page.waitForTimeout(250);
+  }
+  const got = (await events(bs, 'CALL_DTMF_START', before + 3, 5000)).slice(before).map((e) => e.param).join('');
+  say(`dtmf a sent ${await page.textContent('#dtmf-sent')} baresip ${got || '(none)'}`);
+  await page.click('#keys-btn');
+
+  const offers = bs.events.filter((e) => e.type === 'CALL_REMOTE_SDP').length;
+  await page.click('#hold-btn');
+  await page.waitForFunction(() => /On hold/.test(document.getElementById('call-status').textContent), null, { timeout: 5000 })
+    .catch(() => {});
+  say(`hold a ${await page.textContent('#call-status')} / ${await page.textContent('#hold-btn span')}`);
+  say(`baresip-offers-after-hold ${(await events(bs, 'CALL_REMOTE_SDP', offers + 1, 5000)).length - offers}`);
+  await page.click('#hold-btn');
+  await page.waitForFunction(() => !/On hold/.test(document.getElementById('call-status').textContent), null, { timeout: 5000 })
+    .catch(() => {});
+  say(`resume a ${await page.textContent('#call-status')} / ${await page.textContent('#hold-btn span')}`);
+  say(`baresip-offers-after-resume ${(await events(bs, 'CALL_REMOTE_SDP', offers + 2, 5000)).length - offers}`);
+
+  await page.click('#mute-btn');
+  await page.waitForTimeout(300);
+  const muted = await page.evaluate(() => ({
+    pressed: document.getElementById('mute-btn').getAttribute('aria-pressed'),
+    meter: document.getElementById('level-mic').style.width,
+    track: window.app.phone.currentCall.localStream.getAudioTracks()[0].enabled,
+  }));
+  say(`mute a ${JSON.stringify(muted)}`);
+  await page.click('#mute-btn');
+  await page.waitForTimeout(300);
+  say(`unmute a ${await page.evaluate(() => window.app.phone.currentCall.localStream.getAudioTracks()[0].enabled)}`);
+}
+
+// -- scenarios ---------------------------------------------------------------------------
+
+async function callBaresip(opt) {
+  const bs = await baresip(opt);
+  const ctx = await launch(opt, opt.wav, 'a');
+  try {
+    const page = await openPage(ctx, opt.base + '/', 'a');
+    if (!(await signIn(page, 'a', opt.user, opt.password, 'Bob Browser'))) return;
+    await shot(page, opt, 'idle');
+    await page.fill('#dial', opt.target);
+    await page.click('#call-btn');
+    if (!(await waitCallState(page, 'a', 'active', opt.timeout))) return;
+    if (!(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
+    await listen(page, 'a', opt, 'page');
+    await shot(page, opt, 'in-call');
+    await controls(page, bs);
+    await page.click('#hangup-btn');
+    await endedText(page, 'a');
+    if (!(await bs.waitEvent('CALL_CLOSED', 10000))) say('baresip-not-closed');
+    await history(page, 'a');
+  } finally {
+    bs.close();
+    await ctx.close();
+  }
+}
+
+async function twoPages(opt) {
+  const ctxA = await launch(opt, opt.wav, 'a');
+  const ctxB = await launch(opt, opt.wav2, 'b');
+  try {
+    const a = await openPage(ctxA, opt.base + '/', 'a');
+    const b = await openPage(ctxB, opt.base + '/', 'b');
+    if (!(await signIn(a, 'a', opt.user, opt.password, 'Alice Anders'))) return;
+    if (!(await signIn(b, 'b', opt.user2, opt.password2, 'Bob Berg'))) return;
+    await a.fill('#dial', opt.user2.split('@')[0]); // a bare user: the server adds the domain
+    await a.click('#call-btn');
+    if (!(await waitCallState(b, 'b', 'incoming', opt.timeout))) return;
+    await waitCallState(a, 'a', ['ringing', 'active'], opt.timeout);
+    say(`incoming b ${await b.textContent('#call-name')}`);
+    await shot(b, opt, 'ringing');
+    await b.click('#answer-btn');
+    if (!(await waitCallState(b, 'b', 'active', opt.timeout))) return;
+    if (!(await waitCallState(a, 'a', 'active', opt.timeout))) return;
+    await Promise.all([listen(a, 'a', opt, 'page'), listen(b, 'b', opt, 'page')]);
+    await a.click('#hangup-btn');
+    await Promise.all([endedText(a, 'a'), endedText(b, 'b')]);
+    await history(a, 'a');
+    await history(b, 'b');
+  } finally {
+    await ctxA.close();
+    await ctxB.close();
+  }
+}
+
+async function videoio(opt) {
+  const bs = await baresip(opt);
+  const ctx = await launch(opt, opt.wav, 'a');
+  try {
+    const page = await openPage(ctx, opt.base + '/examples/videoio-phone.html', 'a');
+    await page.exposeFunction('__vioEvent', (method, args) => say(`vio ${method} ${JSON.stringify(args)}`));
+    // Watch the page's own onCallback (it stays the page's handler; this only listens).
+    await page.evaluate(() => {
+      const orig = window.onCallback;
+      window.onCallback = function (event) {
+        window.__vioEvent(event.method, event.args);
+        return orig.apply(this, arguments);
+      };
+    });
+    await page.waitForFunction(() => /not registered/.test(document.getElementById('status').textContent), null, { timeout: 10000 });
+    const [user, domain] = opt.user.split('@');
+    await page.fill('#server', '127.0.0.1');
+    await page.fill('#user', opt.user);
+    await page.fill('#authname', user);
+    await page.fill('#authpass', opt.password);
+    await page.fill('#displayname', 'Bob VideoIO');
+    await page.fill('#target', opt.target);
+    log('domain', domain);
+    await page.click('#register');
+    const reg = await page.waitForFunction(() => {
+      const s = document.getElementById('status').textContent;
+      return /^registered$|failed/.test(s) ? s : null;
+    }, null, { timeout: 20000, polling: 100 }).then((h) => h.jsonValue()).catch(() => 'timeout');
+    if (reg !== 'registered') {
+      say(`vio-failed ${reg}`);
+      return;
+    }
+    say('vio-registered');
+    await page.click('#call');
+    const up = await page.waitForFunction(() => /in call|rejected/.test(document.getElementById('status').textContent), null, { timeout: opt.timeout, polling: 50 })
+      .then(() => true).catch(() => false);
+    say(`vio-status ${await page.textContent('#status')}`);
+    if (!up) return;
+    const props = await page.evaluate(() => {
+      const p = getFlashMovie('phone1'); // eslint-disable-line no-undef
+      return { publish: p.getProperty('publish'), play: p.getProperty('play'), microphone: p.getProperty('microphone'), playing: p.getProperty('playing') };
+    });
+    say(`vio-props ${JSON.stringify(props)}`);
+    if (!(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
+    await listen(page, 'a', opt, 'videoio');
+    await page.click('#hangup');
+    if (!(await bs.waitEvent('CALL_CLOSED', 10000))) say('baresip-not-closed');
+    say(`vio-status ${await page.textContent('#status')}`);
+    await page.click('#unregister');
+  } finally {
+    bs.close();
+    await ctx.close();
+  }
+}
+
+async function failures(opt) {
+  const ctx = await launch(opt, opt.wav, 'a');
+  try {
+    const page = await openPage(ctx, opt.base + '/', 'a');
+    await signIn(page, 'a', opt.user, opt.password, '');
+    await shot(page, opt, 'wrong-password');
+    // A call to nobody: the page says why it was refused.
+    if (!(await signIn(page, 'a', opt.user, opt.password2, ''))) return;
+    await page.fill('#dial', opt.target);
+    await page.click('#call-btn');
+    await waitCallState(page, 'a', 'ended', opt.timeout);
+    say(`ended a ${await page.textContent('#call-status')}`);
+    await shot(page, opt, 'rejected');
+  } finally {
+    await ctx.close();
+  }
+  // The microphone refused: the call does not start and a banner says what to do.
+  const ctx2 = await launch(opt, opt.wav, 'b', true);
+  try {
+    const page = await openPage(ctx2, opt.base + '/', 'b');
+    await denyMicrophone(ctx2, page, opt.base);
+    if (!(await signIn(page, 'b', opt.user, opt.password2, ''))) return;
+    await page.fill('#dial', opt.target);
+    await page.click('#call-btn');
+    const text = await page.waitForFunction(() => {
+      const b = document.querySelector('[data-banner="mic"]');
+      return b ? b.textContent : null;
+    }, null, { timeout: opt.timeout, polling: 100 }).then((h) => h.jsonValue()).catch(() => '(no banner)');
+    say(`banner b ${text}`);
+    say(`call-state b ${await page.evaluate(() => document.getElementById('app').dataset.callState)}`);
+    await shot(page, opt, 'microphone-denied');
+  } finally {
+    await ctx2.close();
+  }
+}
+
+async function closeTab(opt) {
+  const bs = await baresip(opt);
+  const ctx = await launch(opt, opt.wav, 'a');
+  try {
+    const page = await openPage(ctx, opt.base + '/', 'a');
+    if (!(await signIn(page, 'a', opt.user, opt.password, ''))) return;
+    await page.fill('#dial', opt.target);
+    await page.click('#call-btn');
+    if (!(await waitCallState(page, 'a', 'active', opt.timeout))) return;
+    if (!(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) {
+      say('baresip-not-established');
+      return;
+    }
+    const t0 = Date.now();
+    await page.close(); // as a person closing the tab: no beforeunload prompt
+    say('tab-closed');
+    const ev = await bs.waitEvent('CALL_CLOSED', 10000);
+    say(ev ? `far-end-closed ${Date.now() - t0}` : 'far-end-not-closed');
+  } finally {
+    bs.close();
+    await ctx.close();
+  }
+}
+
+async function main() {
+  const opt = parseArgs(process.argv.slice(2));
+  fs.mkdirSync(opt.work, { recursive: true });
+  const run = {
+    'call-baresip': callBaresip,
+    'two-pages': twoPages,
+    videoio,
+    failures,
+    'close-tab': closeTab,
+  }[opt.scenario];
+  await run(opt);
+  say('done');
+}
+
+main().then(() => process.exit(0), (e) => {
+  log('error:', e && e.stack ? e.stack : e);
+  say(`error ${String((e && e.message) || e).split('\n')[0]}`);
+  process.exit(1);
+});

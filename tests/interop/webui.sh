@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# Switchboard's own web phone in a real browser: the page at `/` (web/index.html on the JS SDK
+# web/switchboard.js) and the VideoIO example page (web/examples/videoio-phone.html on the
+# shim web/videoio.js), served by the switchboard under test and driven like a person would
+# (forms filled, buttons clicked) in headless Chromium with a fake microphone; the page's
+# WebRTC audio goes to switchboard's /phone API and on to a baresip softphone, or to a
+# second page.
+#
+# usage: tests/interop/webui.sh [CHECK...]  (default: every check; names listed by --list)
+# env:   SWITCHBOARD, INTEROP_WORK as in browser.sh;
+#        WEBUI_SHOTS=DIR also copies the idle, ringing and in-call screenshots into DIR
+#        (docs/screenshots is where the README takes them from).
+#
+# Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed". Each check
+# runs in its own network namespace holding only the loopback device (netns_single in
+# lib.sh); the server, baresip and Chromium use 127.0.0.1 ports 17000-17999.
+#
+# Needs: root (ip netns), iproute2, chromium, node + npm (`npm ci` in tests/interop/browser),
+# baresip (baresip-core), sox, python3.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BROWSER_DIR=$HERE/browser
+
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+ALL_CHECKS=(
+    webui_assets:30
+    webui_calls_baresip:90
+    webui_two_pages:90
+    webui_videoio_calls_baresip:90
+    webui_failures:90
+    webui_tab_closed:90
+)
+
+# Screenshots for the README: an absolute path, since the checks run from other processes.
+if [[ -n ${WEBUI_SHOTS:-} ]]; then
+    WEBUI_SHOTS=$(mkdir -p "$WEBUI_SHOTS" && cd "$WEBUI_SHOTS" && pwd)
+    export WEBUI_SHOTS
+fi
+
+# The pages talk to switchboard only (baresip speaks plain RTP to it): loopback is enough.
+ICE_ADDR=198.18.0.1
+
+need() {
+    command -v "$1" > /dev/null || fail "$1 not installed ($2)"
+}
+
+# ui_server BASE: switchboard with SIP UDP BASE and HTTP (pages, /phone, WebRTC UDP) BASE+2,
+# digest users alice/bob. The pages come from the server itself, so the default Origin rule
+# (same host) lets them in.
+ui_server() {
+    local base=$1
+    need chromium "apt-get install chromium"
+    need node "apt-get install nodejs npm"
+    need sox "apt-get install sox"
+    UDP=$base HTTP=$((base + 2))
+    write_users "$CDIR/users.toml" alice=alicepw bob=bobpw
+    start_server srv -l "127.0.0.1:$UDP" -t udp -l "127.0.0.1:$HTTP" -t ws \
+        --users "$CDIR/users.toml" --data "$CDIR/data" --phone -d
+    SRV=$LAST_PID
+    wait_udp "$UDP" "$SRV"
+    wait_http "$HTTP" "$SRV"
+    # Fake microphones (Chromium takes 48 kHz mono) and baresip's source (8 kHz for PCMU).
+    sox -n -r 48000 -c 1 -b 16 "$CDIR/tone440.wav" synth 30 sine 440 vol 0.5 &&
+        sox -n -r 48000 -c 1 -b 16 "$CDIR/tone1000-48k.wav" synth 30 sine 1000 vol 0.5 &&
+        sox -n -r 8000 -c 1 -b 16 "$CDIR/tone1000.wav" synth 30 sine 1000 vol 0.5 ||
+        fail "sox could not write the test tones"
+}
+
+# ui_baresip BASE: baresip alice (sip BASE+10, ctrl BASE+20, rtp BASE+30..39) registered
+# with digest, auto-answer, PCMU only, playing 1000 Hz and recording what it receives.
+ui_baresip() {
+    local base=$1 dir=$CDIR/baresip-alice
+    need baresip "apt-get install baresip-core"
+    mkdir -p "$dir/rec"
+    CTRL=$((base + 20))
+    cat > "$dir/config" <<EOF
+poll_method		epoll
+sip_listen		127.0.0.1:$((base + 10))
+net_interface		127.0.0.1
+call_local_timeout	120
+audio_player		alsa,null
+audio_source		aufile,$CDIR/tone1000.wav
+audio_alert		alsa,null
+rtp_ports		$((base + 30))-$((base + 39))
+jitter_buffer_delay	5-10
+module_path		/usr/lib/baresip/modules
+module			g711.so
+module			alsa.so
+module			aufile.so
+module			sndfile.so
+module_tmp		account.so
+module_app		menu.so
+module_app		ctrl_tcp.so
+ctrl_tcp_listen		127.0.0.1:$CTRL
+snd_path		$dir/rec
+EOF
+    echo "<sip:alice@127.0.0.1:$UDP>;auth_pass=alicepw;answermode=auto;audio_codecs=PCMU;regint=600" \
+        > "$dir/accounts"
+    spawn baresip baresip -f "$dir" -v
+    BARESIP=$LAST_PID
+    local end=$((SECONDS + 10)) reg=
+    while ((SECONDS < end)); do
+        reg=$(timeout 6 "$PY" "$INTEROP_DIR/baresip_ctrl.py" cmd "$CTRL" reginfo 2> /dev/null |
+            sed -E 's/\x1b\[[0-9;]*m//g' | grep -E '^[> ] *sip:' || true)
+        grep -qw OK <<< "$reg" && return 0
+        kill -0 "$BARESIP" 2> /dev/null || fail "baresip exited: $(tail -2 "$CDIR/baresip.err" | tr '\n' ' ')"
+        sleep 0.3
+    done
+    fail "baresip (alice) not registered after 10 s: ${reg:-no reginfo}"
+}
+
+# ui SCENARIO ARGS...: run browser/webui.js (output ui.out / ui.err; screenshots in shots/).
+ui() {
+    local scenario=$1 rc=0
+    shift
+    timeout -k 3 75 node "$BROWSER_DIR/webui.js" "$scenario" --work "$CDIR/web" \
+        --base "http://127.0.0.1:$HTTP" --wav "$CDIR/tone440.wav" --shots "$CDIR/shots" "$@" \
+        > "$CDIR/ui.out" 2> "$CDIR/ui.err" < /dev/null || rc=$?
+    return "$rc"
+}
+
+# out WORDS: the first line of ui.out starting with WORDS.
+out() {
+    grep -m1 -E "^$1( |$)" "$CDIR/ui.out" || true
+}
+
+ui_why() {
+    local l
+    l=$(grep -E '^(signin-failed|call-failed|error|audio-failed|vio-failed|baresip-not)' "$CDIR/ui.out" | head -1 || true)
+    [[ -n $l ]] || l="last step: $(tail -1 "$CDIR/ui.out" 2> /dev/null | cut -c1-160)"
+    echo "$l; server: $(grep -E 'WARN|ERROR' "$CDIR/srv.err" 2> /dev/null | tail -1 | cut -c1-160)"
+}
+
+# heard WHO HZ: the page WHO's remote audio has HZ (±15) as its dominant frequency in most
+# 500 ms windows.
+heard() {
+    local who=$1 want=$2 l hzs h total=0 hit=0
+    l=$(out "audio $who")
+    [[ -n $l ]] || fail "page $who did not analyse its remote audio: $(out "audio-failed $who")"
+    read -r _ _ _ hzs <<< "$l"
+    for h in $hzs; do
+        total=$((total + 1))
+        ((h >= want - 15 && h <= want + 15)) && hit=$((hit + 1))
+    done
+    ((total >= 4 && hit * 2 > total)) ||
+        fail "page $who does not hear $want Hz (dominant Hz per 500 ms: $hzs; $(out "stats $who" | cut -c1-200))"
+    note "$(out "stats $who")"
+}
+
+# baresip_heard HZ: baresip's recording of what it received is HZ.
+baresip_heard() {
+    local rec
+    rec=$(find "$CDIR/baresip-alice/rec" -name '*-dec.wav' | head -1)
+    [[ -n $rec ]] || fail "baresip recorded nothing (no -dec.wav)"
+    "$PY" "$BROWSER_DIR/tone.py" "$rec" "$1" 3 > "$CDIR/tone-baresip.out" 2>&1 ||
+        fail "baresip's recording is not the page's $1 Hz tone (echo cancellation and noise suppression are on): $(tail -1 "$CDIR/tone-baresip.out")"
+}
+
+# keep_shots NAME...: copy the named screenshots into $WEBUI_SHOTS when it is set.
+keep_shots() {
+    local n
+    for n in "$@"; do
+        [[ -s $CDIR/shots/$n.png ]] || fail "no $n screenshot"
+        if [[ -n ${WEBUI_SHOTS:-} ]]; then
+            mkdir -p "$WEBUI_SHOTS"
+            cp "$CDIR/shots/$n.png" "$WEBUI_SHOTS/$n.png"
+        fi
+    done
+}
+
+# 0. The files are served from the binary with their content types, and are the ones in
+#    web/ (a stale binary fails here first).
+check_webui_assets() {
+    UDP=17000 HTTP=17002
+    write_users "$CDIR/users.toml" alice=alicepw
+    start_server srv -l "127.0.0.1:$UDP" -t udp -l "127.0.0.1:$HTTP" -t ws \
+        --users "$CDIR/users.toml" --data "$CDIR/data" --phone
+    SRV=$LAST_PID
+    wait_http "$HTTP" "$SRV"
+    "$PY" - "$HTTP" "$ROOT/web" > "$CDIR/assets.out" 2>&1 <<'EOF' || fail "$(tail -1 "$CDIR/assets.out")"
+import sys, urllib.request
+port, web = sys.argv[1], sys.argv[2]
+want = {
+    "/": ("index.html", "text/html"),
+    "/index.html": ("index.html", "text/html"),
+    "/switchboard.js": ("switchboard.js", "text/javascript"),
+    "/videoio.js": ("videoio.js", "text/javascript"),
+    "/app.js": ("app.js", "text/javascript"),
+    "/app.css": ("app.css", "text/css"),
+    "/examples/videoio-phone.html": ("examples/videoio-phone.html", "text/html"),
+}
+for path, (file, ctype) in want.items():
+    r = urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path), timeout=3)
+    got = r.headers.get("Content-Type", "")
+    if not got.startswith(ctype):
+        sys.exit("%s: Content-Type %r, want %s" % (path, got, ctype))
+    if r.headers.get("X-Content-Type-Options") != "nosniff":
+        sys.exit("%s: no X-Content-Type-Options: nosniff" % path)
+    body = r.read()
+    if body != open("%s/%s" % (web, file), "rb").read():
+        sys.exit("%s differs from web/%s: rebuild switchboard" % (path, file))
+    etag = r.headers.get("ETag")
+    if etag:
+        req = urllib.request.Request("http://127.0.0.1:%s%s" % (port, path), headers={"If-None-Match": etag})
+        try:
+            urllib.request.urlopen(req, timeout=3)
+            sys.exit("%s: If-None-Match with its ETag did not get 304" % path)
+        except urllib.error.HTTPError as e:
+            if e.code != 304:
+                sys.exit("%s: If-None-Match got %d, want 304" % (path, e.code))
+    print("ok", path, got, len(body))
+try:
+    urllib.request.urlopen("http://127.0.0.1:%s/nothing-here.js" % port, timeout=3)
+    sys.exit("/nothing-here.js: answered, want 404")
+except urllib.error.HTTPError as e:
+    if e.code != 404:
+        sys.exit("/nothing-here.js: %d, want 404" % e.code)
+EOF
+    stop_server "$SRV" srv
+}
+
+# 1. The page (bob) signs in through its form and calls baresip (alice, PCMU, auto-answer)
+#    from the dial pad; each side hears the other's tone; the in-call keypad's touch-tones
+#    reach baresip in order, Hold and Resume each re-INVITE it, Mute silences the microphone;
+#    the page hangs up with its button and the call is in its history.
+check_webui_calls_baresip() {
+    ui_server 17100
+    ui_baresip 17100
+    ui call-baresip --user bob@127.0.0.1 --password bobpw --target alice@127.0.0.1 \
+        --baresip-ctrl "$CTRL" || fail "webui.js failed: $(ui_why)"
+    [[ -n $(out 'signed-in a') ]] || fail "the page did not sign in: $(ui_why)"
+    [[ -n $(out 'call-state a active') ]] || fail "the call did not come up on the page: $(ui_why)"
+    [[ -n $(out 'baresip CALL_ESTABLISHED') ]] || fail "baresip never reported CALL_ESTABLISHED"
+    heard a 1000
+    baresip_heard 440
+    [[ $(out 'dtmf a') == 'dtmf a sent 15# baresip 15#' ]] ||
+        fail "touch-tones from the in-call keypad: '$(out 'dtmf a')'"
+    [[ $(out 'hold a') == *'On hold / Resume' && $(out baresip-offers-after-hold) == 'baresip-offers-after-hold 1' ]] ||
+        fail "hold: page '$(out 'hold a')', $(out baresip-offers-after-hold) re-INVITE at baresip"
+    [[ $(out 'resume a') != *'On hold'* && $(out baresip-offers-after-resume) == 'baresip-offers-after-resume 2' ]] ||
+        fail "resume: page '$(out 'resume a')', $(out baresip-offers-after-resume) re-INVITEs at baresip"
+    [[ $(out 'mute a') == 'mute a {"pressed":"true","meter":"0%","track":false}' && $(out 'unmute a') == 'unmute a true' ]] ||
+        fail "mute: $(out 'mute a'), then $(out 'unmute a')"
+    [[ $(out 'ended a') == 'ended a Call ended' ]] || fail "after hanging up the page shows '$(out 'ended a')'"
+    [[ -n $(out 'baresip CALL_CLOSED') ]] || fail "the page hung up but baresip never saw the BYE"
+    [[ $(out 'history a') == *'"direction":"outgoing"'*'"outcome":"answered"'* ]] ||
+        fail "call history: $(out 'history a')"
+    keep_shots idle in-call
+    stop_server "$SRV" srv
+}
+
+# 2. Two pages (alice and bob, two browsers): alice dials plain "bob", bob's page rings and
+#    he answers from it; each page hears the other's fake microphone; alice hangs up.
+check_webui_two_pages() {
+    ui_server 17200
+    ui two-pages --user alice@127.0.0.1 --password alicepw --user2 bob@127.0.0.1 --password2 bobpw \
+        --wav2 "$CDIR/tone1000-48k.wav" || fail "webui.js failed: $(ui_why)"
+    [[ -n $(out 'call-state b incoming') ]] || fail "bob's page never rang: $(ui_why)"
+    [[ $(out 'incoming b') == 'incoming b Alice Anders' ]] ||
+        fail "bob's page shows the caller as '$(out 'incoming b')', not alice's display name"
+    [[ -n $(out 'call-state a active') && -n $(out 'call-state b active') ]] ||
+        fail "the call did not come up on both pages: $(ui_why)"
+    heard a 1000
+    heard b 440
+    [[ $(out 'ended a') == 'ended a Call ended' ]] || fail "alice's page after hanging up: '$(out 'ended a')'"
+    [[ $(out 'ended b') == 'ended b Call ended by Alice Anders' ]] || fail "bob's page after alice hung up: '$(out 'ended b')'"
+    [[ $(out 'history b') == *'"direction":"incoming"'*'"outcome":"answered"'* ]] ||
+        fail "bob's call history: $(out 'history b')"
+    keep_shots ringing
+    stop_server "$SRV" srv
+}
+
+# 3. The VideoIO example page, through its own buttons (which use only setProperty /
+#    callProperty and react to onCallback), registers bob, calls baresip, hears it, hangs up.
+check_webui_videoio_calls_baresip() {
+    ui_server 17300
+    ui_baresip 17300
+    ui videoio --user bob@127.0.0.1 --password bobpw --target sip:alice@127.0.0.1 \
+        --baresip-ctrl "$CTRL" || fail "webui.js failed: $(ui_why)"
+    [[ -n $(out vio-registered) ]] || fail "the VideoIO page did not register: $(ui_why)"
+    [[ $(out 'vio accepted') == 'vio accepted ["pcmu",null]' ]] ||
+        fail "onCallback accepted: '$(out 'vio accepted')' (status: $(out vio-status))"
+    [[ $(out vio-props) == *'"publish":"local","play":"remote","microphone":true,"playing":true'* ]] ||
+        fail "after accepted the page's publish/play did not take: $(out vio-props)"
+    [[ -n $(out 'baresip CALL_ESTABLISHED') ]] || fail "baresip never reported CALL_ESTABLISHED"
+    heard a 1000
+    baresip_heard 440
+    [[ -n $(out 'baresip CALL_CLOSED') ]] || fail "the page hung up but baresip never saw the BYE"
+    stop_server "$SRV" srv
+}
+
+# 4. Every failure is spelled out on the page: a wrong password shows the registrar's
+#    refusal with its SIP reason; a call to a user who does not exist shows the rejection
+#    with its reason; a refused microphone shows a banner saying so, and no call starts.
+check_webui_failures() {
+    ui_server 17400
+    ui failures --user bob@127.0.0.1 --password wrong --password2 bobpw --target nobody ||
+        fail "webui.js failed: $(ui_why)"
+    local l
+    l=$(out 'signin-failed a')
+    [[ $l =~ ^signin-failed\ a\ Registration\ refused:\ (401|403)\  ]] ||
+        fail "wrong password: the page shows '${l:-nothing}' (want 'Registration refused: 401/403 ...')"
+    note "$l"
+    l=$(out 'ended a')
+    [[ $l =~ ^ended\ a\ Call\ rejected:\ [4-6][0-9][0-9]\  ]] ||
+        fail "call to nobody: the page shows '${l:-nothing}' (want 'Call rejected: <code> <reason>')"
+    note "$l"
+    l=$(out 'banner b')
+    [[ $l == 'banner b Microphone access was denied.'* ]] ||
+        fail "refused microphone: the page shows '${l:-nothing}'"
+    [[ $(out 'call-state b') =~ ^call-state\ b\ (none|ended)$ ]] ||
+        fail "refused microphone: the call went on ($(out 'call-state b'))"
+    note "$l"
+    stop_server "$SRV" srv
+}
+
+# 5. Closing the tab during a call hangs up at baresip within 5 s.
+check_webui_tab_closed() {
+    ui_server 17500
+    ui_baresip 17500
+    ui close-tab --user bob@127.0.0.1 --password bobpw --target alice \
+        --baresip-ctrl "$CTRL" || fail "webui.js failed: $(ui_why)"
+    [[ -n $(out 'baresip CALL_ESTABLISHED') ]] || fail "the call never came up at baresip: $(ui_why)"
+    local l ms
+    l=$(out far-end-closed)
+    [[ -n $l ]] || fail "tab closed: baresip saw no BYE within 10 s"
+    ms=${l#far-end-closed }
+    ((ms <= 5000)) || fail "tab closed: baresip saw the BYE only after $ms ms"
+    note "BYE at baresip $ms ms after the tab closed"
+    stop_server "$SRV" srv
+}
+
+[[ ${1:-} == --inside ]] && netns_inside "$2"
+interop_single() { netns_single "$HERE/webui.sh" "$1"; }
+interop_setup() { browser_npm; }
+interop_main "$HERE/webui.sh" "$@"
