@@ -646,7 +646,10 @@ export class Phone extends EventTarget {
 
   _sendRaw(ws, msg) {
     const text = JSON.stringify(msg);
-    this._log('→', text.length > 300 ? text.slice(0, 300) + '…' : text);
+    if (this.options.debug) {
+      const shown = JSON.stringify(msg.authpass ? { ...msg, authpass: '***' } : msg); // never log the password
+      this._log('→', shown.length > 300 ? shown.slice(0, 300) + '…' : shown);
+    }
     ws.send(text);
   }
 
