@@ -253,13 +253,27 @@ check_webui_calls_baresip() {
     stop_server "$SRV" srv
 }
 
-# 2. Two pages (alice and bob, two browsers): alice dials plain "bob", bob's page rings and
-#    he answers from it; each page hears the other's fake microphone; alice hangs up.
+# 2. Two pages (alice and bob, two browsers): only bob asks to be remembered, and his
+#    reloaded page signs in by itself with sound still locked (autoplay rule), saying so;
+#    alice dials plain "bob"; bob's page rings with a visible alert, one click turns the
+#    ringtone on, and he answers; each page hears the other's fake microphone; alice hangs up.
 check_webui_two_pages() {
     ui_server 17200
     ui two-pages --user alice@127.0.0.1 --password alicepw --user2 bob@127.0.0.1 --password2 bobpw \
         --wav2 "$CDIR/tone1000-48k.wav" || fail "webui.js failed: $(ui_why)"
+    [[ $(out 'stored a') == 'stored a none' ]] || fail "alice did not ask to be remembered, yet: $(out 'stored a')"
+    [[ $(out 'stored b') == 'stored b address,authname,auto,displayName,password,server' ]] ||
+        fail "bob asked to be remembered: $(out 'stored b')"
+    [[ $(out 'auto-signed-in b') == 'auto-signed-in b true' ]] || fail "bob's reloaded page did not sign in by itself"
+    [[ $(out 'banner b') == 'banner b Click anywhere to turn on sound'* ]] ||
+        fail "bob's reloaded page (sound locked) does not say so: $(out 'banner b')"
     [[ -n $(out 'call-state b incoming') ]] || fail "bob's page never rang: $(ui_why)"
+    [[ $(out 'incoming-banner b') == 'incoming-banner b Alice Anders is calling. Your browser blocks sound'* ]] ||
+        fail "incoming call with the sound locked: $(out 'incoming-banner b')"
+    [[ $(grep -m1 '^ringtone b' "$CDIR/ui.out") == 'ringtone b ringtone blocked=true' ]] ||
+        fail "before the click: $(grep -m1 '^ringtone b' "$CDIR/ui.out")"
+    [[ $(grep '^ringtone b' "$CDIR/ui.out" | sed -n 2p) == 'ringtone b ringtone blocked=false banner=(none)' ]] ||
+        fail "after a click the ringtone should sound: $(grep '^ringtone b' "$CDIR/ui.out" | sed -n 2p)"
     [[ $(out 'incoming b') == 'incoming b Alice Anders' ]] ||
         fail "bob's page shows the caller as '$(out 'incoming b')', not alice's display name"
     [[ -n $(out 'call-state a active') && -n $(out 'call-state b active') ]] ||

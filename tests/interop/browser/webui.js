@@ -10,8 +10,10 @@
 //                  baresip's CALL_ESTABLISHED), analyse the remote audio for --seconds,
 //                  hang up with the button, wait for baresip's CALL_CLOSED
 //   two-pages      sign in as --user (fake mic --wav) and --user2 (second browser, fake mic
-//                  --wav2); the first dials the second, which answers from its ringing
-//                  screen; both analyse their remote audio; the first hangs up
+//                  --wav2, "remember me", then a reload signs it in again with sound still
+//                  locked); the first dials the second, which rings, gets its sound by a
+//                  click and answers from its ringing screen; both analyse their remote
+//                  audio; the first hangs up
 //   videoio        the VideoIO example page: its own Register / Call / Hang up buttons
 //                  (which only use setProperty / callProperty) as --user, calling --target
 //   failures       what the page shows when things go wrong: signing in as --user with the
@@ -26,6 +28,7 @@
 //
 // Prints one line per step on stdout (webui.sh asserts on them):
 //   signed-in WHO | signin-failed WHO TEXT | screenshot NAME FILE | banner WHO TEXT
+//   stored WHO none|FIELDS | auto-signed-in WHO BOOL | incoming-banner WHO TEXT | ringtone WHO ...
 //   call-state WHO STATE | call-failed WHO TEXT | ended WHO TEXT | history WHO JSON
 //   audio WHO RATE HZ... | audio-failed WHO CAUSE | level WHO REMOTE | stats WHO JSON
 //   vio EVENT ARGS (the VideoIO page's onCallback) | vio-registered | vio-failed REASON
@@ -118,10 +121,11 @@ async function shot(page, opt, name) {
 }
 
 // Sign in through the form; resolves true when registered.
-async function signIn(page, who, user, password, displayName) {
+async function signIn(page, who, user, password, displayName, remember = false) {
   await page.fill('#address', user);
   await page.fill('#password', password || '');
   if (displayName) await page.fill('#displayname', displayName);
+  await page.setChecked('#remember', remember);
   await page.click('#signin');
   const r = await page.waitForFunction(() => {
     const app = document.getElementById('app');
@@ -207,6 +211,21 @@ async function history(page, who) {
     return JSON.parse(localStorage.getItem(key) || '[]')[0] || null;
   });
   say(`history ${who} ${JSON.stringify(h)}`);
+}
+
+// What the page keeps in localStorage about the account: "none", or the fields it has.
+function stored(page) {
+  return page.evaluate(() => {
+    const v = localStorage.getItem('switchboard.account');
+    return v === null ? 'none' : Object.keys(JSON.parse(v)).sort().join(',');
+  });
+}
+
+function bannerText(page, id) {
+  return page.evaluate((id) => {
+    const el = document.querySelector(`[data-banner="${id}"]`);
+    return el ? el.textContent : '(none)';
+  }, id);
 }
 
 async function endedText(page, who) {
@@ -304,12 +323,27 @@ async function twoPages(opt) {
     const a = await openPage(ctxA, opt.base + '/', 'a');
     const b = await openPage(ctxB, opt.base + '/', 'b');
     if (!(await signIn(a, 'a', opt.user, opt.password, 'Alice Anders'))) return;
-    if (!(await signIn(b, 'b', opt.user2, opt.password2, 'Bob Berg'))) return;
+    say(`stored a ${await stored(a)}`);
+    // Bob asks to be remembered, then reloads: signed in again without touching the page,
+    // so the browser keeps it silent until he clicks (the autoplay rule) and the page says so.
+    if (!(await signIn(b, 'b', opt.user2, opt.password2, 'Bob Berg', true))) return;
+    say(`stored b ${await stored(b)}`);
+    await b.reload();
+    const auto = await b.waitForFunction(() => document.getElementById('app').dataset.phoneState === 'connected', null, { timeout: 10000 })
+      .then(() => true).catch(() => false);
+    say(`auto-signed-in b ${auto}`);
+    if (!auto) return;
+    say(`banner b ${await bannerText(b, 'audio')}`);
     await a.fill('#dial', opt.user2.split('@')[0]); // a bare user: the server adds the domain
     await a.click('#call-btn');
     if (!(await waitCallState(b, 'b', 'incoming', opt.timeout))) return;
     await waitCallState(a, 'a', ['ringing', 'active'], opt.timeout);
     say(`incoming b ${await b.textContent('#call-name')}`);
+    say(`incoming-banner b ${await bannerText(b, 'audio')}`);
+    say(`ringtone b ${await b.evaluate(() => `${window.app.phone.tones.playing} blocked=${window.app.phone.tones.blocked}`)}`);
+    await b.click('#call-name'); // any click turns the sound on
+    await b.waitForFunction(() => !window.app.phone.tones.blocked, null, { timeout: 5000 }).catch(() => {});
+    say(`ringtone b ${await b.evaluate(() => `${window.app.phone.tones.playing} blocked=${window.app.phone.tones.blocked}`)} banner=${await bannerText(b, 'audio')}`);
     await shot(b, opt, 'ringing');
     await b.click('#answer-btn');
     if (!(await waitCallState(b, 'b', 'active', opt.timeout))) return;
