@@ -1,6 +1,6 @@
 //! Sans-IO RTMP core for Switchboard.
 //!
-//! Implements the server side of Adobe's RTMP specification 1.0 (handshake §5.2, chunk
+//! Implements both sides of Adobe's RTMP specification 1.0 (handshake §5.2, chunk
 //! stream §5.3, protocol control messages §5.4, user control §6.2, command and data
 //! messages §7) plus the Flash Player 9 digest handshake, AMF0 and AMF3 command
 //! encodings, and the Flash socket-policy request. Nothing here reads a clock, opens a
@@ -11,6 +11,8 @@
 //! * [`chunk`]: chunk stream decoder/encoder, protocol control messages, aggregates.
 //! * [`amf`]: command and data messages in AMF0/AMF3 on the `amf` crate, checked first.
 //! * [`session`]: one server connection, driven by `handle_input`/`poll_output`.
+//! * [`client`]: one client connection (a Flash `NetConnection` with its streams), driven
+//!   the same way.
 //! * [`flv`]: FLV file header and tags, reader tolerant of truncation, codec-header looks.
 //! * [`stream`]: typed stream commands (`publish`, `play`, ...) and `onStatus` codes.
 //!
