@@ -223,8 +223,9 @@ EOF
     stop_server "$SRV" srv
 }
 
-# 1. The page (bob) signs in through its form and calls baresip (alice, PCMU, auto-answer)
-#    from the dial pad; each side hears the other's tone; the in-call keypad's touch-tones
+# 1. The page (bob) signs in through its form; in Settings the microphone test shows a level
+#    and the second (fake) microphone and loudspeaker are chosen; it calls baresip (alice,
+#    PCMU, auto-answer) from the dial pad with those devices; each side hears the other's tone; the in-call keypad's touch-tones
 #    reach baresip in order, Hold and Resume each re-INVITE it, Mute silences the microphone;
 #    the page hangs up with its button and the call is in its history.
 check_webui_calls_baresip() {
@@ -233,7 +234,11 @@ check_webui_calls_baresip() {
     ui call-baresip --user bob@127.0.0.1 --password bobpw --target alice@127.0.0.1 \
         --baresip-ctrl "$CTRL" || fail "webui.js failed: $(ui_why)"
     [[ -n $(out 'signed-in a') ]] || fail "the page did not sign in: $(ui_why)"
+    [[ $(out 'devices a') == 'devices a {"micTestLevel":true,"microphones":["Default microphone","Fake Audio Input 1","Fake Audio Input 2"],"speakers":["Default speaker","Fake Audio Output 1","Fake Audio Output 2"]}' ]] ||
+        fail "settings: $(out 'devices a')"
     [[ -n $(out 'call-state a active') ]] || fail "the call did not come up on the page: $(ui_why)"
+    [[ $(out 'devices-used a') == 'devices-used a {"microphone":"Fake Audio Input 2","speaker":"Fake Audio Output 2"}' ]] ||
+        fail "the call does not use the devices chosen in Settings: $(out 'devices-used a')"
     [[ -n $(out 'baresip CALL_ESTABLISHED') ]] || fail "baresip never reported CALL_ESTABLISHED"
     heard a 1000
     baresip_heard 440

@@ -252,6 +252,27 @@ async function events(bs, type, n, ms) {
   }
 }
 
+// Settings: the microphone test shows a level, the device menus list the browser's (fake)
+// microphones and loudspeakers, and the second of each is chosen for the call that follows.
+async function devices(page) {
+  await page.click('.tab[data-tab="settings"]');
+  await page.click('#mic-test');
+  const seen = await page.waitForFunction(() => {
+    const n = document.querySelectorAll('#mic-select option').length;
+    const level = parseFloat(document.getElementById('mic-test-level').style.width) || 0;
+    return n >= 3 && level > 0 ? { level } : null;
+  }, null, { timeout: 10000, polling: 100 }).then((h) => h.jsonValue()).catch(() => null);
+  const menus = await page.evaluate(() => ({
+    microphones: [...document.querySelectorAll('#mic-select option')].map((o) => o.textContent),
+    speakers: [...document.querySelectorAll('#speaker-select option')].map((o) => o.textContent),
+  }));
+  await page.selectOption('#mic-select', { label: 'Fake Audio Input 2' }).catch((e) => log('mic select:', e.message));
+  await page.selectOption('#speaker-select', { label: 'Fake Audio Output 2' }).catch((e) => log('speaker select:', e.message));
+  await page.click('#mic-test');
+  say(`devices a ${JSON.stringify({ micTestLevel: seen ? seen.level > 0 : false, ...menus })}`);
+  await page.click('.tab[data-tab="keypad"]');
+}
+
 // The in-call buttons against baresip: touch-tones from the keypad, hold and resume (each
 // a re-INVITE baresip sees as a new remote offer), mute and unmute.
 async function controls(page, bs) {
@@ -299,10 +320,17 @@ async function callBaresip(opt) {
     const page = await openPage(ctx, opt.base + '/', 'a');
     if (!(await signIn(page, 'a', opt.user, opt.password, 'Bob Browser'))) return;
     await shot(page, opt, 'idle');
+    await devices(page);
     await page.fill('#dial', opt.target);
     await page.click('#call-btn');
     if (!(await waitCallState(page, 'a', 'active', opt.timeout))) return;
     if (!(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
+    say(`devices-used a ${JSON.stringify(await page.evaluate(async () => {
+      const phone = window.app.phone;
+      const outs = await navigator.mediaDevices.enumerateDevices();
+      const sink = outs.find((d) => d.kind === 'audiooutput' && d.deviceId === phone.audioElement.sinkId);
+      return { microphone: phone.currentCall.localStream.getAudioTracks()[0].label, speaker: sink ? sink.label : phone.audioElement.sinkId };
+    }))}`);
     await listen(page, 'a', opt, 'page');
     await shot(page, opt, 'in-call');
     await controls(page, bs);
