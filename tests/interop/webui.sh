@@ -261,7 +261,8 @@ check_webui_calls_baresip() {
 # 2. Two pages (alice and bob, two browsers): only bob asks to be remembered, and his
 #    reloaded page signs in by itself with sound still locked (autoplay rule), saying so;
 #    alice dials plain "bob"; bob's page rings with a visible alert, one click turns the
-#    ringtone on, and he answers; each page hears the other's fake microphone; alice hangs up.
+#    ringtone on; alice gives up: a missed call (badge, history); she calls again and he
+#    answers; each page hears the other's fake microphone; alice hangs up.
 check_webui_two_pages() {
     ui_server 17200
     ui two-pages --user alice@127.0.0.1 --password alicepw --user2 bob@127.0.0.1 --password2 bobpw \
@@ -279,6 +280,11 @@ check_webui_two_pages() {
         fail "before the click: $(grep -m1 '^ringtone b' "$CDIR/ui.out")"
     [[ $(grep '^ringtone b' "$CDIR/ui.out" | sed -n 2p) == 'ringtone b ringtone blocked=false banner=(none)' ]] ||
         fail "after a click the ringtone should sound: $(grep '^ringtone b' "$CDIR/ui.out" | sed -n 2p)"
+    [[ $(out 'ended b') == 'ended b Missed call from Alice Anders' ]] ||
+        fail "alice gave up before bob answered; his page shows '$(out 'ended b')'"
+    [[ $(out 'missed b') == 'missed b badge=1 ringtone=null' ]] || fail "after the missed call: $(out 'missed b')"
+    [[ $(out 'history b') == *'"direction":"incoming"'*'"outcome":"missed"'* ]] ||
+        fail "bob's history after the missed call: $(out 'history b')"
     [[ $(out 'incoming b') == 'incoming b Alice Anders' ]] ||
         fail "bob's page shows the caller as '$(out 'incoming b')', not alice's display name"
     [[ -n $(out 'call-state a active') && -n $(out 'call-state b active') ]] ||
@@ -286,9 +292,10 @@ check_webui_two_pages() {
     heard a 1000
     heard b 440
     [[ $(out 'ended a') == 'ended a Call ended' ]] || fail "alice's page after hanging up: '$(out 'ended a')'"
-    [[ $(out 'ended b') == 'ended b Call ended by Alice Anders' ]] || fail "bob's page after alice hung up: '$(out 'ended b')'"
-    [[ $(out 'history b') == *'"direction":"incoming"'*'"outcome":"answered"'* ]] ||
-        fail "bob's call history: $(out 'history b')"
+    [[ $(grep '^ended b' "$CDIR/ui.out" | sed -n 2p) == 'ended b Call ended by Alice Anders' ]] ||
+        fail "bob's page after alice hung up: '$(grep '^ended b' "$CDIR/ui.out" | sed -n 2p)'"
+    [[ $(grep '^history b' "$CDIR/ui.out" | sed -n 2p) == *'"direction":"incoming"'*'"outcome":"answered"'* ]] ||
+        fail "bob's call history: $(grep '^history b' "$CDIR/ui.out" | sed -n 2p)"
     keep_shots ringing
     stop_server "$SRV" srv
 }

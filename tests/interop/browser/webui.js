@@ -372,6 +372,17 @@ async function twoPages(opt) {
     await b.click('#call-name'); // any click turns the sound on
     await b.waitForFunction(() => !window.app.phone.tones.blocked, null, { timeout: 5000 }).catch(() => {});
     say(`ringtone b ${await b.evaluate(() => `${window.app.phone.tones.playing} blocked=${window.app.phone.tones.blocked}`)} banner=${await bannerText(b, 'audio')}`);
+    // Alice gives up before Bob answers: a missed call on his page (CANCEL).
+    await a.click('#hangup-btn');
+    await endedText(b, 'b');
+    await b.waitForFunction(() => document.getElementById('app').dataset.callState === 'none', null, { timeout: 10000 }).catch(() => {});
+    say(`missed b badge=${await b.evaluate(() => { const e = document.getElementById('missed-badge'); return e.hidden ? '' : e.textContent; })} ringtone=${await b.evaluate(() => window.app.phone.tones.playing)}`);
+    await history(b, 'b');
+    await a.waitForFunction(() => document.getElementById('app').dataset.callState === 'none', null, { timeout: 10000 }).catch(() => {});
+    // Again, and this time Bob answers.
+    await a.fill('#dial', opt.user2.split('@')[0]);
+    await a.click('#call-btn');
+    if (!(await waitCallState(b, 'b', 'incoming', opt.timeout))) return;
     await shot(b, opt, 'ringing');
     await b.click('#answer-btn');
     if (!(await waitCallState(b, 'b', 'active', opt.timeout))) return;
