@@ -15,14 +15,15 @@
 //                  click and answers from its ringing screen; both analyse their remote
 //                  audio; the first hangs up
 //   videoio        the VideoIO example page: its own Register / Call / Hang up buttons
-//                  (which only use setProperty / callProperty) as --user, calling --target
+//                  (which only use setProperty / callProperty) as --user, calling --target;
+//                  then (with --dial) baresip calls the page, which accepts with its button
 //   failures       what the page shows when things go wrong: signing in as --user with the
 //                  wrong --password; then (signed in with --password2) calling --target,
 //                  which does not exist; then, in a browser that refuses the microphone,
 //                  calling --target again
 //   close-tab      sign in, call --target, wait for CALL_ESTABLISHED at baresip, close the
 //                  tab and report how long baresip took to see the BYE
-// options: --user AOR --password PW --user2 AOR --password2 PW --wav2 FILE --target DEST
+// options: --user AOR --password PW --user2 AOR --password2 PW --wav2 FILE --target DEST --dial URI
 //          --baresip-ctrl PORT --seconds N (default 5) --timeout MS (default 15000)
 //          --shots DIR (screenshots of the idle, ringing and in-call screens)
 //
@@ -446,11 +447,37 @@ async function videoio(opt) {
     await page.click('#hangup');
     if (!(await bs.waitEvent('CALL_CLOSED', 10000))) say('baresip-not-closed');
     say(`vio-status ${await page.textContent('#status')}`);
+    if (opt.dial) await videoioAnswers(page, bs, opt);
     await page.click('#unregister');
   } finally {
     bs.close();
     await ctx.close();
   }
+}
+
+// baresip calls the VideoIO page: onCallback invited, the page's Accept button, accepted,
+// audio both ways, then baresip hangs up and the page gets byed.
+async function videoioAnswers(page, bs, opt) {
+  const established = bs.events.filter((e) => e.type === 'CALL_ESTABLISHED').length;
+  const closed = bs.events.filter((e) => e.type === 'CALL_CLOSED').length;
+  const r = await bs.command('dial', opt.dial);
+  log('baresip dial:', JSON.stringify(r));
+  const ringing = await page.waitForFunction(() => /incoming call/.test(document.getElementById('status').textContent), null, { timeout: opt.timeout, polling: 50 })
+    .then(() => true).catch(() => false);
+  say(`vio-incoming ${ringing} ${await page.textContent('#caller')}`);
+  if (!ringing) return;
+  await page.click('#accept');
+  const up = await page.waitForFunction(() => /in call/.test(document.getElementById('status').textContent), null, { timeout: opt.timeout, polling: 50 })
+    .then(() => true).catch(() => false);
+  say(`vio-answered ${await page.textContent('#status')}`);
+  if (!up) return;
+  if ((await events(bs, 'CALL_ESTABLISHED', established + 1, opt.timeout)).length <= established) say('baresip-not-established-in');
+  await listen(page, 'in', opt, 'videoio');
+  await bs.command('hangup');
+  const byed = await page.waitForFunction(() => /call ended/.test(document.getElementById('status').textContent), null, { timeout: 10000, polling: 50 })
+    .then(() => true).catch(() => false);
+  say(`vio-remote-hangup ${byed} ${await page.textContent('#status')}`);
+  if ((await events(bs, 'CALL_CLOSED', closed + 1, 5000)).length <= closed) say('baresip-not-closed-in');
 }
 
 async function failures(opt) {
