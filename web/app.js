@@ -50,6 +50,7 @@ window.app = { phone, VERSION };
 let tab = 'keypad';
 let linger = null; // { call, timer }: an ended call stays on screen briefly with its outcome
 let showKeys = false;
+let showDevices = false;
 let dtmfSent = '';
 let meterFrame = 0;
 let micTest = null; // { stream, source, analyser }
@@ -317,6 +318,7 @@ async function startCall(target) {
   linger = null;
   dtmfSent = '';
   showKeys = false;
+  showDevices = false;
   try {
     await phone.call(dest);
     $('dial').value = '';
@@ -384,6 +386,15 @@ $('hold-btn').addEventListener('click', async () => {
 });
 $('keys-btn').addEventListener('click', () => {
   showKeys = !showKeys;
+  if (showKeys) showDevices = false;
+  render();
+});
+$('devices-btn').addEventListener('click', () => {
+  showDevices = !showDevices;
+  if (showDevices) {
+    showKeys = false;
+    refreshDevices();
+  }
   render();
 });
 
@@ -442,6 +453,7 @@ phone.on('invited', ({ call }) => {
   linger = null;
   dtmfSent = '';
   showKeys = false;
+  showDevices = false;
   phone.tones.ringtone();
   alertIncoming(call);
   render();
@@ -694,12 +706,18 @@ function selectTab(name) {
 }
 for (const b of document.querySelectorAll('.tab')) b.addEventListener('click', () => selectTab(b.dataset.tab));
 
+// The device menus: in Settings, and in the call screen's Audio panel (same handlers).
+const MIC_SELECTS = ['mic-select', 'call-mic-select'];
+const SPEAKER_SELECTS = ['speaker-select', 'call-speaker-select'];
+
 async function refreshDevices() {
   const { inputs, outputs } = await listDevices().catch(() => ({ inputs: [], outputs: [] }));
-  fillSelect($('mic-select'), inputs, phone.options.inputDeviceId, 'Default microphone');
   const canOut = outputSelectable();
-  fillSelect($('speaker-select'), canOut ? outputs : [], phone.options.outputDeviceId, 'Default speaker');
-  $('speaker-select').disabled = !canOut;
+  for (const id of MIC_SELECTS) fillSelect($(id), inputs, phone.options.inputDeviceId, 'Default microphone');
+  for (const id of SPEAKER_SELECTS) {
+    fillSelect($(id), canOut ? outputs : [], phone.options.outputDeviceId, 'Default speaker');
+    $(id).disabled = !canOut;
+  }
   $('speaker-note').hidden = canOut;
 }
 
@@ -714,29 +732,35 @@ function fillSelect(sel, devices, current, defaultLabel) {
   sel.value = devices.some((d) => d.deviceId === current) ? current : '';
 }
 
-$('mic-select').addEventListener('change', async (e) => {
-  prefs.input = e.target.value;
-  store.set(PREFS_KEY, prefs);
-  try {
-    await phone.setInputDevice(prefs.input);
-    if (micTest) {
-      stopMicTest();
-      startMicTest();
+for (const id of MIC_SELECTS) {
+  $(id).addEventListener('change', async (e) => {
+    prefs.input = e.target.value;
+    store.set(PREFS_KEY, prefs);
+    for (const other of MIC_SELECTS) $(other).value = prefs.input;
+    try {
+      await phone.setInputDevice(prefs.input); // mid-call too: the track is replaced
+      if (micTest) {
+        stopMicTest();
+        startMicTest();
+      }
+    } catch (err) {
+      banner('mic', 'error', microphoneError(err).message);
     }
-  } catch (err) {
-    banner('mic', 'error', microphoneError(err).message);
-  }
-});
+  });
+}
 
-$('speaker-select').addEventListener('change', async (e) => {
-  prefs.output = e.target.value;
-  store.set(PREFS_KEY, prefs);
-  try {
-    await phone.setOutputDevice(prefs.output);
-  } catch (err) {
-    toast(`Could not switch the speaker: ${err.message}`, 'error');
-  }
-});
+for (const id of SPEAKER_SELECTS) {
+  $(id).addEventListener('change', async (e) => {
+    prefs.output = e.target.value;
+    store.set(PREFS_KEY, prefs);
+    for (const other of SPEAKER_SELECTS) $(other).value = prefs.output;
+    try {
+      await phone.setOutputDevice(prefs.output);
+    } catch (err) {
+      toast(`Could not switch the speaker: ${err.message}`, 'error');
+    }
+  });
+}
 
 $('sound-test').addEventListener('click', async () => {
   await phone.unlockAudio();
@@ -910,6 +934,8 @@ function renderCall(call) {
   keys.disabled = !active;
   keys.setAttribute('aria-pressed', String(showKeys && active));
   $('dtmf-pane').hidden = !(showKeys && active);
+  $('devices-btn').setAttribute('aria-pressed', String(showDevices));
+  $('call-devices').hidden = !showDevices || incoming || ended;
   $('dtmf-sent').textContent = dtmfSent;
 }
 

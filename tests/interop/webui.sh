@@ -231,7 +231,8 @@ EOF
 # 1. The page (bob) signs in through its form; in Settings the microphone test shows a level
 #    and the second (fake) microphone and loudspeaker are chosen; it calls baresip (alice,
 #    PCMU, auto-answer) from the dial pad with those devices; each side hears the other's tone; the in-call keypad's touch-tones
-#    reach baresip in order, Hold and Resume each re-INVITE it, Mute silences the microphone;
+#    reach baresip in order, Hold and Resume each re-INVITE it, Mute silences the microphone,
+#    the Audio panel switches to another microphone mid-call (baresip still hears 440 Hz);
 #    the page hangs up with its button and the call is in its history.
 check_webui_calls_baresip() {
     ui_server 17100
@@ -255,6 +256,8 @@ check_webui_calls_baresip() {
         fail "resume: page '$(out 'resume a')', $(out baresip-offers-after-resume) re-INVITEs at baresip"
     [[ $(out 'mute a') == 'mute a {"pressed":"true","meter":"0%","track":false}' && $(out 'unmute a') == 'unmute a true' ]] ||
         fail "mute: $(out 'mute a'), then $(out 'unmute a')"
+    [[ $(out 'switched a') == 'switched a Fake Audio Input 1 sending=Fake Audio Input 1' ]] ||
+        fail "another microphone mid-call (Audio panel): $(out 'switched a')"
     [[ $(out 'ended a') == 'ended a Call ended' ]] || fail "after hanging up the page shows '$(out 'ended a')'"
     [[ -n $(out 'baresip CALL_CLOSED') ]] || fail "the page hung up but baresip never saw the BYE"
     [[ $(out 'history a') == *'"direction":"outgoing"'*'"outcome":"answered"'* ]] ||

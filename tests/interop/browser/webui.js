@@ -275,7 +275,7 @@ async function devices(page) {
 }
 
 // The in-call buttons against baresip: touch-tones from the keypad, hold and resume (each
-// a re-INVITE baresip sees as a new remote offer), mute and unmute.
+// a re-INVITE baresip sees as a new remote offer), mute and unmute, another microphone.
 async function controls(page, bs) {
   await page.click('#keys-btn');
   const before = bs.events.filter((e) => e.type === 'CALL_DTMF_START').length;
@@ -310,6 +310,19 @@ async function controls(page, bs) {
   await page.click('#mute-btn');
   await page.waitForTimeout(300);
   say(`unmute a ${await page.evaluate(() => window.app.phone.currentCall.localStream.getAudioTracks()[0].enabled)}`);
+
+  // Another microphone mid-call, from the call screen's Audio panel.
+  await page.click('#devices-btn');
+  await page.waitForFunction(() => document.querySelectorAll('#call-mic-select option').length >= 3, null, { timeout: 5000 }).catch(() => {});
+  await page.selectOption('#call-mic-select', { label: 'Fake Audio Input 1' }).catch((e) => log('call mic select:', e.message));
+  await page.waitForFunction(() => window.app.phone.currentCall.localStream.getAudioTracks()[0].label === 'Fake Audio Input 1', null, { timeout: 5000 }).catch(() => {});
+  say(`switched a ${await page.evaluate(() => {
+    const call = window.app.phone.currentCall;
+    const sender = call.pc.getSenders().find((x) => x.track);
+    return `${call.localStream.getAudioTracks()[0].label} sending=${sender ? sender.track.label : 'none'}`;
+  })}`);
+  await page.waitForTimeout(1500); // baresip records the new microphone too
+  await page.click('#devices-btn');
 }
 
 // -- scenarios ---------------------------------------------------------------------------
