@@ -732,35 +732,32 @@ function fillSelect(sel, devices, current, defaultLabel) {
   sel.value = devices.some((d) => d.deviceId === current) ? current : '';
 }
 
-for (const id of MIC_SELECTS) {
-  $(id).addEventListener('change', async (e) => {
-    prefs.input = e.target.value;
-    store.set(PREFS_KEY, prefs);
-    for (const other of MIC_SELECTS) $(other).value = prefs.input;
-    try {
-      await phone.setInputDevice(prefs.input); // mid-call too: the track is replaced
-      if (micTest) {
-        stopMicTest();
-        startMicTest();
+// A change in either menu of a pair: remember it, keep the other in step, apply it.
+function deviceMenus(ids, pref, apply, failed) {
+  for (const id of ids) {
+    $(id).addEventListener('change', async (e) => {
+      prefs[pref] = e.target.value;
+      store.set(PREFS_KEY, prefs);
+      for (const other of ids) $(other).value = prefs[pref];
+      try {
+        await apply(prefs[pref]);
+      } catch (err) {
+        failed(err);
       }
-    } catch (err) {
-      banner('mic', 'error', microphoneError(err).message);
-    }
-  });
+    });
+  }
 }
 
-for (const id of SPEAKER_SELECTS) {
-  $(id).addEventListener('change', async (e) => {
-    prefs.output = e.target.value;
-    store.set(PREFS_KEY, prefs);
-    for (const other of SPEAKER_SELECTS) $(other).value = prefs.output;
-    try {
-      await phone.setOutputDevice(prefs.output);
-    } catch (err) {
-      toast(`Could not switch the speaker: ${err.message}`, 'error');
-    }
-  });
-}
+deviceMenus(MIC_SELECTS, 'input', async (id) => {
+  await phone.setInputDevice(id); // mid-call too: the track is replaced
+  if (micTest) {
+    stopMicTest();
+    startMicTest();
+  }
+}, (err) => banner('mic', 'error', microphoneError(err).message));
+
+deviceMenus(SPEAKER_SELECTS, 'output', (id) => phone.setOutputDevice(id),
+  (err) => toast(`Could not switch the speaker: ${err.message}`, 'error'));
 
 $('sound-test').addEventListener('click', async () => {
   await phone.unlockAudio();
