@@ -43,6 +43,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t"
   case "$t" in
     sdp) cp ../crates/proto/sdp/tests/data/*.sdp "$work/$t/" ;;
+    rtmp_flv) cp ../crates/proto/rtmp/tests/data/*.flv.bin "$work/$t/" ;;
     *) cp "$seeds"/*.dat "$work/$t/" ;;
   esac
   printf '\n== fuzz %s for %ss\n' "$t" "$seconds"
