@@ -215,7 +215,7 @@ impl Conn {
     fn pump(&mut self) {
         while let Some(o) = self.session.poll_output() {
             match o {
-                SessionOutput::Send(b) => self.append(&b),
+                SessionOutput::Send(b) => self.append(b),
                 SessionOutput::Event(e) => self.on_event(e),
             }
         }
@@ -238,16 +238,19 @@ impl Conn {
     fn pump_session_only(&mut self) {
         while let Some(o) = self.session.poll_output() {
             if let SessionOutput::Send(b) = o {
-                self.append(&b);
+                self.append(b);
             }
         }
     }
 
-    fn append(&mut self, b: &[u8]) {
-        if self.out.is_empty() {
+    fn append(&mut self, b: Vec<u8>) {
+        if self.out_pos == self.out.len() {
+            // Nothing pending: take the session's buffer instead of copying it.
+            self.out = b;
             self.out_pos = 0;
+        } else {
+            self.out.extend_from_slice(&b);
         }
-        self.out.extend_from_slice(b);
     }
 
     // ---- session events ----
