@@ -76,6 +76,9 @@ pub async fn run(
     let db_path = data.join("locations.db");
     let locations = SqliteLocations::open(&db_path)
         .with_context(|| format!("cannot open {}", db_path.display()))?;
+    // Registrations are written behind to SQLite; on shutdown every one acknowledged
+    // so far is committed before the process exits.
+    let flusher = locations.flusher();
 
     let realm = args
         .realm
@@ -267,15 +270,22 @@ pub async fn run(
     }
     info!("ready");
 
-    tokio::select! {
-        _ = shutdown_signal() => info!("shutting down"),
-        r = server.task => r.context("SIP core task failed")?,
-    }
+    let result = tokio::select! {
+        _ = shutdown_signal() => {
+            info!("shutting down");
+            Ok(())
+        }
+        r = server.task => r.context("SIP core task failed"),
+    };
     if let Some(u) = ua_running {
         // Web phone lines end their calls and unregister while the server still runs.
         u.shutdown().await;
     }
-    Ok(())
+    // Every registration answered so far (the lines' unregistrations included) is
+    // committed before the process exits.
+    let _ = tokio::task::spawn_blocking(move || flusher.flush()).await;
+    info!("location store flushed");
+    result
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -143,6 +143,9 @@ struct Context {
     invite: bool,
     branches: Vec<Branch>,
     best: Option<Message>,
+    /// WWW-Authenticate / Proxy-Authenticate values of every 401/407 received, merged
+    /// into the response sent upstream if it is a 401 or 407 (§16.7 step 7).
+    challenges: Vec<(&'static str, String)>,
     final_sent: bool,
     cancelled: bool,
     /// To tag of the responses the proxy itself generates for this request.
@@ -576,6 +579,7 @@ impl Proxy {
             invite,
             branches: Vec::new(),
             best: None,
+            challenges: Vec::new(),
             final_sent: false,
             cancelled: false,
             tag: self.new_tag(),
@@ -827,8 +831,21 @@ impl Proxy {
         self.stats.forwarded += 1;
     }
 
-    /// Remembers a final response if it beats the best so far (§16.7 step 6).
+    /// Remembers a final response if it beats the best so far (§16.7 step 6), and the
+    /// challenges of a 401/407 (step 7).
     fn consider(ctx: &mut Context, resp: Message) {
+        if matches!(resp.code(), Some(401 | 407)) {
+            for (name, header) in [
+                ("WWW-Authenticate", HeaderName::WwwAuthenticate),
+                ("Proxy-Authenticate", HeaderName::ProxyAuthenticate),
+            ] {
+                for v in resp.header_lines(header) {
+                    if !ctx.challenges.iter().any(|(n, c)| *n == name && c == v) {
+                        ctx.challenges.push((name, v.to_string()));
+                    }
+                }
+            }
+        }
         let rank = |m: &Message| {
             let c = m.code().unwrap_or(500);
             // 6xx ends the search; otherwise the lowest class wins.
@@ -859,13 +876,27 @@ impl Proxy {
                     .build()
             });
             // §16.7 step 6: a 503 is not passed on as such.
-            let best = if best.code() == Some(503) {
+            let mut best = if best.code() == Some(503) {
                 ResponseBuilder::new(&ctx.request, 500, Some("Downstream Service Unavailable"))
                     .to_tag(&ctx.tag)
                     .build()
             } else {
                 best
             };
+            // Step 7: a 401/407 carries the challenges of every branch that sent one,
+            // so the caller can answer them all at once.
+            if matches!(best.code(), Some(401 | 407)) {
+                for (name, value) in &ctx.challenges {
+                    let header = if *name == "WWW-Authenticate" {
+                        HeaderName::WwwAuthenticate
+                    } else {
+                        HeaderName::ProxyAuthenticate
+                    };
+                    if !best.header_lines(header).any(|v| v == value) {
+                        best = best.append_header(name, value);
+                    }
+                }
+            }
             let _ = txns.respond(now, ctx.server, best);
         }
         if all_done && ctx.final_sent {

@@ -717,6 +717,53 @@ fn best_of_two_failures_is_the_lowest_code() {
     sim.run_out();
 }
 
+/// §16.7 step 7: when the response sent upstream is a 401 or 407, it carries the
+/// WWW-Authenticate and Proxy-Authenticate values of every branch's 401/407.
+#[test]
+fn challenges_of_every_branch_are_merged_into_the_401() {
+    let mut sim = Sim::new();
+    sim.register("uas", CALLEE_CONTACT, udp(CALLEE));
+    sim.register("uas", CALLEE_B_CONTACT, udp(CALLEE_B));
+    let with = |resp: String, header: &str| {
+        resp.replace("Content-Length: 0", &format!("{header}\r\nContent-Length: 0"))
+    };
+    let www_a = r#"WWW-Authenticate: Digest realm="a.example", nonce="na", qop="auth""#;
+    let www_b = r#"WWW-Authenticate: Digest realm="b.example", nonce="nb""#;
+    let proxy_b = r#"Proxy-Authenticate: Digest realm="pb.example", nonce="pb""#;
+    let out = sim.recv(&invite("uas", "chal1"), udp(CALLER));
+    let a = pick(&out, CALLEE, "INVITE").clone();
+    let b = pick(&out, CALLEE_B, "INVITE").clone();
+    sim.recv(&with(answer(&a, 401, "a", ""), www_a), udp(CALLEE));
+    let out = sim.recv(
+        &with(answer(&b, 407, "b", ""), &format!("{www_b}\r\n{proxy_b}")),
+        udp(CALLEE_B),
+    );
+    assert_eq!(lines(&out), ["127.0.0.1:16094 ACK", "127.0.0.1:16092 401"]);
+    let up = &out[1].msg;
+    let www: Vec<&str> = up.header_lines(HeaderName::WwwAuthenticate).collect();
+    let prx: Vec<&str> = up.header_lines(HeaderName::ProxyAuthenticate).collect();
+    assert_eq!(
+        www,
+        [
+            r#"Digest realm="a.example", nonce="na", qop="auth""#,
+            r#"Digest realm="b.example", nonce="nb""#
+        ]
+    );
+    assert_eq!(prx, [r#"Digest realm="pb.example", nonce="pb""#]);
+    assert_eq!(to_tag(up).as_deref(), Some("a"));
+    assert_eq!(sim.contexts(), 0);
+
+    // A 401 that loses to a lower class adds nothing: a 404 goes up as it came.
+    let out = sim.recv(&invite("uas", "chal2"), udp(CALLER));
+    let a = pick(&out, CALLEE, "INVITE").clone();
+    let b = pick(&out, CALLEE_B, "INVITE").clone();
+    sim.recv(&with(answer(&a, 401, "a", ""), www_a), udp(CALLEE));
+    let out = sim.recv(&answer(&b, 302, "b", "<sip:x@127.0.0.1>"), udp(CALLEE_B));
+    let up = out.iter().find(|o| o.msg.code() == Some(302)).unwrap();
+    assert_eq!(up.msg.header_lines(HeaderName::WwwAuthenticate).count(), 0);
+    sim.run_out();
+}
+
 /// §16.7 step 5: a 6xx is not forwarded at once; the other branches are CANCELled and
 /// the 6xx goes upstream once they end, beating their 487.
 #[test]

@@ -1,18 +1,29 @@
 //! SIP transports and the driver of the sans-IO core.
 //!
-//! One task owns the [`sipd::Sipd`] core. Transport tasks (a UDP receiver per socket, a
-//! task per TCP or WebSocket connection) turn bytes into [`NetEvent`]s on a bounded
-//! channel; the core task feeds them in, drains transmits to the right socket or
-//! connection, and sleeps until the core's next deadline. No SIP logic lives here.
+//! One task owns the [`sipd::Sipd`] core. It reads the UDP sockets itself (a batch of
+//! datagrams per wake-up, straight from the socket into the core, no copy and no channel
+//! hop); the UDP datagrams it produces are handed, a batch at a time, to a sender thread
+//! that makes the `sendto` calls (on loopback the kernel delivers the datagram to its
+//! receiver inside `sendto`, a quarter of the work per message), so receiving and
+//! processing overlap with sending on another core. Stream transports (a task per TCP or WebSocket
+//! connection) turn bytes into [`NetEvent`]s on a bounded channel. The core task feeds
+//! everything in, drains transmits to the right socket or connection, and sleeps until
+//! the core's next deadline. No SIP logic lives here.
+//!
+//! With `-d` (the `debug` level) every SIP message in and out is logged with its first
+//! line, transport and peer.
 
 pub mod dns;
 mod stream;
 mod ws;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -176,17 +187,19 @@ where
     };
     let mut sockets = HashMap::new();
     let mut udp_addrs = Vec::new();
+    let mut readers = Vec::new();
+    let mut senders = Vec::new();
     for addr in udp {
-        let sock = Arc::new(
-            UdpSocket::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot bind SIP UDP {addr}: {e}"))?,
-        );
+        let (sock, send) =
+            bind_udp(*addr).map_err(|e| anyhow::anyhow!("cannot bind SIP UDP {addr}: {e}"))?;
+        let sock = Arc::new(sock);
         let local = sock.local_addr()?;
         udp_addrs.push(local);
-        sockets.insert(local, sock.clone());
-        tokio::spawn(udp_receiver(sock, local, handle.clone()));
+        sockets.insert(local, readers.len());
+        readers.push((local, sock));
+        senders.push(send);
     }
+    let sender = UdpSender::start(senders)?;
     let mut tcp_addrs = Vec::new();
     for addr in tcp {
         let listener = TcpListener::bind(addr)
@@ -208,7 +221,13 @@ where
         resolver: Arc::new(resolver),
         supported: supported.into(),
     };
-    let task = tokio::spawn(core_loop(sipd, rx, sockets, handle.clone(), resolving));
+    let udp = Udp {
+        readers,
+        sockets,
+        sender,
+        pending: Vec::new(),
+    };
+    let task = tokio::spawn(core_loop(sipd, rx, udp, handle.clone(), resolving));
     Ok(SipServer {
         handle,
         udp: udp_addrs,
@@ -217,32 +236,172 @@ where
     })
 }
 
-async fn udp_receiver(sock: Arc<UdpSocket>, local: SocketAddr, handle: SipHandle) {
-    // Room for the largest datagram; oversized requests are answered 513 by the core.
-    let mut buf = vec![0u8; 65536];
-    loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, remote)) => {
-                let flow = Flow {
-                    transport: Transport::Udp,
-                    remote,
-                    local,
-                    conn: None,
-                };
-                let ev = NetEvent::Message {
-                    bytes: Bytes::copy_from_slice(&buf[..n]),
-                    flow,
-                };
-                // Under overload drop datagrams rather than queue without bound: UDP
-                // senders retransmit (RFC 3261 §17).
-                if let Err(mpsc::error::TrySendError::Closed(_)) = handle.tx.try_send(ev) {
-                    return;
-                }
-            }
-            // ICMP errors surface as recv errors on some platforms: keep serving.
-            Err(e) => debug!(error = %e, "udp recv"),
+/// Receive buffer asked for each UDP socket (the kernel caps it at `net.core.rmem_max`):
+/// room for a burst of a few thousand datagrams while the core task is busy or preempted.
+const UDP_RCVBUF: usize = 8 << 20;
+
+/// A non-blocking UDP socket with a large receive buffer, for tokio, and a blocking
+/// handle on the same socket for the sender thread.
+fn bind_udp(addr: SocketAddr) -> io::Result<(UdpSocket, std::net::UdpSocket)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = s.set_recv_buffer_size(UDP_RCVBUF) {
+        debug!(error = %e, "SO_RCVBUF");
+    }
+    s.bind(&addr.into())?;
+    // The duplicate shares the file description, so the non-blocking flag too: the
+    // sender thread waits on a full send buffer itself.
+    let send: std::net::UdpSocket = s.try_clone()?.into();
+    s.set_nonblocking(true)?;
+    Ok((UdpSocket::from_std(s.into())?, send))
+}
+
+/// Datagrams for the sender thread: (socket index, destination, bytes).
+type Outgoing = Vec<(usize, SocketAddr, Bytes)>;
+
+#[derive(Default)]
+struct SendQueue {
+    items: Outgoing,
+    /// The sender thread waits for work (it needs a wake-up).
+    idle: bool,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct SendShared {
+    queue: std::sync::Mutex<SendQueue>,
+    work: std::sync::Condvar,
+}
+
+/// The thread that sends the core's UDP datagrams, in order.
+struct UdpSender {
+    shared: Arc<SendShared>,
+}
+
+impl UdpSender {
+    fn start(sockets: Vec<std::net::UdpSocket>) -> io::Result<UdpSender> {
+        let shared = Arc::new(SendShared::default());
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("sip-udp-send".into())
+            .spawn(move || udp_send_loop(&sockets, &s))?;
+        Ok(UdpSender { shared })
+    }
+
+    /// Hands a batch over; wakes the thread only if it is waiting.
+    fn send(&self, batch: &mut Outgoing) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut q = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if q.items.is_empty() {
+            std::mem::swap(&mut q.items, batch);
+        } else {
+            q.items.append(batch);
+        }
+        let wake = q.idle;
+        drop(q);
+        if wake {
+            self.shared.work.notify_one();
         }
     }
+}
+
+impl Drop for UdpSender {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.shared.queue.lock() {
+            q.closed = true;
+        }
+        self.shared.work.notify_one();
+    }
+}
+
+fn udp_send_loop(sockets: &[std::net::UdpSocket], shared: &SendShared) {
+    let mut batch = Outgoing::new();
+    loop {
+        {
+            let mut q = shared
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while q.items.is_empty() && !q.closed {
+                q.idle = true;
+                q = shared
+                    .work
+                    .wait(q)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            q.idle = false;
+            if q.items.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut q.items, &mut batch);
+        }
+        for (i, remote, bytes) in batch.drain(..) {
+            let Some(sock) = sockets.get(i) else { continue };
+            // A full send buffer (rare: the kernel takes a datagram at once unless the
+            // interface queue is full): retry briefly, then drop as the network would.
+            for attempt in 0..100 {
+                match sock.send_to(&bytes, remote) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && attempt < 99 => {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                    Err(e) => {
+                        debug!(error = %e, %remote, "udp send");
+                        break;
+                    }
+                    Ok(_) => break,
+                }
+            }
+        }
+    }
+}
+
+/// The UDP sockets: read by the core task, written by the sender thread.
+struct Udp {
+    /// In bind order; polled round-robin.
+    readers: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// Local address to index in `readers`.
+    sockets: HashMap<SocketAddr, usize>,
+    sender: UdpSender,
+    /// Datagrams produced since the last hand-over.
+    pending: Outgoing,
+}
+
+impl Udp {
+    /// Hands the datagrams produced so far to the sender thread.
+    fn kick(&mut self) {
+        self.sender.send(&mut self.pending);
+    }
+
+    /// Resolves to the index of a socket with datagrams waiting (never, without sockets).
+    async fn ready(&self, start: usize) -> usize {
+        let n = self.readers.len();
+        std::future::poll_fn(|cx| {
+            for k in 0..n {
+                let i = (start + k) % n;
+                if self.readers[i].1.poll_recv_ready(cx).is_ready() {
+                    return Poll::Ready(i);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// The first line of a SIP message, for logs.
+fn first_line(bytes: &[u8]) -> Cow<'_, str> {
+    let end = memchr_crlf(bytes).unwrap_or(bytes.len().min(200));
+    String::from_utf8_lossy(&bytes[..end])
+}
+
+fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().take(512).position(|&b| b == b'\r' || b == b'\n')
 }
 
 fn unix_now() -> u64 {
@@ -279,17 +438,21 @@ struct Conns {
     remote_of: HashMap<u64, (Transport, SocketAddr)>,
 }
 
-/// Events handled per wake-up of the core task before it looks at its timers again.
+/// Events (or datagrams) handled per wake-up of the core task before it looks at its
+/// other inputs and timers again.
 const BATCH: usize = 64;
 
 async fn core_loop<L: Locations>(
     mut sipd: Sipd<L>,
     mut rx: mpsc::Receiver<NetEvent>,
-    sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
+    mut udp: Udp,
     handle: SipHandle,
     resolving: Resolving,
 ) {
     let mut conns = Conns::default();
+    // Room for the largest datagram; oversized requests are answered 513 by the core.
+    let mut buf = vec![0u8; 65536];
+    let mut next_socket = 0;
     // One timer, moved only when the core's deadline changes: arming a fresh `Sleep` per
     // message costs a timer-wheel insert and removal each time.
     let idle = || Instant::now() + Duration::from_secs(3600);
@@ -304,25 +467,51 @@ async fn core_loop<L: Locations>(
             sleep.as_mut().reset(armed.into());
         }
         tokio::select! {
+            i = udp.ready(next_socket) => {
+                next_socket = i + 1;
+                let (local, sock) = udp.readers[i].clone();
+                // Read until the socket is empty (which clears its readiness) or the batch
+                // is done; each datagram goes straight from the buffer into the core.
+                for _ in 0..BATCH {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok((n, remote)) => {
+                            let flow = Flow {
+                                transport: Transport::Udp,
+                                remote,
+                                local,
+                                conn: None,
+                            };
+                            let bytes = &buf[..n];
+                            debug!(transport = "UDP", peer = %remote, len = n, "recv {}", first_line(bytes));
+                            sipd.handle_message(Instant::now(), bytes, flow);
+                            flush(&mut sipd, &mut udp, &conns, &handle, &resolving);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // ICMP errors surface as recv errors on some platforms: keep serving.
+                        Err(e) => debug!(error = %e, "udp recv"),
+                    }
+                }
+            }
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
                 on_net_event(&mut sipd, &mut conns, ev);
-                flush(&mut sipd, &sockets, &conns, &handle, &resolving).await;
+                flush(&mut sipd, &mut udp, &conns, &handle, &resolving);
                 // Take what is already queued without going back to the scheduler.
                 for _ in 1..BATCH {
                     let Ok(ev) = rx.try_recv() else { break };
                     on_net_event(&mut sipd, &mut conns, ev);
-                    flush(&mut sipd, &sockets, &conns, &handle, &resolving).await;
+                    flush(&mut sipd, &mut udp, &conns, &handle, &resolving);
                 }
             }
             _ = &mut sleep => {
                 sipd.handle_timeout(Instant::now());
-                flush(&mut sipd, &sockets, &conns, &handle, &resolving).await;
+                flush(&mut sipd, &mut udp, &conns, &handle, &resolving);
                 // A fired `Sleep` stays ready until it is reset.
                 armed = sipd.poll_timeout().unwrap_or_else(idle);
                 sleep.as_mut().reset(armed.into());
             }
         }
+        udp.kick();
     }
     info!("SIP core stopped");
 }
@@ -330,7 +519,10 @@ async fn core_loop<L: Locations>(
 fn on_net_event<L: Locations>(sipd: &mut Sipd<L>, conns: &mut Conns, ev: NetEvent) {
     let now = Instant::now();
     match ev {
-        NetEvent::Message { bytes, flow } => sipd.handle_message(now, &bytes, flow),
+        NetEvent::Message { bytes, flow } => {
+            debug!(transport = %flow.transport, peer = %flow.remote, conn = ?flow.conn, len = bytes.len(), "recv {}", first_line(&bytes));
+            sipd.handle_message(now, &bytes, flow)
+        }
         NetEvent::Unframeable { bytes, flow, error } => {
             sipd.reject_unframeable(&bytes, flow, &error)
         }
@@ -355,15 +547,15 @@ fn on_net_event<L: Locations>(sipd: &mut Sipd<L>, conns: &mut Conns, ev: NetEven
 }
 
 /// The drain rule: everything the core wants sent, and every name it wants resolved.
-async fn flush<L: Locations>(
+fn flush<L: Locations>(
     sipd: &mut Sipd<L>,
-    sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
+    udp: &mut Udp,
     conns: &Conns,
     handle: &SipHandle,
     resolving: &Resolving,
 ) {
     while let Some(t) = sipd.poll_transmit() {
-        transmit(&t, sockets, conns, handle).await;
+        transmit(&t, udp, conns, handle);
     }
     while let Some(r) = sipd.poll_resolve() {
         tokio::spawn(resolve(
@@ -392,12 +584,8 @@ async fn resolve(
     handle.send(NetEvent::Resolved { id: r.id, targets }).await;
 }
 
-async fn transmit(
-    t: &sipd::Transmit,
-    sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
-    conns: &Conns,
-    handle: &SipHandle,
-) {
+fn transmit(t: &sipd::Transmit, udp: &mut Udp, conns: &Conns, handle: &SipHandle) {
+    debug!(transport = %t.flow.transport, peer = %t.flow.remote, conn = ?t.flow.conn, len = t.bytes.len(), "send {}", first_line(&t.bytes));
     let conn = match (t.flow.conn, t.flow.transport) {
         (Some(c), _) => Some(c),
         (None, Transport::Udp) => None,
@@ -430,13 +618,9 @@ async fn transmit(
             None => debug!(conn, "connection gone; message dropped"),
         },
         None => {
-            let sock = sockets
-                .get(&t.flow.local)
-                .or_else(|| sockets.values().next());
-            if let Some(sock) = sock
-                && let Err(e) = sock.send_to(&t.bytes, t.flow.remote).await
-            {
-                debug!(error = %e, remote = %t.flow.remote, "udp send");
+            let i = udp.sockets.get(&t.flow.local).copied().unwrap_or(0);
+            if !udp.readers.is_empty() {
+                udp.pending.push((i, t.flow.remote, t.bytes.clone()));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Storage drivers behind the engine's traits. SQLite is the embedded default: one file
-//! in the data directory, so registrations survive a restart.
+//! in the data directory, so registrations survive a restart. The location service is
+//! served from memory and written behind to the file in batches (see [`sqlite`]).
 
-mod sqlite;
+pub mod sqlite;
 
-pub use sqlite::SqliteLocations;
+pub use sqlite::{GROUP_DELAY, SqliteLocations, StoreFlusher};
