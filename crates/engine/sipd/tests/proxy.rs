@@ -725,7 +725,10 @@ fn challenges_of_every_branch_are_merged_into_the_401() {
     sim.register("uas", CALLEE_CONTACT, udp(CALLEE));
     sim.register("uas", CALLEE_B_CONTACT, udp(CALLEE_B));
     let with = |resp: String, header: &str| {
-        resp.replace("Content-Length: 0", &format!("{header}\r\nContent-Length: 0"))
+        resp.replace(
+            "Content-Length: 0",
+            &format!("{header}\r\nContent-Length: 0"),
+        )
     };
     let www_a = r#"WWW-Authenticate: Digest realm="a.example", nonce="na", qop="auth""#;
     let www_b = r#"WWW-Authenticate: Digest realm="b.example", nonce="nb""#;

@@ -236,9 +236,11 @@ where
     })
 }
 
-/// Receive buffer asked for each UDP socket (the kernel caps it at `net.core.rmem_max`):
-/// room for a burst of a few thousand datagrams while the core task is busy or preempted.
-const UDP_RCVBUF: usize = 8 << 20;
+/// Receive buffer asked for each UDP socket (the kernel caps it at `net.core.rmem_max`
+/// and counts ~1-2 KiB per datagram): room for a burst of about a thousand datagrams
+/// while the core task is preempted, but not for so many that a request waits longer
+/// than the sender's retransmit interval (T1 = 500 ms) behind the others.
+const UDP_RCVBUF: usize = 1 << 20;
 
 /// A non-blocking UDP socket with a large receive buffer, for tokio, and a blocking
 /// handle on the same socket for the sender thread.
@@ -396,12 +398,15 @@ impl Udp {
 
 /// The first line of a SIP message, for logs.
 fn first_line(bytes: &[u8]) -> Cow<'_, str> {
-    let end = memchr_crlf(bytes).unwrap_or(bytes.len().min(200));
+    let end = line_end(bytes).unwrap_or(bytes.len().min(200));
     String::from_utf8_lossy(&bytes[..end])
 }
 
-fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().take(512).position(|&b| b == b'\r' || b == b'\n')
+fn line_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .iter()
+        .take(512)
+        .position(|&b| b == b'\r' || b == b'\n')
 }
 
 fn unix_now() -> u64 {
