@@ -235,7 +235,9 @@ pub(super) fn invite_timer(
     match (timer, *st) {
         (Timer::A, InviteClient::Calling) => {
             // §17.1.1.2: retransmit, reset A to twice the previous value (no cap).
-            ctx.transmit(core.flow, core.request.bytes());
+            if let Some(r) = &core.request {
+                ctx.transmit(core.flow, r.bytes());
+            }
             core.interval = core.interval.saturating_mul(2);
             core.arm(ctx, Timer::A, core.interval);
             Step::Keep
@@ -255,14 +257,18 @@ pub(super) fn non_invite_timer(
     match (timer, *st) {
         (Timer::E, NonInviteClient::Trying) => {
             // §17.1.2.2: MIN(2*previous, T2).
-            ctx.transmit(core.flow, core.request.bytes());
+            if let Some(r) = &core.request {
+                ctx.transmit(core.flow, r.bytes());
+            }
             core.interval = core.interval.saturating_mul(2).min(ctx.config.t2);
             core.arm(ctx, Timer::E, core.interval);
             Step::Keep
         }
         (Timer::E, NonInviteClient::Proceeding) => {
             // §17.1.2.2: in Proceeding Timer E is reset to T2.
-            ctx.transmit(core.flow, core.request.bytes());
+            if let Some(r) = &core.request {
+                ctx.transmit(core.flow, r.bytes());
+            }
             core.interval = ctx.config.t2;
             core.arm(ctx, Timer::E, core.interval);
             Step::Keep
@@ -275,7 +281,7 @@ pub(super) fn non_invite_timer(
 
 /// Sends the ACK for a 300-699 response (RFC 3261 §17.1.1.3) to where the INVITE went.
 fn send_ack(core: &Core, ctx: &mut Ctx<'_>, response: &Message) {
-    if let Some(ack) = build_ack(&core.request, response) {
+    if let Some(ack) = core.request.as_ref().and_then(|r| build_ack(r, response)) {
         ctx.transmit(core.flow, ack.bytes());
     }
 }

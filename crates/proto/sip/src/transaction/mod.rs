@@ -205,8 +205,9 @@ struct Core {
     id: TxnId,
     /// Where requests (client) or responses (server) go.
     flow: Flow,
-    /// The request that created the transaction.
-    request: Message,
+    /// The request that created the transaction; dropped once a non-INVITE server
+    /// transaction has its final response (Timer J keeps only the response bytes).
+    request: Option<Message>,
     reliable: bool,
     /// Current interval of the retransmission timer (A, E or G).
     interval: Duration,
@@ -218,7 +219,7 @@ impl Core {
         Core {
             id,
             flow,
-            request,
+            request: Some(request),
             reliable: flow.transport.is_reliable(),
             interval: config.t1,
             timers: TimerTable::default(),
@@ -562,12 +563,14 @@ impl Transactions {
         }
     }
 
-    /// The request that created server transaction `id`, and the flow it came on.
+    /// The request that created server transaction `id`, and the flow it came on
+    /// (`None` for a non-INVITE server transaction once it has sent its final response).
     pub fn server_request(&self, id: TxnId) -> Option<(&Message, Flow)> {
         let txn = self.txns.get(&id)?;
-        txn.machine
-            .is_server()
-            .then_some((&txn.core.request, txn.core.flow))
+        if !txn.machine.is_server() {
+            return None;
+        }
+        Some((txn.core.request.as_ref()?, txn.core.flow))
     }
 
     /// Number of live transactions.
@@ -1503,6 +1506,8 @@ mod tests {
         assert_eq!(sent(&drain(&mut t))[0].as_bytes(), ok.as_bytes());
         assert_eq!(t.state(id), Some("Completed"));
         assert_eq!(t.armed(id), vec![Timer::J]);
+        // Completed keeps the response bytes only, not the request.
+        assert!(t.server_request(id).is_none());
         t.receive(t0 + T1 * 7, reg.clone(), udp());
         assert_eq!(sent(&drain(&mut t))[0].as_bytes(), ok.as_bytes());
         assert_eq!(

@@ -266,6 +266,8 @@ pub(super) fn non_invite_respond(
                 Ok(Step::Keep)
             } else {
                 *st = NonInviteServer::Completed { response: bytes };
+                // Retransmissions get `response`; the request is no longer needed.
+                core.request = None;
                 // Timer J: 64*T1 unreliable, zero reliable.
                 let j = if core.reliable {
                     Duration::ZERO
