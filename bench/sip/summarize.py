@@ -153,11 +153,11 @@ def main():
             d_ctl = int(ctl["after_kb"]) - int(ctl["before_kb"])
             n = int(sb["bindings"]) - 1000
             db = next((int(r["db_bytes"]) for r in mem if r["server"] == "switchboard-db-after-stop"), 0)
-            p(f"Switchboard keeps bindings in SQLite, not in its heap: VmRSS grows by {d_sb / 1024:.1f} MiB "
+            p(f"Switchboard serves bindings from memory and writes them behind to SQLite: VmRSS grows by {d_sb / 1024:.1f} MiB "
               f"with {sb['bindings']} distinct AORs and by {d_ctl / 1024:.1f} MiB with the same REGISTER "
               f"traffic for 1000 AORs (transaction state, freed but kept by the allocator), so the bindings "
               f"themselves cost about **{(d_sb - d_ctl) * 1024 / max(n, 1):.0f} bytes of RAM each** "
-              f"(SQLite page cache and statement state), and "
+              f"(the in-memory index, plus SQLite's bounded page cache), and "
               f"**{db / max(int(sb['bindings']), 1):.0f} bytes each on disk**.")
             p()
     if lat:
