@@ -168,8 +168,9 @@ async fn to_client(
         return;
     };
     let clock = u64::from(format.codec().rtp_clock());
-    // (epoch, first media time, its RTMP ms)
+    // (epoch, first media time, its RTMP ms); RTMP time never runs backwards on a stream.
     let mut base: Option<(u64, u64, u64)> = None;
+    let mut last_ms: Option<u64> = None;
     while let Some(frame) = from_call.recv().await {
         if frame.kind != FrameKind::Audio {
             continue;
@@ -181,12 +182,28 @@ async fn to_client(
                 None => continue,
             }
         };
-        let now_ms = start.elapsed().as_millis() as u64;
-        let (_, mt0, ms0) = match base {
-            Some(b) if b.0 == epoch && frame.media_time >= b.1 => b,
-            _ => *base.insert((epoch, frame.media_time, now_ms)),
+        let at = |b: (u64, u64, u64)| b.2 + (frame.media_time - b.1) * 1000 / clock;
+        let ms = match base {
+            Some(b)
+                if b.0 == epoch
+                    && frame.media_time >= b.1
+                    && last_ms.is_none_or(|l| at(b) >= l) =>
+            {
+                at(b)
+            }
+            // A new play, or the call's media time restarted (a long gap, a codec change):
+            // re-base at the connection's clock, after what was sent.
+            _ => {
+                let now_ms = start.elapsed().as_millis() as u64;
+                let ms0 = match last_ms {
+                    Some(l) if base.is_some_and(|b| b.0 == epoch) => now_ms.max(l + 1),
+                    _ => now_ms,
+                };
+                base = Some((epoch, frame.media_time, ms0));
+                ms0
+            }
         };
-        let ms = ms0 + (frame.media_time - mt0) * 1000 / clock;
+        last_ms = Some(ms);
         let mut payload = BytesMut::with_capacity(frame.payload.len() + 1);
         payload.put_u8(header);
         payload.put_slice(&frame.payload);
