@@ -93,6 +93,51 @@ gateway_wait_line() {
     done
 }
 
+# gateway_ring LABEL CTRL URI CLIENT: baresip (ctrl port CTRL) dials URI until the client
+# CLIENT printed `callback invited` (its line may still be registering: the call then ends
+# with sipd's 480 at once, and it is tried again, 10 times at most). The last attempt's
+# close reason is in LABEL.out.
+gateway_ring() {
+    local n
+    for n in $(seq 1 10); do
+        proxy_fg timeout 25 "$PY" "$INTEROP_DIR/phone_baresip.py" closed "$2" 20 "$3" \
+            > "$CDIR/$1.out" 2> "$CDIR/$1.err" || fail "$1: $(tr '\n' ' ' < "$CDIR/$1.err")"
+        grep -q '^callback invited' "$CDIR/$4.out" && return 0
+        sleep 0.5
+    done
+    fail "$1: the client $4 was never invited ($(tail -1 "$CDIR/$1.out"))"
+}
+
+# gateway_dial LABEL CTRL URI CLIENT SECONDS: baresip (ctrl CTRL) calls URI, the call must be
+# established, stay up SECONDS and be hung up by baresip; retried (10 times at most) while
+# the client CLIENT has not been invited yet (its line still registering).
+gateway_dial() {
+    local n
+    for n in $(seq 1 10); do
+        if proxy_fg timeout 30 "$PY" "$INTEROP_DIR/phone_baresip.py" dial "$2" "$3" "$5" \
+            > "$CDIR/$1.out" 2> "$CDIR/$1.err"; then
+            return 0
+        fi
+        grep -q '^callback invited' "$CDIR/$4.out" &&
+            fail "$1: $(tr '\n' ' ' < "$CDIR/$1.err")"
+        sleep 0.5
+    done
+    fail "$1: the client $4 was never invited ($(tr '\n' ' ' < "$CDIR/$1.err"))"
+}
+
+# gateway_watch LABEL CTRL SECONDS: in the background, wait for baresip's next call to be
+# closed (its ctrl socket is connected before this returns); gateway_watched LABEL waits.
+gateway_watch() {
+    spawn "$1" timeout $(($3 + 5)) "$PY" "$INTEROP_DIR/phone_baresip.py" closed "$2" "$3"
+    eval "WATCH_$1=$LAST_PID"
+    sleep 0.5
+}
+gateway_watched() {
+    local pid
+    eval "pid=\$WATCH_$1"
+    wait "$pid" || fail "$1: $(tr '\n' ' ' < "$CDIR/$1.err")"
+}
+
 # gateway_closed LABEL CTRL SECONDS [URI]: baresip (ctrl port CTRL) sees its call closed
 # within SECONDS (after dialing URI, if given); the reason is in LABEL.out.
 gateway_closed() {
@@ -110,10 +155,7 @@ check_gateway_librtmp_inbound() {
     gateway_client client answer $port "$CDIR/speex1000.flv" 8 wideband ulaw dtmf
     local client=$LAST_PID
     gateway_wait_line client '^connected' 10
-    sleep 1
-    proxy_fg timeout 30 "$PY" "$INTEROP_DIR/phone_baresip.py" dial $((port + 30)) \
-        "sip:alice@127.0.0.1:$port" 5 > "$CDIR/bob-ctrl.out" 2> "$CDIR/bob-ctrl.err" ||
-        fail "bob's call to alice: $(tr '\n' ' ' < "$CDIR/bob-ctrl.err")"
+    gateway_dial bob-ctrl $((port + 30)) "sip:alice@127.0.0.1:$port" client 5
     local rc=0
     wait "$client" || rc=$?
     [[ $rc -eq 0 ]] || fail "client: $(tail -1 "$CDIR/client.err")"
@@ -133,25 +175,31 @@ check_gateway_disconnect() {
     gateway_baresip bob $port 10 manual
     gateway_baresip carol $port 12 auto
 
+    gateway_watch bob_ringing $((port + 30)) 20
     gateway_client ringing drop $port ringing "sip:bob@127.0.0.1:$port"
-    gateway_closed bob-ringing $((port + 30)) 20
+    gateway_watched bob_ringing
     gateway_wait_line ringing '^dropping' 5
 
+    gateway_watch carol_call $((port + 32)) 20
     gateway_client incall drop $port call "sip:carol@127.0.0.1:$port"
-    gateway_closed carol-call $((port + 32)) 20
+    gateway_watched carol_call
     gateway_wait_line incall '^dropping' 5
 
     gateway_client invited drop $port incoming
     gateway_wait_line invited '^connected' 10
-    sleep 1
-    gateway_closed bob-invited $((port + 30)) 20 "sip:alice@127.0.0.1:$port"
+    gateway_ring bob-invited $((port + 30)) "sip:alice@127.0.0.1:$port" invited
     gateway_wait_line invited '^dropping' 5
-    sleep 1
-    gateway_closed bob-after $((port + 30)) 10 "sip:alice@127.0.0.1:$port"
     # sipd answers 480 for an AOR without bindings; a binding left behind would reach the
-    # gateway, which answers 404 for a contact it no longer has.
-    grep -q '^closed: 480 ' "$CDIR/bob-after.out" ||
-        fail "alice's registration outlived her client: $(tail -1 "$CDIR/bob-after.out")"
+    # gateway, which answers 404 for a contact it no longer has. The un-REGISTER may take a
+    # moment under load: 10 s at most.
+    local end=$((SECONDS + 10))
+    while :; do
+        sleep 0.5
+        gateway_closed bob-after $((port + 30)) 10 "sip:alice@127.0.0.1:$port"
+        grep -q '^closed: 480 ' "$CDIR/bob-after.out" && break
+        ((SECONDS < end)) ||
+            fail "alice's registration outlived her client: $(tail -1 "$CDIR/bob-after.out")"
+    done
 }
 
 # 4. The gateway's lines register with Kamailio (-A WITH_AUTH, digest) instead of our own
@@ -191,10 +239,7 @@ check_gateway_same_aor() {
         sleep 0.1
     done
     ! grep -q '^dropping' "$CDIR/first.out" || fail "the older connection got the call"
-    sleep 1
-    proxy_fg timeout 30 "$PY" "$INTEROP_DIR/phone_baresip.py" dial $((port + 30)) \
-        "sip:alice@127.0.0.1:$port" 4 > "$CDIR/bob-ctrl.out" 2> "$CDIR/bob-ctrl.err" ||
-        fail "bob's call to alice: $(tr '\n' ' ' < "$CDIR/bob-ctrl.err")"
+    gateway_dial bob-ctrl $((port + 30)) "sip:alice@127.0.0.1:$port" second 4
     wait "$second" || fail "the newer connection: $(tail -1 "$CDIR/second.err")"
     proxy_tone_ok bob 1 1000 440
 }
