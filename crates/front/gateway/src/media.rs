@@ -182,7 +182,10 @@ async fn to_client(
                 None => continue,
             }
         };
-        let at = |b: (u64, u64, u64)| b.2 + (frame.media_time - b.1) * 1000 / clock;
+        // Saturating: a peer's RTP timestamps may jump by 2³¹ per packet for a long time.
+        let at = |b: (u64, u64, u64)| {
+            b.2.saturating_add(frame.media_time.saturating_sub(b.1).saturating_mul(1000) / clock)
+        };
         let ms = match base {
             Some(b)
                 if b.0 == epoch
@@ -196,7 +199,9 @@ async fn to_client(
             _ => {
                 let now_ms = start.elapsed().as_millis() as u64;
                 let ms0 = match last_ms {
-                    Some(l) if base.is_some_and(|b| b.0 == epoch) => now_ms.max(l + 1),
+                    Some(l) if base.is_some_and(|b| b.0 == epoch) => {
+                        now_ms.max(l.saturating_add(1))
+                    }
                     _ => now_ms,
                 };
                 base = Some((epoch, frame.media_time, ms0));
