@@ -6,6 +6,7 @@
 //! - [`jitter`]: adaptive jitter buffer for legs that decode.
 //! - [`dtmf`]: RFC 4733 telephone-events, sending and receiving.
 //! - [`bridge`]: moves audio between two legs, passing through or transcoding.
+//! - [`video`]: RTMP video ↔ RTP: the `x-flv` tunnel and H.264 (RFC 6184).
 //!
 //! Nothing here reads a clock or touches a socket: time and packets are inputs.
 
@@ -17,3 +18,4 @@ pub mod resample;
 pub mod rtp;
 #[cfg(test)]
 pub(crate) mod testsig;
+pub mod video;
