@@ -297,7 +297,15 @@ impl<L: Locations> Registrar<L> {
             }
             b = b.header("Contact", &value);
         }
-        b.header("Date", &sip::builder::http_date(now)).build()
+        // The request's interval (or the default), as granted: for clients that read only
+        // the header (the original's UA did; seed-spec §8 item 24).
+        let asked = req.expires().ok().flatten();
+        let granted = asked
+            .unwrap_or(self.config.default_expires)
+            .min(self.config.max_expires);
+        b.header("Expires", &granted.to_string())
+            .header("Date", &sip::builder::http_date(now))
+            .build()
     }
 }
 

@@ -262,3 +262,151 @@ fn proxies_a_call_to_a_registered_contact() {
         assert_eq!(back[0].1.vias().unwrap().len(), 1);
     }
 }
+
+// ---- seed-spec §8 items 24 and 25 (docs/conformance.md) ----
+
+/// [`server`] hosting only `domains` (`-r`).
+fn server_for(domains: &[&str]) -> (Sipd<MemoryLocations>, Instant) {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let rc = RegistrarConfig {
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..RegistrarConfig::default()
+    };
+    let reg = Registrar::new(rc, None, MemoryLocations::new(), 3);
+    let local = proxy::Local {
+        listeners: vec![proxy::Listener {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:5060".parse().unwrap(),
+        }],
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+    };
+    let p = proxy::Proxy::new(proxy::ProxyConfig::default(), local, 5);
+    (
+        Sipd::new(SipdConfig::default(), reg, p, now, 1_800_000_000),
+        now,
+    )
+}
+
+/// §8.24 registrar. Ours (docs/compatibility.md): third-party REGISTER gets `403
+/// Third-party registration not allowed` (the seed's 401 invites a retry that cannot
+/// succeed), and `-r` checks the To domain (the AOR being bound), not From.
+#[test]
+fn seed_8_24_registrar_rules() {
+    let (mut s, now) = server();
+    let third = REGISTER
+        .replace("To: <sip:alice@example.com>", "To: <sip:bob@example.com>")
+        .replace("z9hG4bKreg1", "z9hG4bKreg3p");
+    s.handle_message(now, third.as_bytes(), udp());
+    let out = drain(&mut s);
+    assert_eq!(out[0].code(), Some(403));
+    assert_eq!(out[0].reason(), "Third-party registration not allowed");
+
+    // Two contacts, no Expires in the request: the 200 lists both with `;expires=` and
+    // carries the default Expires 3600.
+    let first = REGISTER.replace("Expires: 300\r\n", "");
+    s.handle_message(now, first.as_bytes(), udp());
+    assert_eq!(drain(&mut s)[0].code(), Some(200));
+    let second = first
+        .replace("<sip:alice@127.0.0.1:40000>", "<sip:alice@127.0.0.1:40002>")
+        .replace("CSeq: 1 ", "CSeq: 2 ")
+        .replace("z9hG4bKreg1", "z9hG4bKreg2");
+    s.handle_message(now, second.as_bytes(), udp());
+    let ok = &drain(&mut s)[0];
+    assert_eq!(ok.code(), Some(200));
+    let contacts = ok.contacts().unwrap();
+    assert_eq!(contacts.len(), 2, "{ok:?}");
+    for c in &contacts {
+        let sip::Contact::Addr(a) = c else {
+            panic!("{c:?}")
+        };
+        let exp = a
+            .params
+            .iter()
+            .find(|p| p.name == "expires")
+            .and_then(|p| p.value.as_deref());
+        assert_eq!(exp, Some("3600"), "{c:?}");
+    }
+    assert_eq!(ok.expires().unwrap(), Some(3600));
+
+    // Expires: 0 removes that contact only.
+    let remove = REGISTER
+        .replace("Expires: 300", "Expires: 0")
+        .replace("CSeq: 1 ", "CSeq: 3 ")
+        .replace("z9hG4bKreg1", "z9hG4bKreg0");
+    s.handle_message(now, remove.as_bytes(), udp());
+    let ok = &drain(&mut s)[0];
+    assert_eq!(ok.code(), Some(200));
+    let unix = s.unix_time(now);
+    let left = s.registrar().lookup("sip:alice@example.com", unix);
+    assert_eq!(left.len(), 1);
+    assert!(left[0].contact.contains("40002"), "{left:?}");
+
+    // -r example.com: a REGISTER for other.org → 403 Unknown Domain.
+    let (mut s, now) = server_for(&["example.com"]);
+    let other = REGISTER
+        .replace("sip:example.com", "sip:other.org")
+        .replace("alice@example.com", "alice@other.org");
+    s.handle_message(now, other.as_bytes(), udp());
+    let out = drain(&mut s);
+    assert_eq!(out[0].code(), Some(403));
+    assert_eq!(out[0].reason(), "Unknown Domain");
+}
+
+/// §8.25 proxy: forking to every contact with Record-Route and Max-Forwards − 1; 480 for
+/// an unknown AOR; 483 for Max-Forwards 0; 513 above 8192 bytes (UDP); a sipsak OPTIONS
+/// gets 200.
+#[test]
+fn seed_8_25_proxy_rules() {
+    let (mut s, now) = server();
+    register_contact(&mut s, now, "uas", "<sip:uas@127.0.0.1:16090>", 16091);
+    register_contact(&mut s, now, "uas", "<sip:uas@127.0.0.1:16094>", 16095);
+    s.handle_message(now, INVITE.as_bytes(), udp_from(16092));
+    let out = drain_flows(&mut s);
+    let forwarded: Vec<&(Flow, Message)> = out.iter().filter(|(_, m)| m.is_request()).collect();
+    assert_eq!(forwarded.len(), 2, "{out:?}");
+    let mut targets: Vec<String> = forwarded
+        .iter()
+        .map(|(f, _)| f.remote.to_string())
+        .collect();
+    targets.sort();
+    assert_eq!(targets, ["127.0.0.1:16090", "127.0.0.1:16094"]);
+    for (_, fwd) in forwarded {
+        assert_eq!(fwd.max_forwards().unwrap(), Some(69));
+        assert_eq!(
+            fwd.header(HeaderName::RecordRoute),
+            Some("<sip:127.0.0.1:5060;lr>")
+        );
+    }
+
+    let unknown = INVITE
+        .replace("sip:uas@127.0.0.1:5060", "sip:nobody@127.0.0.1:5060")
+        .replace("z9hG4bK-10595-1-0", "z9hG4bK-unknown");
+    s.handle_message(now, unknown.as_bytes(), udp_from(16092));
+    let last = drain(&mut s).pop().unwrap();
+    assert_eq!(
+        (last.code(), last.reason()),
+        (Some(480), "Temporarily Unavailable")
+    );
+
+    let zero = INVITE
+        .replace("Max-Forwards: 70", "Max-Forwards: 0")
+        .replace("z9hG4bK-10595-1-0", "z9hG4bK-mf0");
+    s.handle_message(now, zero.as_bytes(), udp_from(16092));
+    let last = drain(&mut s).pop().unwrap();
+    assert_eq!((last.code(), last.reason()), (Some(483), "Too Many Hops"));
+
+    let big = INVITE
+        .replace(
+            "Max-Forwards: 70",
+            &format!("X-Pad: {}\r\nMax-Forwards: 70", "a".repeat(8300)),
+        )
+        .replace("z9hG4bK-10595-1-0", "z9hG4bK-big");
+    s.handle_message(now, big.as_bytes(), udp_from(16092));
+    let last = drain(&mut s).pop().unwrap();
+    assert_eq!(last.code(), Some(513));
+
+    let sipsak = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKsak\r\nFrom: sipsak <sip:sipsak@127.0.0.1:40000>;tag=s1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: sak1\r\nCSeq: 1 OPTIONS\r\nContact: <sip:sipsak@127.0.0.1:40000>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    s.handle_message(now, sipsak.as_bytes(), udp());
+    assert_eq!(drain(&mut s)[0].code(), Some(200));
+}

@@ -468,7 +468,8 @@ impl Core {
             _ => None,
         };
         if let Some(rtp) = rtp {
-            // One pair per line, kept across its calls until the line closes.
+            // One pair per call, from the invite or accept until its media stops; a
+            // call that never got media keeps it for the line's next call (or close).
             if st.rtp.is_none() {
                 st.rtp = Some(
                     self.ports
@@ -645,6 +646,11 @@ impl Core {
                 if let Some(m) = st.media.take() {
                     let _ = m.tx.send(MediaCtl::Stop);
                     self.finished_media.push(m.task);
+                }
+                // The call is over: its RTP/RTCP sockets close when the media task ends
+                // (seed-spec §8.17); the line's next call gets a pair again.
+                if let Some(pair) = st.rtp.take() {
+                    self.ports.release(pair.port);
                 }
             }
             MediaCommand::SendDtmf(c) => {

@@ -6,7 +6,8 @@
 //!   `sleep_until(stack.poll_timeout())`, and drains the stack's outputs after each
 //!   (style habit 6). Host names are located per RFC 3263 with [`net::SipResolver`].
 //! - RTP/RTCP port pairs (even/odd, RFC 3550 §11) from a configured range, one pair per
-//!   line kept across its calls, handed out round-robin.
+//!   call (from its invite or accept until its media stops; the line's next call reuses
+//!   one that never carried media), handed out round-robin.
 //! - Per call a media task: an [`::media::rtp::RtpSession`] on the pair, RFC 4733 DTMF
 //!   both ways, and the call's [`Port`], where a front attaches:
 //!   - [`Port::Pcm`]: an [`AudioPort`] (e.g. [`WavPort`]) at its own rate; the task runs

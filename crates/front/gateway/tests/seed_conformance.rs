@@ -1,0 +1,1093 @@
+//! Seed-spec §8 conformance scenarios, end to end through the real gateway: an RTMP client
+//! (the crate's sans-IO client over loopback TCP) on the `sip` application, and a UDP
+//! socket of the test as registrar, proxy and far end. One test per scenario, named
+//! `seed_8_NN_…`; where Switchboard deliberately differs from the seed (seed-spec §7,
+//! `docs/compatibility.md`) the test asserts our documented behaviour and says so.
+//! The scenario → test table is in `docs/conformance.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use rtmp::amf::{self, Value};
+use sip::{HeaderName, Message};
+use tokio::net::UdpSocket;
+
+/// An outbound call that was answered.
+struct Outbound {
+    invite: Message,
+    /// The far end's RTP socket (in its answer).
+    far_rtp: UdpSocket,
+    /// The gateway's RTP port (in its offer).
+    gw_rtp: u16,
+}
+
+/// `invite("bob@example.com", codecs…)`, 180, then 200 with an answer of `pts` +
+/// `rtpmaps` from a fresh far-end RTP socket; checks `ringing`, the ACK and `accepted`.
+async fn outbound_call(
+    gw: &mut Gw,
+    phone: &mut Phone,
+    codecs: &[&str],
+    pts: &str,
+    rtpmaps: &[&str],
+) -> (Outbound, Callback) {
+    let mut args = vec![s("bob@example.com")];
+    args.extend(codecs.iter().map(|c| s(c)));
+    let invite = ringing_out(gw, phone, &args).await;
+    let far_rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = far_rtp.local_addr().unwrap().port();
+    let answer = far_sdp(1, "127.0.0.1", port, pts, rtpmaps, &[]);
+    let contact = format!("<sip:bob@{}>", gw.peer.addr);
+    gw.peer
+        .reply(
+            gw.sip,
+            &invite,
+            200,
+            Some("bob"),
+            &[("Contact", &contact)],
+            Some(&answer),
+        )
+        .await;
+    let ack = gw.peer.expect("ACK").await;
+    assert_eq!(ack.cseq().unwrap().seq, invite.cseq().unwrap().seq);
+    assert_eq!(ack.call_id().unwrap(), invite.call_id().unwrap());
+    let accepted = phone.callback().await;
+    assert_eq!(accepted.0, "accepted");
+    let gw_rtp = audio_port(&body(&invite));
+    (
+        Outbound {
+            invite,
+            far_rtp,
+            gw_rtp,
+        },
+        accepted,
+    )
+}
+
+/// `invite(args…)`: the INVITE, answered 180 → `ringing("180 Ringing")`.
+async fn ringing_out(gw: &mut Gw, phone: &mut Phone, args: &[Value]) -> Message {
+    phone.rpc("invite", args).await;
+    let invite = gw.peer.expect("INVITE").await;
+    gw.peer
+        .reply(gw.sip, &invite, 180, Some("bob"), &[], None)
+        .await;
+    assert_eq!(
+        phone.callback().await,
+        ("ringing".into(), vec![s("180 Ringing")])
+    );
+    invite
+}
+
+/// An INVITE from Bob to `ruri` (the line's Contact) through the proxy, with `sdp`.
+fn incoming_invite(peer: SocketAddr, ruri: &str, call_id: &str, cseq: u32, sdp: &str) -> String {
+    request(
+        "INVITE",
+        ruri,
+        peer,
+        &format!("i{call_id}{cseq}"),
+        &[
+            "From: \"Bob\" <sip:bob@example.com>;tag=bobtag".into(),
+            "To: \"Alice\" <sip:alice@example.com>".into(),
+            format!("Call-ID: {call_id}"),
+            format!("CSeq: {cseq} INVITE"),
+            format!("Contact: <sip:bob@{peer}>"),
+        ],
+        sdp,
+    )
+}
+
+/// A request from Bob inside the dialog of an incoming call (`tag`: the line's To tag).
+fn bob_in_dialog(
+    peer: SocketAddr,
+    method: &str,
+    ruri: &str,
+    call_id: &str,
+    tag: &str,
+    cseq: u32,
+    sdp: &str,
+) -> String {
+    request(
+        method,
+        ruri,
+        peer,
+        &format!("{method}{call_id}{cseq}"),
+        &[
+            "From: \"Bob\" <sip:bob@example.com>;tag=bobtag".into(),
+            format!("To: \"Alice\" <sip:alice@example.com>;tag={tag}"),
+            format!("Call-ID: {call_id}"),
+            format!("CSeq: {cseq} {method}"),
+            format!("Contact: <sip:bob@{peer}>"),
+        ],
+        sdp,
+    )
+}
+
+/// Bob's ACK for a failure response `fin` to his INVITE `call_id` (CSeq 1): the INVITE's
+/// branch (RFC 3261 §17.1.1.3).
+fn ack_failure(peer: SocketAddr, ruri: &str, call_id: &str, fin: &Message) -> String {
+    let tag = fin.to().unwrap().tag().unwrap().to_string();
+    bob_in_dialog(peer, "ACK", ruri, call_id, &tag, 1, "").replace(
+        &format!("branch=z9hG4bKACK{call_id}1"),
+        &format!("branch=z9hG4bKi{call_id}1"),
+    )
+}
+
+/// `bye()` in a call: the BYE, answered 200.
+async fn hang_up(gw: &mut Gw, phone: &mut Phone) -> Message {
+    phone.rpc("bye", &[]).await;
+    let bye = gw.peer.expect("BYE").await;
+    gw.peer.reply(gw.sip, &bye, 200, None, &[], None).await;
+    bye
+}
+
+const PCMU: &[&str] = &["a=rtpmap:0 PCMU/8000"];
+const PCMU_TE: &[&str] = &["a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000"];
+
+/// An incoming call from Bob with `sdp` that rings at the line: 100, 180, `invited`.
+/// Returns the INVITE text and our To tag.
+async fn ringing_in(
+    gw: &mut Gw,
+    phone: &mut Phone,
+    reg: &Message,
+    call_id: &str,
+    sdp: &str,
+) -> (String, String) {
+    let inv = incoming_invite(gw.peer.addr, &contact_uri(reg), call_id, 1, sdp);
+    gw.peer.send_text(&inv, gw.sip).await;
+    gw.peer.expect("100").await;
+    // Not in the seed (§7.23): we send 180 Ringing.
+    let ring = gw.peer.expect("180").await;
+    let tag = ring.to().unwrap().tag().unwrap().to_string();
+    assert_eq!(
+        phone.callback().await,
+        (
+            "invited".into(),
+            vec![
+                s("\"Bob\" <sip:bob@example.com>"),
+                s("\"Alice\" <sip:alice@example.com>")
+            ]
+        )
+    );
+    (inv, tag)
+}
+
+/// Accepts the ringing call with `codecs`; the 200 is ACKed by Bob. Returns the 200 and
+/// the `accepted` callback.
+async fn accept_in(
+    gw: &mut Gw,
+    phone: &mut Phone,
+    call_id: &str,
+    tag: &str,
+    codecs: &[&str],
+) -> (Message, Callback) {
+    let args: Vec<Value> = codecs.iter().map(|c| s(c)).collect();
+    phone.rpc("accept", &args).await;
+    let ok = gw.peer.expect("200").await;
+    assert_eq!(ok.cseq().unwrap().method.as_str(), "INVITE");
+    let ruri = uri_of(ok.header(HeaderName::Contact).unwrap());
+    let ack = bob_in_dialog(gw.peer.addr, "ACK", &ruri, call_id, tag, 1, "");
+    gw.peer.send_text(&ack, gw.sip).await;
+    let accepted = phone.callback().await;
+    assert_eq!(accepted.0, "accepted");
+    (ok, accepted)
+}
+
+/// After a disconnect: the REGISTER with `Expires: 0` for the same Contact (answered),
+/// the RTMP connection closed, and no RTP port left in the gateway's range.
+async fn assert_unregistered_and_clean(gw: &mut Gw, reg: &Message, unreg: Message) {
+    assert_eq!(unreg.expires().unwrap(), Some(0), "{}", text(&unreg));
+    assert_eq!(
+        unreg.header(HeaderName::Contact).map(uri_of),
+        Some(contact_uri(reg)),
+        "the same Contact"
+    );
+    assert_eq!(unreg.call_id().unwrap(), reg.call_id().unwrap());
+    gw.peer
+        .reply(gw.sip, &unreg, 200, Some("reg"), &[], None)
+        .await;
+    gw.assert_rtp_range_free().await;
+    gw.peer.assert_silent(Duration::from_millis(200)).await;
+}
+
+// ---- registration and connect ------------------------------------------------------
+
+/// §8.1: REGISTER's R-URI, From/To, Contact, Expires; 200 → `Connect.Success` with
+/// `fmsVer rtmplite/8,2`. Ours (docs/compatibility.md): requests go to the configured
+/// outbound proxy here (the RFC 3263 location of `example.com` otherwise, see the line's
+/// `register_locates_the_domain_without_a_proxy`); Contact is
+/// `<sip:alice-XXXXXX@ip:port;transport=udp>` (one SIP socket for every line); Expires is
+/// 600, not 180.
+#[tokio::test]
+async fn seed_8_01_register_then_connect_success() {
+    let mut gw = gateway().await;
+    let mut phone = Phone::alice(&gw).await;
+    let reg = gw.peer.expect("REGISTER").await;
+    assert_eq!(reg.uri_str(), "sip:example.com");
+    assert_eq!(
+        reg.header(HeaderName::From).unwrap().split(";tag=").next(),
+        Some("\"Alice\" <sip:alice@example.com>")
+    );
+    assert_eq!(
+        reg.header(HeaderName::To).unwrap(),
+        "\"Alice\" <sip:alice@example.com>"
+    );
+    let contact = reg.header(HeaderName::Contact).unwrap();
+    let sip = gw.sip;
+    assert!(
+        contact.starts_with("<sip:alice-") && contact.ends_with(&format!("@{sip};transport=udp>")),
+        "{contact}"
+    );
+    assert_eq!(reg.expires().unwrap(), Some(600));
+    assert_eq!(reg.header(HeaderName::Authorization), None);
+    gw.peer
+        .reply(gw.sip, &reg, 200, Some("reg"), &[("Expires", "600")], None)
+        .await;
+    let info = phone.connected().await.expect("Connect.Success");
+    let field = |k: &str| amf::get(&info, k).and_then(amf::as_str).map(str::to_owned);
+    assert_eq!(
+        field("code").as_deref(),
+        Some("NetConnection.Connect.Success")
+    );
+    assert_eq!(field("fmsVer").as_deref(), Some("rtmplite/8,2"));
+    assert_eq!(field("level").as_deref(), Some("status"));
+}
+
+/// §8.2: an empty `authpass` (or one argument only) → no REGISTER, accepted at once.
+/// The seed answered an INVITE to that UA with 405; ours (docs/compatibility.md,
+/// "Anonymous lines accept incoming calls") rings it like any line.
+#[tokio::test]
+async fn seed_8_02_anonymous_connect_sends_no_register() {
+    let mut gw = gateway().await;
+    for args in [&["alice", ""][..], &["alice"][..]] {
+        let mut phone = Phone::open(&gw, "anonymous@invalid", args).await;
+        phone.connected().await.expect("accepted at once");
+        // The first SIP the line sends is the call it is asked to make: nothing before.
+        phone.rpc("invite", &[s("bob@example.com")]).await;
+        let inv = gw.peer.expect("INVITE").await;
+        gw.peer.reply(gw.sip, &inv, 486, Some("b"), &[], None).await;
+        gw.peer.expect("ACK").await;
+        assert_eq!(
+            phone.callback().await,
+            ("rejected".into(), vec![s("486 Busy Here")])
+        );
+        if args.len() == 1 {
+            // An INVITE to the anonymous line's Contact rings (our difference from 405).
+            let ruri = uri_of(inv.header(HeaderName::Contact).unwrap());
+            let offer = far_sdp(1, "127.0.0.1", 30000, "0", PCMU, &[]);
+            let text = incoming_invite(gw.peer.addr, &ruri, "anon", 1, &offer);
+            gw.peer.send_text(&text, gw.sip).await;
+            gw.peer.expect("100").await;
+            gw.peer.expect("180").await;
+            assert_eq!(phone.callback().await.0, "invited");
+        }
+        phone.disconnect().await;
+    }
+}
+
+const CHALLENGE: &str =
+    "Digest realm=\"example.com\", nonce=\"n0nce1\", qop=\"auth\", algorithm=MD5";
+
+/// §8.3: 401 with a Digest challenge → one retry with a new CSeq and branch, an MD5
+/// response, `qop=auth`; a second 401 → `Connect.Rejected` "401 Unauthorized".
+#[tokio::test]
+async fn seed_8_03_second_401_rejects_connect() {
+    use sip::auth::{Algorithm, Credentials, compute_response};
+    let mut gw = gateway().await;
+    let mut phone = Phone::alice(&gw).await;
+    let reg = gw.peer.expect("REGISTER").await;
+    gw.peer
+        .reply(
+            gw.sip,
+            &reg,
+            401,
+            Some("r"),
+            &[("WWW-Authenticate", CHALLENGE)],
+            None,
+        )
+        .await;
+    let reg2 = gw.peer.expect("REGISTER").await;
+    assert_eq!(reg2.cseq().unwrap().seq, reg.cseq().unwrap().seq + 1);
+    assert_ne!(branch(&reg2), branch(&reg));
+    assert_eq!(reg2.call_id().unwrap(), reg.call_id().unwrap());
+    let c = Credentials::parse(reg2.header(HeaderName::Authorization).unwrap()).unwrap();
+    assert_eq!(
+        (c.username.as_str(), c.realm.as_str()),
+        ("alice", "example.com")
+    );
+    assert_eq!(c.qop.as_deref(), Some("auth"));
+    assert_eq!(c.uri, "sip:example.com");
+    let expected = compute_response(
+        Algorithm::Md5,
+        "alice",
+        "example.com",
+        "pw",
+        "n0nce1",
+        c.cnonce.as_deref(),
+        c.nc,
+        c.qop.as_deref(),
+        "REGISTER",
+        &c.uri,
+    );
+    assert_eq!(c.response, expected, "MD5 digest response");
+    let again = "Digest realm=\"example.com\", nonce=\"n0nce2\", qop=\"auth\", algorithm=MD5";
+    gw.peer
+        .reply(
+            gw.sip,
+            &reg2,
+            401,
+            Some("r"),
+            &[("WWW-Authenticate", again)],
+            None,
+        )
+        .await;
+    let (code, description) = phone.connected().await.expect_err("rejected");
+    assert_eq!(code, "NetConnection.Connect.Rejected");
+    assert_eq!(description, "401 Unauthorized");
+    // Exactly one retry.
+    gw.peer.assert_silent(Duration::from_millis(300)).await;
+    // Ours: the server closes the refused connection (docs/compatibility.md).
+    phone.closed_by_server().await;
+}
+
+/// §8.6 and issue 7 "a disconnect during a call leaves nothing behind": BYE first, then
+/// REGISTER with `Expires: 0` for the same Contact; the RTP port is closed.
+#[tokio::test]
+async fn seed_8_06_disconnect_in_call_byes_then_unregisters() {
+    let mut gw = gateway().await;
+    let (mut phone, reg) = registered(&mut gw).await;
+    let (out, _) =
+        outbound_call(&mut gw, &mut phone, &[], "96", &["a=rtpmap:96 speex/16000"]).await;
+    phone.disconnect().await;
+    let bye = gw.peer.expect("BYE").await;
+    assert_eq!(bye.call_id().unwrap(), out.invite.call_id().unwrap());
+    gw.peer.reply(gw.sip, &bye, 200, None, &[], None).await;
+    let unreg = gw.peer.expect("REGISTER").await;
+    assert_unregistered_and_clean(&mut gw, &reg, unreg).await;
+    assert_port_free(out.gw_rtp).await;
+}
+
+/// Issue 7: a disconnect while an outbound call rings → CANCEL (the 487 ACKed), the
+/// un-REGISTER, no RTP port left. The seed left the INVITE running (§7.22).
+#[tokio::test]
+async fn seed_8_disconnect_during_ringing_cancels_and_unregisters() {
+    let mut gw = gateway().await;
+    let (mut phone, reg) = registered(&mut gw).await;
+    let inv = ringing_out(&mut gw, &mut phone, &[s("bob@example.com")]).await;
+    let gw_rtp = audio_port(&body(&inv));
+    phone.disconnect().await;
+    // The CANCEL and the un-REGISTER go out together, in either order.
+    let [cancel, unreg] = gw.peer.recv_each(["CANCEL", "REGISTER"]).await;
+    assert_eq!(cancel.uri_str(), inv.uri_str());
+    assert_eq!(branch(&cancel), branch(&inv));
+    assert_eq!(cancel.cseq().unwrap().seq, inv.cseq().unwrap().seq);
+    gw.peer.reply(gw.sip, &cancel, 200, None, &[], None).await;
+    gw.peer
+        .reply(gw.sip, &inv, 487, Some("bob"), &[], None)
+        .await;
+    gw.peer.expect("ACK").await;
+    assert_unregistered_and_clean(&mut gw, &reg, unreg).await;
+    assert_port_free(gw_rtp).await;
+}
+
+/// Issue 7: a disconnect during an incoming invitation → the INVITE is answered (480),
+/// the un-REGISTER goes out, no RTP port is open. The seed left the caller waiting
+/// (§7.22).
+#[tokio::test]
+async fn seed_8_disconnect_during_incoming_invitation_rejects_and_unregisters() {
+    let mut gw = gateway().await;
+    let (mut phone, reg) = registered(&mut gw).await;
+    let offer = far_sdp(1, "127.0.0.1", 30000, "0", PCMU, &[]);
+    ringing_in(&mut gw, &mut phone, &reg, "dis-in", &offer).await;
+    phone.disconnect().await;
+    let [fin, unreg] = gw.peer.recv_each(["480", "REGISTER"]).await;
+    assert_eq!(fin.call_id().unwrap(), "dis-in");
+    let ack = ack_failure(gw.peer.addr, &contact_uri(&reg), "dis-in", &fin);
+    gw.peer.send_text(&ack, gw.sip).await;
+    assert_unregistered_and_clean(&mut gw, &reg, unreg).await;
+}
+
+/// §8.7: a second connection to the same `sip/<AOR>` closes the older one, whose contact
+/// is unregistered; the new one registers its own contact.
+#[tokio::test]
+async fn seed_8_07_same_aor_twice_evicts_the_older() {
+    let mut gw = gateway().await;
+    let (mut first, reg1) = registered(&mut gw).await;
+    let mut second = Phone::alice(&gw).await;
+    first.closed_by_server().await;
+    let (mut unreg, mut reg2) = (None, None);
+    for _ in 0..2 {
+        let m = gw.peer.expect("REGISTER").await;
+        if m.expires().unwrap() == Some(0) {
+            unreg = Some(m);
+        } else {
+            reg2 = Some(m);
+        }
+    }
+    let (unreg, reg2) = (unreg.expect("un-REGISTER"), reg2.expect("new REGISTER"));
+    assert_eq!(
+        unreg.header(HeaderName::Contact).map(uri_of),
+        Some(contact_uri(&reg1))
+    );
+    assert_ne!(
+        contact_uri(&reg2),
+        contact_uri(&reg1),
+        "a contact of its own"
+    );
+    assert_eq!(reg2.expires().unwrap(), Some(600));
+    gw.peer
+        .reply(gw.sip, &unreg, 200, Some("r"), &[], None)
+        .await;
+    gw.peer
+        .reply(gw.sip, &reg2, 200, Some("r"), &[("Expires", "600")], None)
+        .await;
+    second
+        .connected()
+        .await
+        .expect("the new connection is accepted");
+}
+
+// ---- outbound calls ------------------------------------------------------------------
+
+/// The rtpmap lines of an SDP, in order.
+fn rtpmaps(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter(|l| l.starts_with("a=rtpmap:"))
+        .map(|l| l.to_lowercase())
+        .collect()
+}
+
+/// §8.8: `invite("bob@example.com")` with no codec list → INVITE to
+/// `sip:bob@example.com`, audio `96 speex/16000` + `101 telephone-event/8000`; the
+/// gateway runs the transcoder, so `98 0 8` come before 101. `rate=narrowband`: 96 is
+/// speex/8000. The video line (`97 x-flv`) belongs to items 21–22 (not offered yet, see
+/// docs/compatibility.md "Audio only for now").
+#[tokio::test]
+async fn seed_8_08_default_offer() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    phone.rpc("invite", &[s("bob@example.com")]).await;
+    let inv = gw.peer.expect("INVITE").await;
+    assert_eq!(inv.uri_str(), "sip:bob@example.com");
+    assert_eq!(
+        uri_of(inv.header(HeaderName::To).unwrap()),
+        "sip:bob@example.com"
+    );
+    assert_eq!(
+        inv.header(HeaderName::From).unwrap().split(";tag=").next(),
+        Some("\"Alice\" <sip:alice@example.com>")
+    );
+    assert_eq!(inv.header(HeaderName::ContentType), Some("application/sdp"));
+    let sdp = body(&inv);
+    assert_eq!(audio_line(&sdp), "m=audio P RTP/AVP 96 98 0 8 101");
+    let maps = rtpmaps(&sdp);
+    assert_eq!(maps[0], "a=rtpmap:96 speex/16000");
+    assert_eq!(maps[1], "a=rtpmap:98 speex/8000");
+    assert!(
+        maps.contains(&"a=rtpmap:101 telephone-event/8000".to_string()),
+        "{sdp}"
+    );
+    gw.peer.reply(gw.sip, &inv, 486, Some("b"), &[], None).await;
+    gw.peer.expect("ACK").await;
+    phone.callback().await;
+
+    let mut nb = Phone::open(
+        &gw,
+        "carol@example.com",
+        &["carol", "pw", "Carol", "narrowband"],
+    )
+    .await;
+    let reg = gw.peer.expect("REGISTER").await;
+    gw.peer
+        .reply(gw.sip, &reg, 200, Some("r"), &[("Expires", "600")], None)
+        .await;
+    nb.connected().await.unwrap();
+    nb.rpc("invite", &[s("bob@example.com")]).await;
+    let inv = gw.peer.expect("INVITE").await;
+    let sdp = body(&inv);
+    assert_eq!(audio_line(&sdp), "m=audio P RTP/AVP 96 98 0 8 101");
+    let maps = rtpmaps(&sdp);
+    assert_eq!(maps[0], "a=rtpmap:96 speex/8000");
+    assert_eq!(maps[1], "a=rtpmap:98 speex/16000");
+}
+
+/// §8.9: the full codec list → audio `96 98 0 8 101`. Video (`99 97` with
+/// `a=fmtp:99 profile-level-id=420014;packetization-mode=1`) belongs to items 21–22: a
+/// line offers no video yet (docs/compatibility.md).
+#[tokio::test]
+async fn seed_8_09_codec_list_offer() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let list = [
+        "wideband",
+        "narrowband",
+        "pcmu",
+        "pcma",
+        "dtmf",
+        "h264",
+        "flv",
+    ];
+    let mut args = vec![s("bob@example.com")];
+    args.extend(list.iter().map(|c| s(c)));
+    phone.rpc("invite", &args).await;
+    let inv = gw.peer.expect("INVITE").await;
+    let sdp = body(&inv);
+    assert_eq!(audio_line(&sdp), "m=audio P RTP/AVP 96 98 0 8 101");
+    assert_eq!(
+        rtpmaps(&sdp),
+        [
+            "a=rtpmap:96 speex/16000",
+            "a=rtpmap:98 speex/8000",
+            "a=rtpmap:0 pcmu/8000",
+            "a=rtpmap:8 pcma/8000",
+            "a=rtpmap:101 telephone-event/8000"
+        ]
+    );
+}
+
+/// §8.10: 180 then 200 → `ringing("180 Ringing")`, the 2xx ACKed, `accepted(...)`. A 486
+/// instead → `rejected("486 Busy Here")`.
+#[tokio::test]
+async fn seed_8_10_ringing_accepted_and_busy() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let (_, accepted) = outbound_call(
+        &mut gw,
+        &mut phone,
+        &["wideband", "pcmu", "dtmf"],
+        "0 101",
+        PCMU_TE,
+    )
+    .await;
+    assert_eq!(accepted, ("accepted".into(), vec![s("pcmu"), Value::Null]));
+    hang_up(&mut gw, &mut phone).await;
+
+    phone.rpc("invite", &[s("bob@example.com")]).await;
+    let inv = gw.peer.expect("INVITE").await;
+    gw.peer
+        .reply(gw.sip, &inv, 486, Some("busy"), &[], None)
+        .await;
+    let ack = gw.peer.expect("ACK").await;
+    assert_eq!(branch(&ack), branch(&inv));
+    assert_eq!(
+        phone.callback().await,
+        ("rejected".into(), vec![s("486 Busy Here")])
+    );
+}
+
+/// §8.11: `invite` while a call is pending or active → `rejected("Already in an active or
+/// pending call")`, no SIP.
+#[tokio::test]
+async fn seed_8_11_invite_while_busy_is_rejected_locally() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    phone.rpc("invite", &[s("bob@example.com")]).await;
+    let inv = gw.peer.expect("INVITE").await;
+    phone.rpc("invite", &[s("carol@example.com")]).await;
+    assert_eq!(
+        phone.callback().await,
+        (
+            "rejected".into(),
+            vec![s("Already in an active or pending call")]
+        )
+    );
+    gw.peer.assert_silent(Duration::from_millis(200)).await;
+    // Active: answer the first call, then try again.
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let answer = far_sdp(
+        1,
+        "127.0.0.1",
+        far.local_addr().unwrap().port(),
+        "0",
+        PCMU,
+        &[],
+    );
+    let contact = format!("<sip:bob@{}>", gw.peer.addr);
+    gw.peer
+        .reply(
+            gw.sip,
+            &inv,
+            200,
+            Some("bob"),
+            &[("Contact", &contact)],
+            Some(&answer),
+        )
+        .await;
+    gw.peer.expect("ACK").await;
+    assert_eq!(phone.callback().await.0, "accepted");
+    phone.rpc("invite", &[s("carol@example.com")]).await;
+    assert_eq!(
+        phone.callback().await,
+        (
+            "rejected".into(),
+            vec![s("Already in an active or pending call")]
+        )
+    );
+    gw.peer.assert_silent(Duration::from_millis(200)).await;
+}
+
+/// §8.12: `bye` after `ringing` → CANCEL, the 487 ACKed, no `rejected`; `bye` in an
+/// active call → BYE, no `byed` for the local hang-up.
+#[tokio::test]
+async fn seed_8_12_bye_cancels_or_byes_without_callback() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let inv = ringing_out(&mut gw, &mut phone, &[s("bob@example.com")]).await;
+    phone.rpc("bye", &[]).await;
+    let cancel = gw.peer.expect("CANCEL").await;
+    assert_eq!(branch(&cancel), branch(&inv));
+    gw.peer.reply(gw.sip, &cancel, 200, None, &[], None).await;
+    gw.peer
+        .reply(gw.sip, &inv, 487, Some("bob"), &[], None)
+        .await;
+    let ack = gw.peer.expect("ACK").await;
+    assert_eq!(branch(&ack), branch(&inv));
+    phone.assert_no_callback(Duration::from_millis(300)).await;
+
+    let (out, _) =
+        outbound_call(&mut gw, &mut phone, &[], "96", &["a=rtpmap:96 speex/16000"]).await;
+    let bye = hang_up(&mut gw, &mut phone).await;
+    assert_eq!(bye.call_id().unwrap(), out.invite.call_id().unwrap());
+    phone.assert_no_callback(Duration::from_millis(300)).await;
+}
+
+// ---- inbound calls -------------------------------------------------------------------
+
+/// §8.13: an incoming INVITE → `100 Trying` and `invited(caller, own identity)`; CANCEL →
+/// 200 (CANCEL), 487 (INVITE), `cancelled(frm, to)`. Ours: a 180 follows the 100 (§7.23).
+#[tokio::test]
+async fn seed_8_13_invited_then_cancelled() {
+    let mut gw = gateway().await;
+    let (mut phone, reg) = registered(&mut gw).await;
+    let offer = far_sdp(1, "127.0.0.1", 30000, "0", PCMU, &[]);
+    let (inv, _) = ringing_in(&mut gw, &mut phone, &reg, "in13", &offer).await;
+    let cancel = inv
+        .replacen("INVITE ", "CANCEL ", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let cancel =
+        cancel.split("Content-Type").next().unwrap().to_string() + "Content-Length: 0\r\n\r\n";
+    gw.peer.send_text(&cancel, gw.sip).await;
+    let [ok, term] = gw.peer.recv_each(["200", "487"]).await;
+    assert_eq!(ok.cseq().unwrap().method.as_str(), "CANCEL");
+    assert_eq!(term.cseq().unwrap().method.as_str(), "INVITE");
+    assert_eq!(
+        phone.callback().await,
+        (
+            "cancelled".into(),
+            vec![
+                s("\"Bob\" <sip:bob@example.com>"),
+                s("\"Alice\" <sip:alice@example.com>")
+            ]
+        )
+    );
+}
+
+/// §8.14: `reject()` → 603 Decline; `reject("486 Busy Here")` → 486 Busy Here;
+/// `reject("Go away")` → 603 Go away.
+#[tokio::test]
+async fn seed_8_14_reject_reasons() {
+    let mut gw = gateway().await;
+    let (mut phone, reg) = registered(&mut gw).await;
+    let offer = far_sdp(1, "127.0.0.1", 30000, "0", PCMU, &[]);
+    let cases: [(&[Value], u16, &str); 3] = [
+        (&[], 603, "Decline"),
+        (&[Value::String("486 Busy Here".into())], 486, "Busy Here"),
+        (&[Value::String("Go away".into())], 603, "Go away"),
+    ];
+    for (i, (args, code, reason)) in cases.into_iter().enumerate() {
+        let call_id = format!("in14-{i}");
+        ringing_in(&mut gw, &mut phone, &reg, &call_id, &offer).await;
+        phone.rpc("reject", args).await;
+        let fin = gw.peer.expect(&code.to_string()).await;
+        assert_eq!(fin.reason(), reason);
+        assert_eq!(fin.call_id().unwrap(), call_id);
+        let ack = ack_failure(gw.peer.addr, &contact_uri(&reg), &call_id, &fin);
+        gw.peer.send_text(&ack, gw.sip).await;
+    }
+}
+
+/// §8.15: an offer with only PCMU, no transcoder, no pcmu/ulaw in the list → 488 and
+/// `byed()` at `accept`. Ours (§7.8, docs/compatibility.md "Offers are checked when the
+/// INVITE arrives"): the 488 goes out at once (reason "Not Acceptable Here", RFC 3261)
+/// and the client is never invited.
+#[tokio::test]
+async fn seed_8_15_incompatible_offer_gets_488() {
+    let mut gw = gateway_with(|c| c.transcoder = false).await;
+    let (mut phone, reg) = registered(&mut gw).await;
+    let offer = far_sdp(1, "127.0.0.1", 30000, "0", PCMU, &[]);
+    // G.711 alone is still something the gateway's Flash clients speak (pcmu): offer a
+    // codec no Flash client has, as the seed's "no transcoder, no pcmu in the list" does.
+    let offer = offer
+        .replace("RTP/AVP 0", "RTP/AVP 9")
+        .replace("0 PCMU", "9 G722");
+    let inv = incoming_invite(gw.peer.addr, &contact_uri(&reg), "in15", 1, &offer);
+    gw.peer.send_text(&inv, gw.sip).await;
+    let fin = gw.peer.expect("100").await;
+    let _ = fin;
+    let fin = gw.peer.expect("488").await;
+    assert_eq!(fin.reason(), "Not Acceptable Here");
+    phone.assert_no_callback(Duration::from_millis(300)).await;
+}
+
+/// §8.16: `accept('wideband','dtmf','flv')` for an offer of speex/16000 → the answer keeps
+/// the offer's payload types and order, `accepted('speex', null)`. The x-flv half
+/// (`accepted('default','default')`) belongs to item 21.
+#[tokio::test]
+async fn seed_8_16_accept_keeps_offer_payload_types() {
+    let mut gw = gateway().await;
+    let (mut phone, reg) = registered(&mut gw).await;
+    let offer = far_sdp(
+        1,
+        "127.0.0.1",
+        30000,
+        "97 101",
+        &[
+            "a=rtpmap:97 SPEEX/16000",
+            "a=rtpmap:101 telephone-event/8000",
+        ],
+        &[],
+    );
+    let (_, tag) = ringing_in(&mut gw, &mut phone, &reg, "in16", &offer).await;
+    let (ok, accepted) = accept_in(
+        &mut gw,
+        &mut phone,
+        "in16",
+        &tag,
+        &["wideband", "dtmf", "flv"],
+    )
+    .await;
+    assert_eq!(audio_line(&body(&ok)), "m=audio P RTP/AVP 97 101");
+    assert_eq!(accepted, ("accepted".into(), vec![s("speex"), Value::Null]));
+}
+
+// ---- in a call -----------------------------------------------------------------------
+
+/// §8.17: remote BYE → 200 and `byed()`, RTP/RTCP sockets closed. Remote re-INVITE with
+/// session `c=0.0.0.0` → 200 and `holded(true)`; a real address → `holded(false)`. Ours
+/// (§7.25, docs/compatibility.md "Hold"): the 200 carries a real answer with the `o=`
+/// version incremented rather than the unchanged SDP.
+#[tokio::test]
+async fn seed_8_17_remote_hold_resume_and_bye() {
+    let mut gw = gateway().await;
+    let (mut phone, reg) = registered(&mut gw).await;
+    let offer = far_sdp(1, "127.0.0.1", 30000, "0", PCMU, &[]);
+    let (_, tag) = ringing_in(&mut gw, &mut phone, &reg, "in17", &offer).await;
+    let (ok, _) = accept_in(&mut gw, &mut phone, "in17", &tag, &["pcmu"]).await;
+    let ruri = uri_of(ok.header(HeaderName::Contact).unwrap());
+    let gw_rtp = audio_port(&body(&ok));
+    for (cseq, conn, held) in [(2, "0.0.0.0", true), (3, "127.0.0.1", false)] {
+        let sdp = far_sdp(cseq, conn, 30000, "0", PCMU, &[]);
+        let re = bob_in_dialog(gw.peer.addr, "INVITE", &ruri, "in17", &tag, cseq, &sdp);
+        gw.peer.send_text(&re, gw.sip).await;
+        let ok2 = loop {
+            let m = gw.peer.recv().await;
+            if describe(&m) != "100" {
+                break m;
+            }
+        };
+        assert_eq!(describe(&ok2), "200");
+        assert_eq!(audio_port(&body(&ok2)), gw_rtp);
+        let ack = bob_in_dialog(gw.peer.addr, "ACK", &ruri, "in17", &tag, cseq, "");
+        gw.peer.send_text(&ack, gw.sip).await;
+        assert_eq!(
+            phone.callback().await,
+            ("holded".into(), vec![Value::Boolean(held)])
+        );
+    }
+    let bye = bob_in_dialog(gw.peer.addr, "BYE", &ruri, "in17", &tag, 4, "");
+    gw.peer.send_text(&bye, gw.sip).await;
+    let ok = gw.peer.expect("200").await;
+    assert_eq!(ok.cseq().unwrap().method.as_str(), "BYE");
+    assert_eq!(phone.callback().await, ("byed".into(), vec![]));
+    // The call's RTP and RTCP sockets are closed (the connection stays).
+    assert_port_free(gw_rtp).await;
+    assert_port_free(gw_rtp + 1).await;
+}
+
+/// The speex/16000 call of §8.18–20: the far end answers `96 speex/16000` (+ 101 with
+/// `te`). Returns the call and the streams the phone publishes and plays.
+async fn speex_call(gw: &mut Gw, phone: &mut Phone, te: bool) -> (Outbound, u32, u32) {
+    let (pts, maps): (&str, &[&str]) = if te {
+        (
+            "96 101",
+            &[
+                "a=rtpmap:96 speex/16000",
+                "a=rtpmap:101 telephone-event/8000",
+            ],
+        )
+    } else {
+        ("96", &["a=rtpmap:96 speex/16000"])
+    };
+    let (out, _) = outbound_call(gw, phone, &[], pts, maps).await;
+    let publish = phone.publish().await;
+    let play = phone.play().await;
+    (out, publish, play)
+}
+
+/// One Speex wideband frame (20 ms of a tone) as Flash publishes it: `0xB2` + frame.
+fn flash_speex_tag(enc: &mut dyn media::codec::Encoder, n: usize) -> Vec<u8> {
+    let pcm: Vec<i16> = (0..320)
+        .map(|i| {
+            let t = (n * 320 + i) as f64 / 16000.0;
+            ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16
+        })
+        .collect();
+    let mut out = vec![0xB2];
+    enc.encode(&pcm, &mut out).unwrap();
+    out
+}
+
+/// §8.18: `hold(true)` → re-INVITE with `c=IN IP4 0.0.0.0` and `a=sendonly`; RTP received
+/// is no longer played. Ours (§7.25, docs/compatibility.md "Hold"): the re-offer keeps
+/// the real address and says `a=sendonly` at media level, with the `o=` version bumped.
+#[tokio::test]
+async fn seed_8_18_local_hold_stops_playing() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let (out, _, _) = speex_call(&mut gw, &mut phone, false).await;
+    let to_gw = SocketAddr::from(([127, 0, 0, 1], out.gw_rtp));
+    let mut enc = media::codec::encoder(media::codec::Codec::SpeexWb).unwrap();
+    // Before the hold, RTP from the far end is played.
+    // (A new source is valid after packets in sequence, RFC 3550 §A.1.)
+    for n in 0..3u16 {
+        let frame = flash_speex_tag(enc.as_mut(), n.into());
+        let pkt = rtp_packet(96, 1 + n, 1000 + 320 * u32::from(n), 0x1234, &frame[1..]);
+        out.far_rtp.send_to(&pkt, to_gw).await.unwrap();
+    }
+    let (_, _, tag) = phone.audio().await;
+    assert_eq!(tag[0], 0xB2);
+    phone.rpc("hold", &[Value::Boolean(true)]).await;
+    let re = gw.peer.expect("INVITE").await;
+    assert_eq!(re.call_id().unwrap(), out.invite.call_id().unwrap());
+    let offer = body(&re);
+    assert!(offer.contains("a=sendonly"), "{offer}");
+    let version = |sdp: &str| -> u64 {
+        let o = sdp.lines().find(|l| l.starts_with("o=")).unwrap();
+        o.split(' ').nth(2).unwrap().parse().unwrap()
+    };
+    assert_eq!(version(&offer), version(&body(&out.invite)) + 1);
+    let answer = far_sdp(
+        2,
+        "127.0.0.1",
+        out.far_rtp.local_addr().unwrap().port(),
+        "96",
+        &["a=rtpmap:96 speex/16000"],
+        &["a=recvonly"],
+    );
+    gw.peer
+        .reply(gw.sip, &re, 200, Some("bob"), &[], Some(&answer))
+        .await;
+    gw.peer.expect("ACK").await;
+    phone.media.clear();
+    for n in 3..8u16 {
+        let pkt = rtp_packet(
+            96,
+            1 + n,
+            1000 + 320 * u32::from(n),
+            0x1234,
+            &flash_speex_tag(enc.as_mut(), n.into())[1..],
+        );
+        out.far_rtp.send_to(&pkt, to_gw).await.unwrap();
+    }
+    phone.assert_no_audio(Duration::from_millis(400)).await;
+    // hold(false): a re-INVITE back to sendrecv, and the same stream of RTP plays again.
+    phone.rpc("hold", &[Value::Boolean(false)]).await;
+    let re = gw.peer.expect("INVITE").await;
+    assert!(body(&re).contains("a=sendrecv"), "{}", body(&re));
+    let answer = far_sdp(
+        3,
+        "127.0.0.1",
+        out.far_rtp.local_addr().unwrap().port(),
+        "96",
+        &["a=rtpmap:96 speex/16000"],
+        &[],
+    );
+    gw.peer
+        .reply(gw.sip, &re, 200, Some("bob"), &[], Some(&answer))
+        .await;
+    gw.peer.expect("ACK").await;
+    for n in 8..11u16 {
+        let pkt = rtp_packet(
+            96,
+            1 + n,
+            1000 + 320 * u32::from(n),
+            0x1234,
+            &flash_speex_tag(enc.as_mut(), n.into())[1..],
+        );
+        out.far_rtp.send_to(&pkt, to_gw).await.unwrap();
+    }
+    assert_eq!(
+        phone.audio().await.2[0],
+        0xB2,
+        "played again after the resume"
+    );
+}
+
+/// §8.19: `sendDTMF("5")` with telephone-event (pt N) → RTP with pt N carrying
+/// `05 80 00 C8`. Ours (docs/compatibility.md "RFC 4733 DTMF packets"): a start packet
+/// (duration 0, volume 10), updates and three end packets of 800 samples — the event byte
+/// is 5, the last packets carry E = 1. Without telephone-event: no RTP event (ours: SIP
+/// INFO `application/dtmf-relay`, §7.14).
+#[tokio::test]
+async fn seed_8_19_send_dtmf() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let (out, _, _) = speex_call(&mut gw, &mut phone, true).await;
+    phone.rpc("sendDTMF", &[s("5")]).await;
+    let (mut events, mut ends) = (Vec::new(), 0);
+    while ends < 3 {
+        let p = next_rtp(&out.far_rtp).await;
+        if p.pt == 101 {
+            ends += usize::from(p.payload[1] & 0x80 != 0);
+            events.push(p);
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .all(|p| p.payload.len() == 4 && p.payload[0] == 5)
+    );
+    assert!(
+        events[0].marker,
+        "the first packet of an event has the marker"
+    );
+    assert_eq!(events[0].payload[1], 10, "E = 0, volume 10");
+    assert_eq!(&events[0].payload[2..], &[0, 0], "duration 0 at the start");
+    let end = events.last().unwrap();
+    assert_eq!(end.payload[1] & 0x80, 0x80, "E bit");
+    assert_eq!(u16::from_be_bytes([end.payload[2], end.payload[3]]), 800);
+    assert!(
+        events.iter().all(|p| p.ts == events[0].ts),
+        "one event, one timestamp"
+    );
+
+    // No telephone-event in the answer: no RTP event, an INFO instead.
+    hang_up(&mut gw, &mut phone).await;
+    let (out, _, _) = speex_call(&mut gw, &mut phone, false).await;
+    phone.rpc("sendDTMF", &[s("5")]).await;
+    let info = gw.peer.expect("INFO").await;
+    assert_eq!(
+        info.header(HeaderName::ContentType),
+        Some("application/dtmf-relay")
+    );
+    assert!(body(&info).contains("Signal=5"), "{}", body(&info));
+    gw.peer.reply(gw.sip, &info, 200, None, &[], None).await;
+    let mut buf = [0u8; 2048];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(300), out.far_rtp.recv(&mut buf)).await
+    {
+        let p = parse_rtp(&buf[..n]);
+        assert_eq!(p.pt, 96, "only audio RTP");
+    }
+}
+
+/// §8.20 (Flash → SIP): Speex tags (`0xB2`) toward a speex/16000 remote → RTP payload =
+/// body[1:], timestamps +320 per 20 ms message; toward a narrowband-only remote → the
+/// wideband layer stripped, +160. Ours (§7.11): RTP time comes from the RTMP time (20 ms
+/// per message here, as Flash sends).
+#[tokio::test]
+async fn seed_8_20_speex_to_rtp() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let mut enc = media::codec::encoder(media::codec::Codec::SpeexWb).unwrap();
+
+    let (out, publish, _) = speex_call(&mut gw, &mut phone, false).await;
+    let (tags, got) = speex_through(&mut phone, publish, &out.far_rtp, enc.as_mut(), 0, 96).await;
+    for (n, p) in got.iter().enumerate() {
+        assert_eq!(p.payload, tags[n][1..], "payload = body[1:]");
+        assert_eq!(p.ts.wrapping_sub(got[0].ts), 320 * n as u32);
+    }
+    hang_up(&mut gw, &mut phone).await;
+
+    // Narrowband-only remote.
+    let (out, _) = outbound_call(&mut gw, &mut phone, &[], "98", &["a=rtpmap:98 speex/8000"]).await;
+    let publish = phone.publish().await;
+    let (tags, got) = speex_through(&mut phone, publish, &out.far_rtp, enc.as_mut(), 5, 98).await;
+    for (n, p) in got.iter().enumerate() {
+        let cut = narrowband_layer(&tags[n][1..]);
+        assert_eq!(p.payload, cut, "wideband layer stripped");
+        assert_eq!(p.ts.wrapping_sub(got[0].ts), 160 * n as u32);
+    }
+}
+
+/// Publishes five Flash Speex tags (frames `first..first + 5`, 20 ms apart) and returns
+/// them with the five RTP packets (payload type `pt`) the far end gets.
+async fn speex_through(
+    phone: &mut Phone,
+    publish: u32,
+    far_rtp: &UdpSocket,
+    enc: &mut dyn media::codec::Encoder,
+    first: usize,
+    pt: u8,
+) -> (Vec<Vec<u8>>, Vec<Rtp>) {
+    let tags: Vec<Vec<u8>> = (first..first + 5)
+        .map(|n| flash_speex_tag(enc, n))
+        .collect();
+    for (n, tag) in tags.iter().enumerate() {
+        phone
+            .send_audio(publish, 1000 * (first as u32 + 1) + 20 * n as u32, tag)
+            .await;
+    }
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let p = next_rtp(far_rtp).await;
+        assert_eq!(p.pt, pt);
+        got.push(p);
+    }
+    (tags, got)
+}
+
+/// Seed-spec §3.2 "Narrowband from wideband", steps 1–4, for one frame.
+fn narrowband_layer(wb: &[u8]) -> Vec<u8> {
+    const NB_BITS: [usize; 9] = [5, 43, 119, 160, 220, 300, 364, 492, 79];
+    assert_eq!(wb[0] & 0x80, 0, "narrowband layer present");
+    let mode = usize::from((wb[0] >> 3) & 0x0F);
+    let bits = NB_BITS[mode];
+    let mut out = wb[..bits.div_ceil(8)].to_vec();
+    let used = bits % 8;
+    if used > 0 {
+        // Keep the used high bits, then a 0 bit, then 1s (speex terminator padding).
+        let last = out.last_mut().unwrap();
+        let keep = 0xFFu8 << (8 - used);
+        *last = (*last & keep) | ((0xFFu8 >> (used + 1)) & !keep);
+    }
+    out
+}
+
+/// §8.20 (SIP → Flash): RTP PCMU / PCMA / speex → RTMP audio whose first byte is `0x82` /
+/// `0x72` / `0xB2`, the rest the RTP payload.
+#[tokio::test]
+async fn seed_8_20_rtp_to_flash_tag_bytes() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let mut enc = media::codec::encoder(media::codec::Codec::SpeexWb).unwrap();
+    let cases: [(&[&str], &str, &str, u8, u8); 3] = [
+        (&["pcmu"], "0", "a=rtpmap:0 PCMU/8000", 0, 0x82),
+        (&["pcma"], "8", "a=rtpmap:8 PCMA/8000", 8, 0x72),
+        (&["wideband"], "96", "a=rtpmap:96 speex/16000", 96, 0xB2),
+    ];
+    for (codecs, pts, map, pt, first) in cases {
+        let (out, _) = outbound_call(&mut gw, &mut phone, codecs, pts, &[map]).await;
+        let play = phone.play().await;
+        let payload = if pt == 96 {
+            flash_speex_tag(enc.as_mut(), 0)[1..].to_vec()
+        } else {
+            vec![0x55; 160]
+        };
+        let to_gw = SocketAddr::from(([127, 0, 0, 1], out.gw_rtp));
+        // (A new source is valid after packets in sequence, RFC 3550 §A.1.)
+        let step = if pt == 96 { 320 } else { 160 };
+        for n in 0..3u16 {
+            let pkt = rtp_packet(pt, 7 + n, 12345 + step * u32::from(n), 0x4321, &payload);
+            out.far_rtp.send_to(&pkt, to_gw).await.unwrap();
+        }
+        let (stream, _, tag) = phone.audio().await;
+        assert_eq!(stream, play);
+        assert_eq!(tag[0], first, "FLV sound format byte for pt {pt}");
+        assert_eq!(&tag[1..], &payload[..], "pass-through body");
+        hang_up(&mut gw, &mut phone).await;
+        phone.media.clear();
+    }
+}
