@@ -293,6 +293,7 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
                         dest: dest.clone(),
                         codecs: codecs.clone(),
                         rtp: rtp_any,
+                        video: None,
                     };
                     if let Err(e) = handle.command(id, cmd).await {
                         failure = Some(format!("call failed: {e}"));
@@ -359,7 +360,7 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
                         LineEvent::Invited { from, to } => {
                             out.emit("invited", &[&from, &to], &[("from", s(&from)), ("to", s(&to))]);
                             if args.answer && phase == Phase::Ready {
-                                let cmd = Command::Accept { codecs: codecs.clone(), rtp: rtp_any };
+                                let cmd = Command::Accept { codecs: codecs.clone(), rtp: rtp_any, video: None };
                                 if let Err(e) = handle.command(id, cmd).await {
                                     out.emit("error", &[&e.to_string()], &[("message", s(e.to_string()))]);
                                 }

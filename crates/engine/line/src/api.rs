@@ -137,16 +137,20 @@ pub enum Command {
     /// Outbound call to `dest` (`"Bob" <sip:bob@host>`, `sip:bob@host`, `bob@host`).
     /// `codecs` is the seed's codec-string list (`wideband narrowband pcmu pcma ulaw alaw
     /// dtmf h264 flv`), empty for the default offer; `rtp` is the local RTP address the
-    /// front allocated, written in the SDP.
+    /// front allocated, written in the SDP. `video` is the local video RTP address: with
+    /// it, the list's `flv` and `h264` entries add the seed's video m-line (seed-spec
+    /// §2.6); without it the call is audio only.
     Invite {
         dest: String,
         codecs: Vec<String>,
         rtp: SocketAddr,
+        video: Option<SocketAddr>,
     },
-    /// Answer the ringing incoming call.
+    /// Answer the ringing incoming call (`video` as for [`Command::Invite`]).
     Accept {
         codecs: Vec<String>,
         rtp: SocketAddr,
+        video: Option<SocketAddr>,
     },
     /// Refuse the ringing incoming call: `None` → 603 Decline, `"486 Busy Here"` → 486,
     /// `"Go away"` → 603 Go away (seed-spec §1.3, §8 item 14).
@@ -159,6 +163,10 @@ pub enum Command {
     SendDtmf(char),
     /// Put the remote on hold (true) or resume (false) with a re-INVITE.
     Hold(bool),
+    /// Ask the remote's video encoder for a key frame: a SIP INFO `picture_fast_update`
+    /// (`application/media_control+xml`, RFC 5168) in the active video call. The caller
+    /// rate-limits (seed-spec §3.5: at most once per 5 s).
+    RequestKeyFrame,
 }
 
 /// What the line tells its client: the seed's callbacks (seed-spec §1.4) plus the
@@ -190,6 +198,8 @@ pub enum LineEvent {
     Holded(bool),
     /// A DTMF digit arrived by SIP INFO.
     Dtmf(char),
+    /// The remote asked for a video key frame (SIP INFO `picture_fast_update`, RFC 5168).
+    KeyFrameRequested,
     /// The line is gone after [`crate::Stack::remove_line`]; its id is dead.
     Closed,
 }
@@ -219,6 +229,27 @@ pub struct MediaParams {
     /// We send RTP (not on hold by either side in that direction).
     pub send: bool,
     /// We accept RTP.
+    pub recv: bool,
+    /// The video stream, when one was agreed (seed-spec §2.6, §3.4, §3.5).
+    pub video: Option<Box<VideoParams>>,
+}
+
+/// The video stream of a call. Payload types are the remote's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoParams {
+    /// Our video RTP address.
+    pub local: SocketAddr,
+    /// Where to send video RTP (unspecified when the remote gave no usable address).
+    pub remote_rtp: SocketAddr,
+    pub remote_rtcp: Option<SocketAddr>,
+    /// `x-flv/90000` (the gateway-to-gateway tunnel of every RTMP message) or
+    /// `h264/90000` (with its fmtp).
+    pub codec: sdp::Format,
+    /// The x-flv tunnel was agreed: every RTMP message of the client goes through it.
+    pub tunnel: bool,
+    /// H.264 `packetization-mode` (RFC 6184 §8.1): 0 unless the remote's fmtp says 1.
+    pub packetization_mode: u8,
+    pub send: bool,
     pub recv: bool,
 }
 

@@ -14,8 +14,8 @@ use crate::line::Line;
 use crate::shared::{Outcome, ReqId, ReqKind, Request, Shared};
 use crate::timers::Kind;
 use crate::util::{
-    ALLOW, answer_caps, check_caps, display_addr, dtmf_digit, media_plan, offer_caps, parse_dest,
-    parse_dtmf_info, reject_status,
+    ALLOW, PICTURE_FAST_UPDATE, answer_caps, check_caps, display_addr, dtmf_digit,
+    is_picture_fast_update, media_plan, offer_caps, parse_dest, parse_dtmf_info, reject_status,
 };
 use crate::zombie::dialog_hop;
 
@@ -30,6 +30,8 @@ pub(crate) struct Call {
     pub(crate) codecs: Vec<String>,
     /// Our RTP address.
     pub(crate) rtp: SocketAddr,
+    /// Our video RTP address, when the front carries video.
+    pub(crate) video: Option<SocketAddr>,
     /// What we offer or answer with.
     pub(crate) caps: Capabilities,
     /// o= session id and the last version we wrote (RFC 3264 §8).
@@ -133,10 +135,21 @@ impl Call {
     }
 }
 
-fn session_params(rtp: SocketAddr, caps: &Capabilities, id: u64, version: u64) -> SessionParams {
+fn session_params(
+    rtp: SocketAddr,
+    video: Option<SocketAddr>,
+    caps: &Capabilities,
+    id: u64,
+    version: u64,
+) -> SessionParams {
+    // Video streams on their own port (seed-spec §2.6), the rest on the audio one.
+    let port = |m: &sdp::LocalMedia| match video {
+        Some(v) if m.kind.same_as(&sdp::MediaKind::Video) => v.port(),
+        _ => rtp.port(),
+    };
     SessionParams {
         addr: rtp.ip(),
-        ports: vec![rtp.port(); caps.media.len()],
+        ports: caps.media.iter().map(port).collect(),
         session_id: id,
         session_version: version,
     }
@@ -159,19 +172,21 @@ fn body_sdp(msg: &Message) -> Option<Session> {
 
 impl Line {
     fn plan(&self, sh: &Shared, call: &Call, negotiated: &Negotiated) -> Option<crate::util::Plan> {
-        self.plan_for(sh, call.rtp, &call.codecs, negotiated)
+        self.plan_for(sh, call.rtp, call.video, &call.codecs, negotiated)
     }
 
     fn plan_for(
         &self,
         sh: &Shared,
         rtp: SocketAddr,
+        video: Option<SocketAddr>,
         codecs: &[String],
         negotiated: &Negotiated,
     ) -> Option<crate::util::Plan> {
         media_plan(
             negotiated,
             rtp,
+            video,
             codecs,
             sh.cfg.transcoder,
             self.cfg.narrowband,
@@ -232,6 +247,7 @@ impl Line {
         dest: &str,
         codecs: Vec<String>,
         rtp: SocketAddr,
+        video: Option<SocketAddr>,
     ) {
         let reject =
             |sh: &mut Shared, reason: &str| sh.event(self.id, LineEvent::Rejected(reason.into()));
@@ -241,9 +257,14 @@ impl Line {
         let Some(to) = parse_dest(dest, &self.cfg.aor) else {
             return reject(sh, "Invalid destination");
         };
-        let caps = offer_caps(&codecs, sh.cfg.transcoder, self.cfg.narrowband);
+        let caps = offer_caps(
+            &codecs,
+            sh.cfg.transcoder,
+            self.cfg.narrowband,
+            video.is_some(),
+        );
         let sdp_id = sh.rng.next_u64() % 1_000_000_000_000;
-        let Ok(offer) = sdp::offer(&caps, &session_params(rtp, &caps, sdp_id, 1)) else {
+        let Ok(offer) = sdp::offer(&caps, &session_params(rtp, video, &caps, sdp_id, 1)) else {
             return reject(sh, INTERNAL);
         };
         let call_id = format!("{}@{}", sh.token(20), sh.public_ip());
@@ -270,6 +291,7 @@ impl Line {
             local_tag,
             codecs,
             rtp,
+            video,
             caps,
             sdp_id,
             sdp_version: 1,
@@ -290,6 +312,7 @@ impl Line {
         now: Instant,
         codecs: Vec<String>,
         rtp: SocketAddr,
+        video: Option<SocketAddr>,
     ) {
         let owner = self.owner();
         let Some(call) = self.call.as_mut() else {
@@ -298,12 +321,18 @@ impl Line {
         let Phase::Ringing(r) = &call.phase else {
             return;
         };
-        let caps = answer_caps(&codecs, sh.cfg.transcoder, self.cfg.narrowband);
+        let caps = answer_caps(
+            &codecs,
+            sh.cfg.transcoder,
+            self.cfg.narrowband,
+            video.is_some(),
+        );
         let sdp_id = sh.rng.next_u64() % 1_000_000_000_000;
         let answered = if caps.media.is_empty() {
             None
         } else {
-            sdp::answer(&r.offer, &caps, &session_params(rtp, &caps, sdp_id, 1)).ok()
+            let params = session_params(rtp, video, &caps, sdp_id, 1);
+            sdp::answer(&r.offer, &caps, &params).ok()
         };
         let Some((answer, negotiated)) = answered else {
             // seed-spec §2.4 item 3: 488 and `byed()`.
@@ -339,6 +368,7 @@ impl Line {
         }));
         call.codecs = codecs;
         call.rtp = rtp;
+        call.video = video;
         call.caps = caps;
         call.sdp_id = sdp_id;
         call.sdp_version = 1;
@@ -408,18 +438,13 @@ impl Line {
     }
 
     pub(crate) fn cmd_dtmf(&mut self, sh: &mut Shared, now: Instant, digit: char) {
-        let (owner, proxy, creds) = (
-            self.owner(),
-            self.cfg.outbound_proxy.clone(),
-            self.creds.clone(),
-        );
         let Some(digit) = dtmf_digit(digit) else {
             return;
         };
         let Some(Call {
             phase: Phase::Active(a),
             ..
-        }) = self.call.as_mut()
+        }) = self.call.as_ref()
         else {
             return;
         };
@@ -431,6 +456,46 @@ impl Line {
             return;
         }
         // No telephone-event: SIP INFO (the de facto `application/dtmf-relay`).
+        let body = format!("Signal={digit}\r\nDuration=160\r\n");
+        self.send_info(sh, now, "application/dtmf-relay", body.into_bytes());
+    }
+
+    /// RFC 5168: ask the remote's encoder for a key frame, in a call with video.
+    pub(crate) fn cmd_key_frame(&mut self, sh: &mut Shared, now: Instant) {
+        let video = match &self.call {
+            Some(Call {
+                phase: Phase::Active(a),
+                video: Some(_),
+                ..
+            }) => a.negotiated.video().is_some(),
+            _ => false,
+        };
+        if video {
+            let body = PICTURE_FAST_UPDATE.as_bytes().to_vec();
+            self.send_info(sh, now, "application/media_control+xml", body);
+        }
+    }
+
+    /// An INFO in the active call's dialog.
+    fn send_info(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) {
+        let (owner, proxy, creds) = (
+            self.owner(),
+            self.cfg.outbound_proxy.clone(),
+            self.creds.clone(),
+        );
+        let Some(Call {
+            phase: Phase::Active(a),
+            ..
+        }) = self.call.as_mut()
+        else {
+            return;
+        };
         let Some(hop) = dialog_hop(&proxy, &a.dialog) else {
             return;
         };
@@ -438,10 +503,7 @@ impl Line {
             .dialog
             .request(Method::Info, None)
             .header("User-Agent", sh.cfg.user_agent.clone());
-        spec.body = Some((
-            "application/dtmf-relay",
-            format!("Signal={digit}\r\nDuration=160\r\n").into_bytes(),
-        ));
+        spec.body = Some((content_type, body));
         sh.send(now, owner, ReqKind::Info, spec, hop, creds);
     }
 
@@ -620,7 +682,7 @@ impl Line {
         sh.send(now, owner, ReqKind::Ack, ack.clone(), hop, None);
         let negotiated = body_sdp(msg).and_then(|answer| sdp::apply_answer(&offer, &answer).ok());
         let plan = negotiated.and_then(|n| {
-            self.plan_for(sh, call.rtp, &call.codecs, &n)
+            self.plan_for(sh, call.rtp, call.video, &call.codecs, &n)
                 .map(|p| (n, p))
         });
         let Some((negotiated, (args, params))) = plan else {
@@ -804,6 +866,7 @@ impl Line {
             local_tag,
             codecs: Vec::new(),
             rtp: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0),
+            video: None,
             caps: Capabilities::default(),
             sdp_id: 0,
             sdp_version: 0,
@@ -869,6 +932,7 @@ impl Line {
                 let plan = media_plan(
                     &a.negotiated,
                     call.rtp,
+                    call.video,
                     &call.codecs,
                     sh.cfg.transcoder,
                     self.cfg.narrowband,
@@ -986,11 +1050,18 @@ impl Line {
                 } else if let Some(d) = parse_dtmf_info(ct, msg.body()) {
                     reply(sh, 200, &[]);
                     sh.event(self.id, LineEvent::Dtmf(d));
+                } else if is_picture_fast_update(ct, msg.body()) {
+                    // RFC 5168 §2 (seed-spec §7.12: the original answered 405).
+                    reply(sh, 200, &[]);
+                    sh.event(self.id, LineEvent::KeyFrameRequested);
                 } else {
                     reply(
                         sh,
                         415,
-                        &[("Accept", "application/dtmf-relay, application/dtmf")],
+                        &[(
+                            "Accept",
+                            "application/dtmf-relay, application/dtmf, application/media_control+xml",
+                        )],
                     );
                 }
             }
@@ -1045,7 +1116,13 @@ impl Line {
             let Some(offer) = body_sdp(msg) else {
                 return reply(sh, 488, &[]);
             };
-            let params = session_params(call.rtp, &call.caps, call.sdp_id, call.sdp_version + 1);
+            let params = session_params(
+                call.rtp,
+                call.video,
+                &call.caps,
+                call.sdp_id,
+                call.sdp_version + 1,
+            );
             let Ok((answer, negotiated)) = sdp::answer(&offer, &call.caps, &params) else {
                 // The session goes on unchanged (§14.2).
                 return reply(sh, 488, &[]);

@@ -47,7 +47,7 @@ mod zombie;
 
 pub use api::{
     Command, LineConfig, LineEvent, LineId, MediaCommand, MediaParams, Output, ResolveRequest,
-    StackConfig,
+    StackConfig, VideoParams,
 };
 pub use stack::Stack;
 

@@ -316,12 +316,18 @@ impl Line {
             return;
         }
         match cmd {
-            Command::Invite { dest, codecs, rtp } => self.cmd_invite(sh, now, &dest, codecs, rtp),
-            Command::Accept { codecs, rtp } => self.cmd_accept(sh, now, codecs, rtp),
+            Command::Invite {
+                dest,
+                codecs,
+                rtp,
+                video,
+            } => self.cmd_invite(sh, now, &dest, codecs, rtp, video),
+            Command::Accept { codecs, rtp, video } => self.cmd_accept(sh, now, codecs, rtp, video),
             Command::Reject { reason } => self.cmd_reject(sh, now, reason.as_deref()),
             Command::Bye => self.cmd_bye(sh, now, 603),
             Command::SendDtmf(d) => self.cmd_dtmf(sh, now, d),
             Command::Hold(hold) => self.cmd_hold(sh, now, hold),
+            Command::RequestKeyFrame => self.cmd_key_frame(sh, now),
         }
     }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use sdp::{Capabilities, Format, LocalMedia, MediaKind, Negotiated};
 use sip::{NameAddr, Scheme, Uri};
 
-use crate::api::MediaParams;
+use crate::api::{MediaParams, VideoParams};
 
 /// Methods a line accepts (Allow header).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE";
@@ -141,7 +141,27 @@ pub(crate) fn parse_dtmf_info(content_type: &str, body: &[u8]) -> Option<char> {
     }
 }
 
-/// Is this codec string about audio (the line carries audio only)?
+/// The key-frame request body (RFC 5168 §3; seed-spec §3.5).
+pub(crate) const PICTURE_FAST_UPDATE: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n",
+    "<media_control>\r\n",
+    "  <vc_primitive>\r\n",
+    "    <to_encoder>\r\n",
+    "      <picture_fast_update></picture_fast_update>\r\n",
+    "    </to_encoder>\r\n",
+    "  </vc_primitive>\r\n",
+    "</media_control>\r\n",
+);
+
+/// An INFO asking for a key frame (RFC 5168: `application/media_control+xml` with a
+/// `picture_fast_update` element, possibly self-closing).
+pub(crate) fn is_picture_fast_update(content_type: &str, body: &[u8]) -> bool {
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    ct.eq_ignore_ascii_case("application/media_control+xml")
+        && std::str::from_utf8(body).is_ok_and(|b| b.contains("<picture_fast_update"))
+}
+
+/// Is this codec string about audio (not `flv` or `h264…`)?
 fn is_audio_codec(c: &str) -> bool {
     !(c == "flv" || c.starts_with("h264"))
 }
@@ -155,23 +175,29 @@ pub(crate) fn audio_list(codecs: &[String]) -> Vec<&str> {
         .collect()
 }
 
-fn audio_only(mut caps: Capabilities) -> Capabilities {
-    caps.media.retain(|m| m.kind.same_as(&MediaKind::Audio));
-    caps
-}
-
-/// What we offer for a codec list: the seed's streams (seed-spec §2.6), audio only,
-/// since a line carries no video.
-pub(crate) fn offer_caps(codecs: &[String], transcoder: bool, narrowband: bool) -> Capabilities {
-    let list = audio_list(codecs);
-    if list.is_empty() && !codecs.is_empty() {
-        // Only video codecs: nothing a line can carry (an empty list would mean the
-        // default offer instead).
+/// What we offer for a codec list: the seed's streams (seed-spec §2.6). Without a video
+/// port (`video` false) the video codecs are left out and the offer is audio only.
+pub(crate) fn offer_caps(
+    codecs: &[String],
+    transcoder: bool,
+    narrowband: bool,
+    video: bool,
+) -> Capabilities {
+    let list: Vec<&str> = if video {
+        codecs.iter().map(String::as_str).collect()
+    } else {
+        audio_list(codecs)
+    };
+    if audio_list(codecs).is_empty() && !codecs.is_empty() {
+        // Only video codecs: the line needs an audio stream (an empty list would mean
+        // the default offer instead).
         return Capabilities::default();
     }
-    audio_only(sdp::capabilities_from_codec_list(
-        &list, transcoder, narrowband,
-    ))
+    let mut caps = sdp::capabilities_from_codec_list(&list, transcoder, narrowband);
+    if !video {
+        caps.media.retain(|m| m.kind.same_as(&MediaKind::Audio));
+    }
+    caps
 }
 
 /// Every format the transcoder can turn into the client's audio.
@@ -187,16 +213,25 @@ fn transcodable() -> Vec<Format> {
     ]
 }
 
-/// What we answer with for a codec list: the list's streams (audio only), plus, with the
-/// transcoder, every format it can convert.
-pub(crate) fn answer_caps(codecs: &[String], transcoder: bool, narrowband: bool) -> Capabilities {
-    let mut caps = offer_caps(codecs, transcoder, narrowband);
+/// What we answer with for a codec list: the list's streams, plus, with the transcoder,
+/// every audio format it can convert.
+pub(crate) fn answer_caps(
+    codecs: &[String],
+    transcoder: bool,
+    narrowband: bool,
+    video: bool,
+) -> Capabilities {
+    let mut caps = offer_caps(codecs, transcoder, narrowband, video);
     if transcoder {
-        if caps.media.is_empty() && !audio_list(codecs).is_empty() {
+        if caps.first(&MediaKind::Audio).is_none() && !audio_list(codecs).is_empty() {
             caps.media
-                .push(LocalMedia::new(MediaKind::Audio, Vec::new()));
+                .insert(0, LocalMedia::new(MediaKind::Audio, Vec::new()));
         }
-        if let Some(audio) = caps.media.first_mut() {
+        if let Some(audio) = caps
+            .media
+            .iter_mut()
+            .find(|m| m.kind.same_as(&MediaKind::Audio))
+        {
             for f in transcodable() {
                 if !audio.formats.iter().any(|g| g.matches(&f)) {
                     audio.formats.push(f);
@@ -269,22 +304,37 @@ pub(crate) type Plan = (Option<(Option<String>, Option<String>)>, MediaParams);
 pub(crate) fn media_plan(
     negotiated: &Negotiated,
     local: SocketAddr,
+    video_local: Option<SocketAddr>,
     codecs: &[String],
     transcoder: bool,
     narrowband: bool,
 ) -> Option<Plan> {
     let audio = negotiated.audio()?;
     let codec = audio.codec.clone()?;
-    let list = audio_list(codecs);
+    let list: Vec<&str> = if video_local.is_some() {
+        codecs.iter().map(String::as_str).collect()
+    } else {
+        audio_list(codecs)
+    };
     let acc = sdp::accepted(&list, transcoder, narrowband, negotiated);
+    let video = video_local
+        .and_then(|v| video_params(negotiated, v))
+        .map(Box::new);
+    let tunnel = video.as_ref().is_some_and(|v| v.tunnel);
     let mut args = if codecs.is_empty() {
         None
+    } else if tunnel {
+        // seed-spec §2.6: x-flv carries whatever the client publishes.
+        Some((Some("default".to_owned()), Some("default".to_owned())))
     } else {
-        // The line has no video: never tell the client to publish it.
-        Some((acc.args.and_then(|(a, _)| a), None))
+        let acc_video = acc.args.as_ref().and_then(|(_, v)| v.clone());
+        // Video only when a video stream really runs: never ask the client to publish
+        // what goes nowhere.
+        let v = acc_video.filter(|_| video.is_some());
+        Some((acc.args.and_then(|(a, _)| a), v))
     };
     let mut transcode_to = acc.transcode_to;
-    if transcoder && transcode_to.is_none() {
+    if transcoder && transcode_to.is_none() && !tunnel {
         if let Some((a, _)) = &mut args
             && a.is_none()
         {
@@ -312,8 +362,44 @@ pub(crate) fn media_plan(
         client_codec,
         send: audio.direction.sends() && audio.remote_rtp.is_some(),
         recv: audio.direction.recvs(),
+        video,
     };
     Some((args, params))
+}
+
+/// The agreed video stream: the x-flv tunnel when both sides have it (seed-spec §2.6),
+/// else H.264.
+fn video_params(negotiated: &Negotiated, local: SocketAddr) -> Option<VideoParams> {
+    let m = negotiated.video()?;
+    let named = |name: &str| {
+        m.formats
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name) && f.rate == 90000)
+    };
+    let (codec, tunnel) = match named("x-flv") {
+        Some(f) => (f.clone(), true),
+        None => (named("h264")?.clone(), false),
+    };
+    // RFC 6184 §8.1: packetization-mode defaults to 0.
+    let packetization_mode = codec
+        .fmtp
+        .as_deref()
+        .into_iter()
+        .flat_map(|f| f.split(';'))
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("packetization-mode"))
+        .map_or(0, |(_, v)| u8::from(v.trim() == "1"));
+    let unspecified = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), m.remote_port);
+    Some(VideoParams {
+        local,
+        remote_rtp: m.remote_rtp.unwrap_or(unspecified),
+        remote_rtcp: m.remote_rtcp,
+        codec,
+        tunnel,
+        packetization_mode,
+        send: m.direction.sends() && m.remote_rtp.is_some(),
+        recv: m.direction.recvs(),
+    })
 }
 
 #[cfg(test)]
@@ -400,12 +486,12 @@ mod tests {
     #[test]
     fn transcoder_widens_answers() {
         let list = vec!["wideband".to_string()];
-        let plain = answer_caps(&list, false, false);
+        let plain = answer_caps(&list, false, false, false);
         assert_eq!(plain.media[0].formats.len(), 1);
-        let wide = answer_caps(&list, true, false);
+        let wide = answer_caps(&list, true, false, false);
         assert!(wide.media[0].formats.iter().any(|f| f.name == "opus"));
         assert!(
-            offer_caps(&["flv".to_string()], false, false)
+            offer_caps(&["flv".to_string()], false, false, true)
                 .media
                 .is_empty()
         );

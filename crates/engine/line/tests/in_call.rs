@@ -24,6 +24,7 @@ fn established(h: &mut H, offer: &str) -> (LineId, String, String, Message) {
         Command::Accept {
             codecs: vec!["pcmu".into(), "dtmf".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let ok = h.expect("200");
@@ -403,6 +404,7 @@ fn outbound_call_gets_remote_hold_and_bye() {
             dest: "bob@example.com".into(),
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let inv = h.expect("INVITE");

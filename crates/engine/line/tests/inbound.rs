@@ -53,6 +53,7 @@ fn ring_accept_ack() {
         Command::Accept {
             codecs: vec!["wideband".into(), "pcmu".into(), "dtmf".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let (flow, ok) = h.next_sent_flow();
@@ -141,6 +142,7 @@ fn accept_matches_the_seed_conformance_16() {
         Command::Accept {
             codecs: vec!["wideband".into(), "dtmf".into(), "flv".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let ok = h.expect("200");
@@ -219,6 +221,7 @@ fn with_the_transcoder_opus_only_offers_ring() {
         Command::Accept {
             codecs: vec!["wideband".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let ok = h.expect("200");
@@ -289,6 +292,7 @@ fn second_invite_while_in_a_call_gets_486() {
             dest: "bob@example.com".into(),
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let inv = h.expect("INVITE");
@@ -347,6 +351,7 @@ fn cancel_gives_487_and_cancelled() {
         Command::Accept {
             codecs: vec![],
             rtp: addr(RTP),
+            video: None,
         },
     );
     h.assert_quiet();
@@ -410,6 +415,7 @@ fn no_ack_ends_the_call_with_bye() {
         Command::Accept {
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     h.expect("200");
@@ -439,6 +445,7 @@ fn accept_that_cannot_answer_gives_488_and_byed() {
         Command::Accept {
             codecs: vec!["wideband".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     h.expect("488");
@@ -484,6 +491,7 @@ fn two_lines_each_get_their_own_calls() {
         Command::Accept {
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     assert_eq!(h.expect("200").call_id().unwrap(), "for-bob");
@@ -582,6 +590,7 @@ fn ack_reusing_the_invite_branch_is_understood() {
         Command::Accept {
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let ok = h.expect("200");

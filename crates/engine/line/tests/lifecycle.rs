@@ -19,6 +19,7 @@ fn remove_during_outbound_ringing_cancels_then_unregisters() {
             dest: "bob@example.com".into(),
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let inv = h.expect("INVITE");
@@ -47,6 +48,7 @@ fn remove_before_any_provisional_still_cancels_after_closed() {
             dest: "bob@example.com".into(),
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let inv = h.expect("INVITE");
@@ -79,6 +81,7 @@ fn remove_in_a_call_byes_then_unregisters() {
             dest: "bob@example.com".into(),
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let inv = h.expect("INVITE");
@@ -115,6 +118,7 @@ fn remove_with_a_silent_callee_is_bounded() {
             dest: "bob@example.com".into(),
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let inv = h.expect("INVITE");
@@ -181,6 +185,7 @@ fn remove_after_accept_before_ack_byes_once_acked() {
         Command::Accept {
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let ok = h.expect("200");
@@ -213,6 +218,7 @@ fn commands_after_remove_are_ignored() {
             dest: "bob@example.com".into(),
             codecs: vec![],
             rtp: addr(RTP),
+            video: None,
         },
     );
     h.remove(line);

@@ -19,6 +19,7 @@ fn invite(h: &mut H, line: LineId, dest: &str, codecs: &[&str]) -> Message {
             dest: dest.into(),
             codecs: codecs.iter().map(|s| s.to_string()).collect(),
             rtp: addr(RTP),
+            video: None,
         },
     );
     h.expect("INVITE")
@@ -211,6 +212,7 @@ fn already_in_a_call_is_rejected_without_sip() {
             dest: "carol@example.com".into(),
             codecs: vec![],
             rtp: addr(RTP),
+            video: None,
         },
     );
     assert_eq!(
@@ -503,6 +505,7 @@ fn invite_without_proxy_locates_the_request_uri() {
             dest: "sip:bob@biloxi.example.com".into(),
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let r = h.resolves.pop_front().unwrap();
@@ -523,6 +526,7 @@ fn invite_without_proxy_locates_the_request_uri() {
             dest: "sip:bob@nowhere.invalid".into(),
             codecs: vec!["pcmu".into()],
             rtp: addr(RTP),
+            video: None,
         },
     );
     let r = h.resolves.pop_front().unwrap();

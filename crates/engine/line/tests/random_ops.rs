@@ -84,10 +84,12 @@ fn run(seed: u64) {
                         dest: "bob@example.com".into(),
                         codecs: vec!["pcmu".into(), "dtmf".into()],
                         rtp: addr(RTP),
+                        video: None,
                     },
                     1 => Command::Accept {
                         codecs: vec!["pcmu".into()],
                         rtp: addr(RTP),
+                        video: None,
                     },
                     2 => Command::Reject {
                         reason: Some("486 Busy Here".into()),

@@ -311,10 +311,12 @@ fn command(name: &str, args: &[Value]) -> Option<Vec<Command>> {
             dest: args.first().and_then(text).unwrap_or_default(),
             codecs: strings(1),
             rtp: any_rtp,
+            video: None,
         }],
         "accept" => vec![Command::Accept {
             codecs: strings(0),
             rtp: any_rtp,
+            video: None,
         }],
         "reject" => vec![Command::Reject {
             reason: args.first().and_then(text).filter(|r| !r.is_empty()),

@@ -463,7 +463,15 @@ impl Session {
                     }
                 };
                 match ua
-                    .command(line, Command::Invite { dest, codecs, rtp })
+                    .command(
+                        line,
+                        Command::Invite {
+                            dest,
+                            codecs,
+                            rtp,
+                            video: None,
+                        },
+                    )
                     .await
                 {
                     Ok(()) => {
@@ -489,7 +497,17 @@ impl Session {
                         return Flow::Go;
                     }
                 };
-                match ua.command(line, Command::Accept { codecs, rtp }).await {
+                match ua
+                    .command(
+                        line,
+                        Command::Accept {
+                            codecs,
+                            rtp,
+                            video: None,
+                        },
+                    )
+                    .await
+                {
                     Ok(()) => {
                         self.call = Call::Accepting;
                         answer_result(&id, answer)

@@ -433,6 +433,7 @@ async fn line_task(
                             Command::Accept {
                                 codecs: codecs.clone(),
                                 rtp: "0.0.0.0:0".parse().unwrap(),
+                                video: None,
                             },
                         )
                         .await;
@@ -581,6 +582,7 @@ async fn calls(a: &Args) {
                     dest,
                     codecs: a_codecs.clone(),
                     rtp: "0.0.0.0:0".parse().unwrap(),
+                    video: None,
                 },
             )
             .await

@@ -483,6 +483,7 @@ impl Phone {
             dest: dest.to_string(),
             codecs: vec!["pcmu".into(), "dtmf".into()],
             rtp: any_rtp(),
+            video: None,
         })
         .await;
     }
@@ -491,6 +492,7 @@ impl Phone {
         self.cmd(Command::Accept {
             codecs: vec!["pcmu".into(), "dtmf".into()],
             rtp: any_rtp(),
+            video: None,
         })
         .await;
     }

@@ -145,6 +145,7 @@ async fn call(codec: &str, a_rate: u32, b_rate: u32) {
                 dest,
                 codecs: codecs.clone(),
                 rtp: any_rtp(),
+                video: None,
             },
         )
         .await
@@ -159,6 +160,7 @@ async fn call(codec: &str, a_rate: u32, b_rate: u32) {
             Command::Accept {
                 codecs,
                 rtp: any_rtp(),
+                video: None,
             },
         )
         .await
@@ -341,6 +343,7 @@ async fn frames_call(front: LegFormat, sip_codec: &str, base: u16, pass_through:
                 dest: format!("sip:bob@{}", b.local_addr()),
                 codecs: codecs.clone(),
                 rtp: any_rtp(),
+                video: None,
             },
         )
         .await
@@ -355,6 +358,7 @@ async fn frames_call(front: LegFormat, sip_codec: &str, base: u16, pass_through:
             Command::Accept {
                 codecs,
                 rtp: any_rtp(),
+                video: None,
             },
         )
         .await
