@@ -160,6 +160,7 @@ fn main() -> std::process::ExitCode {
                         gateway::APP_NAME,
                         gw.app.clone() as Arc<dyn front_rtmp::Application>,
                     )],
+                    0,
                 )
                 .await?;
                 let extra = [

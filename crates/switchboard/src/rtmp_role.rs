@@ -25,6 +25,10 @@ pub struct RtmpArgs {
     /// reads it.
     #[arg(short = 'r', long = "root", default_value = ".")]
     pub root: PathBuf,
+    /// Event-loop threads for RTMP connections, each a single-threaded runtime that
+    /// connections are dealt to round-robin (0: tasks on the shared runtime).
+    #[arg(long = "threads", default_value_t = 1)]
+    pub threads: usize,
 }
 
 /// Binds and starts the RTMP server: `apps` by name (e.g. the gateway's `sip`), the
@@ -33,6 +37,7 @@ pub async fn start(
     addr: SocketAddr,
     root: PathBuf,
     apps: Vec<(&str, Arc<dyn Application>)>,
+    threads: usize,
 ) -> anyhow::Result<ServerHandle> {
     if !addr.ip().is_loopback() {
         warn!(
@@ -46,8 +51,11 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind RTMP {addr}: {e}"))?;
-    let mut server =
-        Server::new(ServerConfig::default()).default_app(Arc::new(LiveApp::new(Some(root))));
+    let config = ServerConfig {
+        threads,
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(config).default_app(Arc::new(LiveApp::new(Some(root))));
     for (name, app) in apps {
         server = server.app(name, app);
     }
@@ -59,7 +67,7 @@ pub async fn start(
 pub async fn run(args: RtmpArgs) -> anyhow::Result<()> {
     let addr = parse_listen(&args.host, args.port)?;
     let addr = SocketAddr::new(addr.ip(), args.port);
-    let server = start(addr, args.root.clone(), Vec::new()).await?;
+    let server = start(addr, args.root.clone(), Vec::new(), args.threads).await?;
     println!("Switchboard RTMP server is running (live relay, FLV record and playback)");
     println!("  RTMP           rtmp://{}/live/NAME", server.local_addr());
     println!("  root           {}", args.root.display());

@@ -110,19 +110,42 @@ pub(crate) async fn run(
         StopGone,
     }
     let mut stop_alive = true;
+    // One timer, re-armed only when the deadline comes closer or has passed: a player
+    // wakes for every relayed message, and registering a fresh timer each time costs
+    // more than the message.
+    let mut deadline = c.next_deadline();
+    let timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(timer);
 
     loop {
         c.pump();
         if c.closing.is_some() {
             break;
         }
+        // Write at once while the socket takes it, instead of a trip through the
+        // select below (a relayed message reaches every player this way in one wake-up).
+        if c.out_pos < c.out.len() {
+            match wr.try_write(&c.out[c.out_pos..]) {
+                Ok(n) => c.wrote(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    c.close_error(format!("write failed: {e}"));
+                    break;
+                }
+            }
+        }
         let pending = c.out.len() - c.out_pos;
-        let deadline = c.next_deadline();
+        // A later deadline (input moved the idle timer) waits for the armed one to fire.
+        let next = c.next_deadline();
+        if next < deadline || timer.is_elapsed() {
+            deadline = next;
+            timer.as_mut().reset(deadline);
+        }
         let ev = tokio::select! {
             r = rd.read(&mut rbuf), if pending < OUT_HIGH => Ev::Read(r),
             r = wr.write(&c.out[c.out_pos..]), if pending > 0 => Ev::Wrote(r),
             _ = c.client.shared.notify.notified(), if pending < OUT_LOW => Ev::Queue,
-            _ = tokio::time::sleep_until(deadline) => Ev::Timer,
+            _ = &mut timer => Ev::Timer,
             r = stop.changed(), if stop_alive => if r.is_ok() { Ev::Stop } else { Ev::StopGone },
         };
         let now = Instant::now();
@@ -134,13 +157,7 @@ pub(crate) async fn run(
                 c.session.handle_input(now.into_std(), &rbuf[..n]);
             }
             Ev::Read(Err(e)) => c.close_error(format!("read failed: {e}")),
-            Ev::Wrote(Ok(n)) => {
-                c.out_pos += n;
-                if c.out_pos == c.out.len() {
-                    c.out.clear();
-                    c.out_pos = 0;
-                }
-            }
+            Ev::Wrote(Ok(n)) => c.wrote(n),
             Ev::Wrote(Err(e)) => c.close_error(format!("write failed: {e}")),
             Ev::Queue => c.drain_queue(),
             Ev::Timer => c.on_timer(now),
@@ -243,11 +260,22 @@ impl Conn {
         }
     }
 
+    /// `n` bytes of the write buffer reached the socket.
+    fn wrote(&mut self, n: usize) {
+        self.out_pos += n;
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+    }
+
     fn append(&mut self, b: Vec<u8>) {
         if self.out_pos == self.out.len() {
-            // Nothing pending: take the session's buffer instead of copying it.
-            self.out = b;
+            // Nothing pending: take the session's buffer instead of copying it, and
+            // give it the written one back to fill next.
+            let written = std::mem::replace(&mut self.out, b);
             self.out_pos = 0;
+            self.session.recycle(written);
         } else {
             self.out.extend_from_slice(&b);
         }

@@ -24,12 +24,27 @@ const WAIT: Duration = Duration::from_secs(5);
 /// `NetStream.Play.StreamNotFound`.
 #[tokio::test]
 async fn seed_8_23_rtmp_server_basics() {
-    let root = std::env::temp_dir().join(format!("seed8-23-{}", std::process::id()));
+    server_basics("tasks", ServerConfig::default()).await;
+}
+
+/// The same on the server's own event-loop threads: connections are dealt out
+/// round-robin, so the publisher and the player run on different threads.
+#[tokio::test]
+async fn seed_8_23_rtmp_server_basics_on_two_threads() {
+    let config = ServerConfig {
+        threads: 2,
+        ..ServerConfig::default()
+    };
+    server_basics("threads", config).await;
+}
+
+async fn server_basics(tag: &str, config: ServerConfig) {
+    let root = std::env::temp_dir().join(format!("seed8-23-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
     let server = start(
         vec![],
         Some(Arc::new(LiveApp::new(Some(root.clone())))),
-        ServerConfig::default(),
+        config,
     )
     .await;
 

@@ -400,6 +400,15 @@ impl Session {
         }
     }
 
+    /// Hands back a buffer that [`SessionOutput::Send`] gave out, once its bytes are
+    /// written, so that the next output reuses its memory instead of allocating.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.tx.is_empty() && buf.capacity() > self.tx.capacity() {
+            buf.clear();
+            self.tx = buf;
+        }
+    }
+
     /// When [`Session::handle_timeout`] wants to be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
