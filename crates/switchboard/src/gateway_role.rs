@@ -11,17 +11,22 @@ use gateway::{GatewayConfig, SipGateway};
 use tracing::info;
 use ua::{PortRange, Ua, UaConfig};
 
+use crate::config::{self, GatewaySettings};
+
+/// `switchboard gateway` options; each one given overrides the config file's
+/// `[gateway]` key (or `rtmp.listen` for -i/-p).
 #[derive(Args, Debug, Clone)]
 pub struct GatewayArgs {
-    /// RTMP listen IP. Beyond loopback, anonymous connects (empty authpass) are refused.
-    #[arg(short = 'i', long = "host", default_value = "127.0.0.1")]
-    pub host: IpAddr,
-    /// RTMP listen port.
-    #[arg(short = 'p', long, default_value_t = 1935)]
-    pub port: u16,
-    /// Listen IP for the lines' SIP and RTP sockets.
-    #[arg(short = 'l', long = "int-ip", default_value = "127.0.0.1")]
-    pub int_ip: IpAddr,
+    /// RTMP listen IP (rtmp.listen). Beyond loopback, anonymous connects (empty authpass)
+    /// are refused. Default: 127.0.0.1.
+    #[arg(short = 'i', long = "host")]
+    pub host: Option<IpAddr>,
+    /// RTMP listen port (rtmp.listen). Default: 1935.
+    #[arg(short = 'p', long)]
+    pub port: Option<u16>,
+    /// Listen IP for the lines' SIP and RTP sockets. Default: 127.0.0.1.
+    #[arg(short = 'l', long = "int-ip")]
+    pub int_ip: Option<IpAddr>,
     /// IP advertised in SIP and SDP (NAT); default: --int-ip.
     #[arg(short = 'e', long = "ext-ip")]
     pub ext_ip: Option<IpAddr>,
@@ -32,12 +37,12 @@ pub struct GatewayArgs {
     /// of each AOR's domain.
     #[arg(long)]
     pub outbound_proxy: Option<String>,
-    /// UDP port of the lines' shared SIP socket (0: any free port).
-    #[arg(long, default_value_t = 0)]
-    pub sip_port: u16,
-    /// RTP/RTCP port range LO-HI for the calls.
-    #[arg(long, default_value = "20000-29999")]
-    pub rtp_ports: PortRange,
+    /// UDP port of the lines' shared SIP socket (0: any free port). Default: 0.
+    #[arg(long)]
+    pub sip_port: Option<u16>,
+    /// RTP/RTCP port range LO-HI for the calls. Default: 20000-29999.
+    #[arg(long)]
+    pub rtp_ports: Option<PortRange>,
     /// Keep older connections of the same AOR instead of closing them.
     #[arg(long)]
     pub several_per_aor: bool,
@@ -46,22 +51,46 @@ pub struct GatewayArgs {
     pub dns: Option<SocketAddr>,
 }
 
-impl GatewayArgs {
-    /// The defaults, with the lines' SIP going to `outbound_proxy` (the all-in-one mode).
-    pub fn quick_start(outbound_proxy: &str) -> GatewayArgs {
-        GatewayArgs {
-            host: IpAddr::from([127, 0, 0, 1]),
-            port: 1935,
-            int_ip: IpAddr::from([127, 0, 0, 1]),
-            ext_ip: None,
-            verbose_all: false,
-            outbound_proxy: Some(outbound_proxy.to_owned()),
-            sip_port: 0,
-            rtp_ports: PortRange::new(20000, 29999).unwrap_or(PortRange::DEFAULT),
-            several_per_aor: false,
-            dns: None,
-        }
+/// The options given, over the configuration.
+pub fn apply_args(l: &mut config::Loaded, a: &GatewayArgs) {
+    if a.host.is_some() || a.port.is_some() {
+        let old = crate::parse_listen(&l.config.rtmp.listen, 1935).ok();
+        let ip = a
+            .host
+            .or(old.map(|o| o.ip()))
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let port = a.port.or(old.map(|o| o.port())).unwrap_or(1935);
+        l.cli("rtmp.listen", Some(SocketAddr::new(ip, port)), |c, v| {
+            c.rtmp.listen = v.to_string();
+        });
     }
+    l.cli("gateway.int_ip", a.int_ip, |c, v| {
+        c.gateway.int_ip = v.to_string()
+    });
+    l.cli("gateway.ext_ip", a.ext_ip, |c, v| {
+        c.gateway.ext_ip = v.to_string()
+    });
+    l.cli(
+        "gateway.outbound_proxy",
+        a.outbound_proxy.clone(),
+        |c, v| {
+            c.gateway.outbound_proxy = v;
+        },
+    );
+    l.cli("gateway.sip_port", a.sip_port, |c, v| {
+        c.gateway.sip_port = v.into()
+    });
+    l.cli("gateway.rtp_ports", a.rtp_ports, |c, v| {
+        c.gateway.rtp_ports = v.to_string();
+    });
+    l.cli(
+        "gateway.several_per_aor",
+        a.several_per_aor.then_some(true),
+        |c, v| {
+            c.gateway.several_per_aor = v;
+        },
+    );
+    l.cli("gateway.dns", a.dns, |c, v| c.gateway.dns = v.to_string());
 }
 
 /// A running gateway: its lines' user agent and the `sip` application to register with
@@ -72,11 +101,11 @@ pub struct Gateway {
 }
 
 /// Starts the lines' user agent and the `sip` application.
-pub async fn start(args: &GatewayArgs) -> anyhow::Result<Gateway> {
+pub async fn start(args: &GatewaySettings) -> anyhow::Result<Gateway> {
     let ip = args.ext_ip.unwrap_or(args.int_ip);
     if ip.is_unspecified() {
         anyhow::bail!(
-            "--int-ip {} needs --ext-ip: the address for SIP and SDP",
+            "gateway.int_ip (--int-ip) {} needs gateway.ext_ip (--ext-ip): the address for SIP and SDP",
             args.int_ip
         );
     }
@@ -84,7 +113,10 @@ pub async fn start(args: &GatewayArgs) -> anyhow::Result<Gateway> {
     cfg.media_ip = Some(ip);
     if args.ext_ip.is_some() {
         if args.sip_port == 0 {
-            anyhow::bail!("--ext-ip needs a fixed --sip-port (it is advertised in Contact)");
+            anyhow::bail!(
+                "gateway.ext_ip (--ext-ip) needs a fixed gateway.sip_port (--sip-port): it is \
+                 advertised in Contact"
+            );
         }
         cfg.public = Some(SocketAddr::new(ip, args.sip_port));
     }
@@ -99,7 +131,10 @@ pub async fn start(args: &GatewayArgs) -> anyhow::Result<Gateway> {
             } else {
                 format!("sip:{p};lr")
             };
-            Some(sip::Uri::parse(&text).map_err(|e| anyhow!("--outbound-proxy {p:?}: {e}"))?)
+            Some(
+                sip::Uri::parse(&text)
+                    .map_err(|e| anyhow!("gateway.outbound_proxy (--outbound-proxy) {p:?}: {e}"))?,
+            )
         }
         None => None,
     };
@@ -109,7 +144,7 @@ pub async fn start(args: &GatewayArgs) -> anyhow::Result<Gateway> {
     let mut gw = GatewayConfig::default();
     gw.outbound_proxy = outbound_proxy;
     gw.several_per_aor = args.several_per_aor;
-    gw.require_credentials = !args.host.is_loopback();
+    gw.require_credentials = !args.rtmp.ip().is_loopback();
     let app = SipGateway::new(ua.handle(), gw);
     Ok(Gateway { ua, app })
 }
@@ -125,9 +160,9 @@ pub async fn serve_rtmp(gw: &Gateway, listen: SocketAddr) -> anyhow::Result<Serv
 }
 
 /// Runs the gateway alone until interrupted.
-pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+pub async fn run(args: GatewaySettings) -> anyhow::Result<()> {
     let gw = start(&args).await?;
-    let server = serve_rtmp(&gw, SocketAddr::new(args.host, args.port)).await?;
+    let server = serve_rtmp(&gw, args.rtmp).await?;
     info!(rtmp = %server.local_addr(), sip = %gw.ua.local_addr(), "gateway running");
     println!(
         "SIP-RTMP gateway: rtmp://{}/sip/USER@DOMAIN (lines' SIP on udp {})",

@@ -13,13 +13,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use config::Mode;
 
 /// Switchboard: a SIP server and gateway for putting phones in web pages.
+///
+/// With no subcommand, every role runs on loopback (the all-in-one). Settings come from
+/// the built-in defaults, then `--config FILE`, then `SWITCHBOARD_<SECTION>_<KEY>`
+/// environment variables, then the command line (switchboard.example.toml lists them).
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// TOML config file (every role's settings; see switchboard.example.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (defaults, file, environment, options) as TOML,
+    /// passwords redacted, and exit.
+    #[arg(long, global = true)]
+    print_config: bool,
     /// Data directory (SQLite database). Default: ~/.local/share/switchboard
     #[arg(long, global = true)]
     data: Option<PathBuf>,
@@ -44,9 +56,12 @@ enum Command {
     RtmpPhone(rtmp_phone::RtmpPhoneArgs),
 }
 
+/// `switchboard sipd` options; each one given overrides the config file's `[sip]` and
+/// `[web]` keys.
 #[derive(Args, Debug, Default, Clone)]
 pub struct SipdArgs {
-    /// Listen address HOST[:PORT] (repeatable, paired in order with -t). HOST alone means port 5060.
+    /// Listen address HOST[:PORT] (repeatable, paired in order with -t). HOST alone means
+    /// port 5060. Replaces sip.udp, sip.tcp and web.listen. Default: UDP and TCP 127.0.0.1:5060.
     #[arg(short = 'l', long = "local")]
     pub local: Vec<String>,
     /// Transport for the matching -l: udp, tcp or ws (WebSocket at /sip over HTTP).
@@ -61,12 +76,12 @@ pub struct SipdArgs {
     /// Digest realm. Default: the first hosted domain, else "switchboard".
     #[arg(long)]
     pub realm: Option<String>,
-    /// Shortest registration interval accepted (423 below it).
-    #[arg(long, default_value_t = 60)]
-    pub min_expires: u32,
-    /// Longest registration interval granted.
-    #[arg(long, default_value_t = 3600)]
-    pub max_expires: u32,
+    /// Shortest registration interval accepted (423 below it). Default: 60.
+    #[arg(long)]
+    pub min_expires: Option<u32>,
+    /// Longest registration interval granted. Default: 3600.
+    #[arg(long)]
+    pub max_expires: Option<u32>,
     /// Do not offer qop=auth in challenges (for RFC 2069-only clients).
     #[arg(long)]
     pub no_qop: bool,
@@ -76,8 +91,9 @@ pub struct SipdArgs {
     pub sha256: bool,
 
     /// `proxy` forks calls to every registered contact; `redirect` answers 302 with them.
-    #[arg(long, default_value = "proxy", value_parser = ["proxy", "redirect"])]
-    pub mode: String,
+    /// Default: proxy.
+    #[arg(long, value_parser = ["proxy", "redirect"])]
+    pub mode: Option<String>,
     /// Challenge (407) calls from local users before proxying them (needs --users).
     #[arg(long)]
     pub auth_invite: bool,
@@ -99,12 +115,84 @@ pub struct SipdArgs {
     pub origins: Vec<String>,
 }
 
+/// The configuration of `mode`: defaults < `--config` < environment < the options given.
+fn configure(cli: &Cli) -> anyhow::Result<config::Loaded> {
+    let mode = match &cli.command {
+        None => Mode::AllInOne,
+        Some(Command::Sipd(_)) => Mode::Sipd,
+        Some(Command::Gateway(_)) => Mode::Gateway,
+        Some(Command::Rtmp(_)) => Mode::Rtmp,
+        Some(Command::Phone(_) | Command::RtmpPhone(_)) => {
+            anyhow::bail!(
+                "--config and --print-config are for the server roles (switchboard, sipd, \
+                 gateway, rtmp); the phones take their options on the command line"
+            )
+        }
+    };
+    let mut l = config::load(mode, cli.config.as_deref(), std::env::vars())?;
+    let s = |p: &PathBuf| p.to_string_lossy().into_owned();
+    l.cli("data", cli.data.as_ref(), |c, v| c.data = s(v));
+    l.cli("log", cli.verbose.then_some(()), |c, ()| {
+        c.log = "debug".into();
+    });
+    match &cli.command {
+        Some(Command::Sipd(a)) => sipd_role::apply_args(&mut l, a)?,
+        Some(Command::Gateway(a)) => gateway_role::apply_args(&mut l, a),
+        Some(Command::Rtmp(a)) => rtmp_role::apply_args(&mut l, a),
+        _ => {}
+    }
+    l.finish();
+    Ok(l)
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = match &cli.command {
-        Some(Command::Gateway(g)) if g.verbose_all => "trace",
-        _ if cli.verbose => "debug",
-        _ => "info",
+    let server = matches!(
+        cli.command,
+        None | Some(Command::Sipd(_) | Command::Gateway(_) | Command::Rtmp(_))
+    );
+    let loaded = if server || cli.config.is_some() || cli.print_config {
+        match configure(&cli) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("switchboard: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(l) = &loaded {
+        for name in &l.ignored_env {
+            eprintln!("switchboard: warning: ignoring {name}: it names no setting");
+        }
+    }
+    let settings = match loaded.as_ref().map(config::Loaded::resolve).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if cli.print_config
+        && let Some(l) = &loaded
+    {
+        return match l.to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchboard: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let filter = match (&cli.command, &loaded) {
+        (Some(Command::Gateway(g)), _) if g.verbose_all => "trace".to_owned(),
+        (_, Some(l)) => l.config.log.clone(),
+        _ if cli.verbose => "debug".to_owned(),
+        _ => "info".to_owned(),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -124,58 +212,15 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let data = cli.data.clone().unwrap_or_else(config::default_data_dir);
     let result = runtime.block_on(async move {
-        match cli.command {
-            Some(Command::Sipd(args)) => sipd_role::run(args, data, false, &[]).await,
-            Some(Command::Rtmp(args)) => rtmp_role::run(args).await,
-            Some(Command::Phone(args)) => phone::run(args).await,
-            Some(Command::Gateway(args)) => gateway_role::run(args).await,
-            Some(Command::RtmpPhone(args)) => rtmp_phone::run(args).await,
-            None => {
-                // Every role that exists so far, on loopback, with open registration.
-                let args = SipdArgs {
-                    local: vec![
-                        "127.0.0.1:5060".into(),
-                        "127.0.0.1:5060".into(),
-                        "127.0.0.1:8080".into(),
-                    ],
-                    transport: vec!["udp".into(), "tcp".into(), "ws".into()],
-                    min_expires: 60,
-                    max_expires: 3600,
-                    mode: "proxy".into(),
-                    phone: true,
-                    ..SipdArgs::default()
-                };
-                // The gateway's lines register at the SIP server above; one RTMP server
-                // hosts its `sip` application and the live relay for every other name.
-                let gw =
-                    gateway_role::start(&gateway_role::GatewayArgs::quick_start("127.0.0.1:5060"))
-                        .await?;
-                let rtmp_root = data.join("rtmp");
-                let rtmp = rtmp_role::start(
-                    ([127, 0, 0, 1], 1935).into(),
-                    rtmp_root.clone(),
-                    vec![(
-                        gateway::APP_NAME,
-                        gw.app.clone() as Arc<dyn front_rtmp::Application>,
-                    )],
-                    0,
-                )
-                .await?;
-                let extra = [
-                    format!(
-                        "  SIP-RTMP       rtmp://{}/sip/USER@DOMAIN (lines register here)",
-                        rtmp.local_addr()
-                    ),
-                    format!(
-                        "  RTMP           rtmp://{}/live/NAME (publish, play; recordings in {})",
-                        rtmp.local_addr(),
-                        rtmp_root.display()
-                    ),
-                ];
-                sipd_role::run(args, data, true, &extra).await
-            }
+        match (cli.command, settings) {
+            (Some(Command::Phone(args)), _) => phone::run(args).await,
+            (Some(Command::RtmpPhone(args)), _) => rtmp_phone::run(args).await,
+            (_, None) => anyhow::bail!("no configuration"),
+            (Some(Command::Sipd(_)), Some(s)) => sipd_role::run(s.sip, s.data, false, &[]).await,
+            (Some(Command::Rtmp(_)), Some(s)) => rtmp_role::run(s.rtmp).await,
+            (Some(Command::Gateway(_)), Some(s)) => gateway_role::run(s.gateway).await,
+            (None, Some(s)) => all_in_one(s).await,
         }
     });
     match result {
@@ -185,6 +230,42 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Every role: the SIP server with the web front, and one RTMP server hosting the
+/// gateway's `sip` application and the live relay for every other name; the gateway's
+/// lines register at the SIP server.
+async fn all_in_one(s: config::Settings) -> anyhow::Result<()> {
+    if s.sip.udp.is_empty() {
+        anyhow::bail!(
+            "the all-in-one needs a SIP UDP listener (sip.udp): the gateway's and the web \
+             phone's lines send their SIP there"
+        );
+    }
+    sipd_role::check_open_registration(&s.sip)?;
+    let gw = gateway_role::start(&s.gateway).await?;
+    let rtmp = rtmp_role::start(
+        s.rtmp.listen,
+        s.rtmp.root.clone(),
+        vec![(
+            gateway::APP_NAME,
+            gw.app.clone() as Arc<dyn front_rtmp::Application>,
+        )],
+        s.rtmp.threads,
+    )
+    .await?;
+    let extra = [
+        format!(
+            "  SIP-RTMP       rtmp://{}/sip/USER@DOMAIN (lines register here)",
+            rtmp.local_addr()
+        ),
+        format!(
+            "  RTMP           rtmp://{}/live/NAME (publish, play; recordings in {})",
+            rtmp.local_addr(),
+            s.rtmp.root.display()
+        ),
+    ];
+    sipd_role::run(s.sip, s.data, true, &extra).await
 }
 
 /// Parses `HOST[:PORT]` (IPv6 as `[addr]:port`), with `default_port` when absent.

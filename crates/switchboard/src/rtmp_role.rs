@@ -10,25 +10,54 @@ use clap::Args;
 use front_rtmp::{Application, LiveApp, Server, ServerConfig, ServerHandle};
 use tracing::{info, warn};
 
+use crate::config::{self, RtmpSettings};
 use crate::parse_listen;
 
+/// `switchboard rtmp` options; each one given overrides the config file's `[rtmp]` key.
 #[derive(Args, Debug, Clone)]
 pub struct RtmpArgs {
-    /// Listen address. Default loopback; plain RTMP has no authentication, so any other
-    /// address lets everyone who reaches it publish, play and record (a warning says so).
-    #[arg(short = 'i', long = "host", default_value = "127.0.0.1")]
-    pub host: String,
-    /// Listen port.
-    #[arg(short = 'p', long = "port", default_value_t = 1935)]
-    pub port: u16,
-    /// Document root: `publish(name, "record"|"append")` writes ROOT/NAME.flv, `play`
-    /// reads it.
-    #[arg(short = 'r', long = "root", default_value = ".")]
-    pub root: PathBuf,
-    /// Event-loop threads for RTMP connections, each a single-threaded runtime that
-    /// connections are dealt to round-robin (0: tasks on the shared runtime).
-    #[arg(long = "threads", default_value_t = 1)]
-    pub threads: usize,
+    /// Listen address (rtmp.listen). Default loopback; plain RTMP has no authentication,
+    /// so any other address lets everyone who reaches it publish, play and record (a
+    /// warning says so).
+    #[arg(short = 'i', long = "host")]
+    pub host: Option<String>,
+    /// Listen port (rtmp.listen). Default: 1935.
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// Document root (rtmp.root): `publish(name, "record"|"append")` writes ROOT/NAME.flv,
+    /// `play` reads it. Default: the current directory.
+    #[arg(short = 'r', long = "root")]
+    pub root: Option<PathBuf>,
+    /// Event-loop threads for RTMP connections (rtmp.threads), each a single-threaded
+    /// runtime that connections are dealt to round-robin (0: tasks on the shared runtime).
+    /// Default: 1.
+    #[arg(long = "threads")]
+    pub threads: Option<u32>,
+}
+
+/// The options given, over the configuration. A bad -i is reported by `resolve`.
+pub fn apply_args(l: &mut config::Loaded, a: &RtmpArgs) {
+    if a.host.is_some() || a.port.is_some() {
+        let old = parse_listen(&l.config.rtmp.listen, 1935).ok();
+        let port = a.port.or(old.map(|o| o.port())).unwrap_or(1935);
+        let listen = match &a.host {
+            Some(h) => match parse_listen(h, port) {
+                Ok(addr) => SocketAddr::new(addr.ip(), port).to_string(),
+                Err(_) => h.clone(),
+            },
+            None => SocketAddr::new(
+                old.map(|o| o.ip())
+                    .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+                port,
+            )
+            .to_string(),
+        };
+        l.cli("rtmp.listen", Some(listen), |c, v| c.rtmp.listen = v);
+    }
+    l.cli("rtmp.root", a.root.as_ref(), |c, v| {
+        c.rtmp.root = v.to_string_lossy().into_owned();
+    });
+    l.cli("rtmp.threads", a.threads, |c, v| c.rtmp.threads = v);
 }
 
 /// Binds and starts the RTMP server: `apps` by name (e.g. the gateway's `sip`), the
@@ -64,9 +93,8 @@ pub async fn start(
 }
 
 /// `switchboard rtmp`: runs the RTMP server until interrupted.
-pub async fn run(args: RtmpArgs) -> anyhow::Result<()> {
-    let addr = parse_listen(&args.host, args.port)?;
-    let addr = SocketAddr::new(addr.ip(), args.port);
+pub async fn run(args: RtmpSettings) -> anyhow::Result<()> {
+    let addr = args.listen;
     let server = start(addr, args.root.clone(), Vec::new(), args.threads).await?;
     println!("Switchboard RTMP server is running (live relay, FLV record and playback)");
     println!("  RTMP           rtmp://{}/live/NAME", server.local_addr());

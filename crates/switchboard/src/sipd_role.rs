@@ -12,7 +12,8 @@ use sipd::{Sipd, SipdConfig};
 use store::SqliteLocations;
 use tracing::info;
 
-use crate::{SipdArgs, config, parse_listen};
+use crate::config::{self, SipSettings};
+use crate::{SipdArgs, parse_listen};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Listen {
@@ -21,12 +22,10 @@ enum Listen {
     Ws(SocketAddr),
 }
 
+/// The -l/-t pairs given on the command line (none: keep the configured listeners).
 fn listeners(args: &SipdArgs) -> anyhow::Result<Vec<Listen>> {
     let (locals, transports) = match (args.local.len(), args.transport.len()) {
-        (0, 0) => (
-            vec!["127.0.0.1:5060".to_string(), "127.0.0.1:5060".to_string()],
-            vec!["udp".to_string(), "tcp".to_string()],
-        ),
+        (0, 0) => return Ok(Vec::new()),
         (n, 0) => (args.local.clone(), vec!["udp".to_string(); n]),
         (0, n) => (vec!["127.0.0.1".to_string(); n], args.transport.clone()),
         (a, b) if a == b => (args.local.clone(), args.transport.clone()),
@@ -46,31 +45,104 @@ fn listeners(args: &SipdArgs) -> anyhow::Result<Vec<Listen>> {
         .collect()
 }
 
+/// `switchboard sipd` options over the configuration: -l/-t pairs replace `sip.udp`,
+/// `sip.tcp` and `web.listen` together.
+pub fn apply_args(l: &mut config::Loaded, a: &SipdArgs) -> anyhow::Result<()> {
+    let listen = listeners(a)?;
+    if !listen.is_empty() {
+        let pick = |f: fn(&Listen) -> Option<SocketAddr>| -> Vec<String> {
+            listen.iter().filter_map(f).map(|a| a.to_string()).collect()
+        };
+        let udp = pick(|l| {
+            if let Listen::Udp(a) = l {
+                Some(*a)
+            } else {
+                None
+            }
+        });
+        let tcp = pick(|l| {
+            if let Listen::Tcp(a) = l {
+                Some(*a)
+            } else {
+                None
+            }
+        });
+        let ws = pick(|l| {
+            if let Listen::Ws(a) = l {
+                Some(*a)
+            } else {
+                None
+            }
+        });
+        l.cli("sip.udp", Some(udp), |c, v| c.sip.udp = v);
+        l.cli("sip.tcp", Some(tcp), |c, v| c.sip.tcp = v);
+        l.cli("web.listen", Some(ws), |c, v| c.web.listen = v);
+    }
+    let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    l.cli("sip.domains", some_vec(&a.domain), |c, v| c.sip.domains = v);
+    l.cli("sip.users_file", a.users.as_ref(), |c, v| {
+        c.sip.users_file = v.to_string_lossy().into_owned();
+    });
+    l.cli("sip.realm", a.realm.clone(), |c, v| c.sip.realm = v);
+    l.cli("sip.min_expires", a.min_expires, |c, v| {
+        c.sip.min_expires = v
+    });
+    l.cli("sip.max_expires", a.max_expires, |c, v| {
+        c.sip.max_expires = v
+    });
+    l.cli("sip.qop", a.no_qop.then_some(false), |c, v| c.sip.qop = v);
+    l.cli("sip.sha256", a.sha256.then_some(true), |c, v| {
+        c.sip.sha256 = v
+    });
+    l.cli("sip.mode", a.mode.clone(), |c, v| c.sip.mode = v);
+    l.cli("sip.auth_invite", a.auth_invite.then_some(true), |c, v| {
+        c.sip.auth_invite = v;
+    });
+    l.cli("sip.dns", a.dns, |c, v| c.sip.dns = v.to_string());
+    l.cli("web.phone", a.phone.then_some(true), |c, v| c.web.phone = v);
+    l.cli("web.webrtc", a.webrtc, |c, v| c.web.webrtc = v.to_string());
+    l.cli("web.origins", some_vec(&a.origins), |c, v| {
+        c.web.origins = v
+    });
+    Ok(())
+}
+
+/// Secure by default: open registration (no users) only when every SIP and HTTP
+/// listener is on loopback, however the listeners were configured.
+pub fn check_open_registration(args: &SipSettings) -> anyhow::Result<()> {
+    if args.users.is_some() {
+        return Ok(());
+    }
+    if let Some(a) = args
+        .udp
+        .iter()
+        .chain(&args.tcp)
+        .chain(&args.http)
+        .find(|a| !a.ip().is_loopback())
+    {
+        anyhow::bail!(
+            "refusing to listen on {a} without users: open registration is only allowed on \
+             loopback; give a users file (--users, sip.users_file) or a [users] table to \
+             enable digest authentication"
+        );
+    }
+    Ok(())
+}
+
 /// Runs the SIP server until interrupted. `quick_start` labels the all-in-one mode.
 /// `extra` lines (other roles started alongside, e.g. RTMP) are printed with the listeners.
 pub async fn run(
-    args: SipdArgs,
+    args: SipSettings,
     data: PathBuf,
     quick_start: bool,
     extra: &[String],
 ) -> anyhow::Result<()> {
-    let listen = listeners(&args)?;
-    let users = match &args.users {
-        Some(p) => Some(config::load_users(p)?),
-        None => None,
-    };
-    // Secure by default: open registration only when every listener is on loopback.
-    if users.is_none() {
-        for l in &listen {
-            let (Listen::Udp(a) | Listen::Tcp(a) | Listen::Ws(a)) = l;
-            if !a.ip().is_loopback() {
-                anyhow::bail!(
-                    "refusing to listen on {a} without --users: open registration is only \
-                     allowed on loopback; give a users file to enable digest authentication"
-                );
-            }
-        }
-    }
+    let listen: Vec<Listen> = (args.udp.iter().map(|a| Listen::Udp(*a)))
+        .chain(args.tcp.iter().map(|a| Listen::Tcp(*a)))
+        .chain(args.http.iter().map(|a| Listen::Ws(*a)))
+        .collect();
+    check_open_registration(&args)?;
+    let users = args.users;
     std::fs::create_dir_all(&data)
         .with_context(|| format!("cannot create data directory {}", data.display()))?;
     let db_path = data.join("locations.db");
@@ -80,11 +152,8 @@ pub async fn run(
     // so far is committed before the process exits.
     let flusher = locations.flusher();
 
-    let realm = args
-        .realm
-        .clone()
-        .or_else(|| args.domain.first().cloned())
-        .unwrap_or_else(|| "switchboard".to_string());
+    let realm = args.realm.clone();
+    let auth_open = users.is_none();
     let auth_desc = match &users {
         Some(u) => format!("digest (realm \"{realm}\", {} users)", u.len()),
         None => "open (loopback only)".to_string(),
@@ -95,11 +164,11 @@ pub async fn run(
             dc = dc.with_sha256();
         }
 
-        dc.qop = !args.no_qop;
+        dc.qop = args.qop;
         Authenticator::new(u, dc, net::os_secret())
     });
     let reg_config = RegistrarConfig {
-        domains: args.domain.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        domains: args.domains.clone(),
         min_expires: args.min_expires,
         max_expires: args.max_expires.max(args.min_expires),
         default_expires: 3600.clamp(args.min_expires, args.max_expires.max(args.min_expires)),
@@ -140,7 +209,7 @@ pub async fn run(
     }
     let sipd_config = SipdConfig::default();
     let proxy_config = proxy::ProxyConfig {
-        mode: if args.mode == "redirect" {
+        mode: if args.redirect {
             proxy::Mode::Redirect
         } else {
             proxy::Mode::Proxy
@@ -151,7 +220,7 @@ pub async fn run(
     };
     let local = proxy::Local {
         listeners: owned,
-        domains: args.domain.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        domains: args.domains.clone(),
     };
     let proxy = proxy::Proxy::new(proxy_config, local, net::os_seed());
     let (mono, unix) = net::now_anchor();
@@ -193,10 +262,13 @@ pub async fn run(
     {
         let http_addr = first_http.local_addr()?;
         let proxy_addr = server.udp.first().copied().ok_or_else(|| {
-            anyhow::anyhow!("--phone needs a UDP listener for the web phone's lines")
+            anyhow::anyhow!(
+                "the web phone (--phone, web.phone) needs a SIP UDP listener for its lines"
+            )
         })?;
         let mut uc = ua::UaConfig::new(SocketAddr::new(proxy_addr.ip(), 0));
         uc.media_ip = Some(proxy_addr.ip());
+        uc.rtp_ports = args.phone_rtp_ports;
         let running = ua::Ua::start(uc).await.context("web phone user agent")?;
         let webrtc_addr = args.webrtc.unwrap_or(http_addr);
         let rtc = front_web::RtcHandle::start(webrtc_addr)
@@ -204,6 +276,8 @@ pub async fn run(
             .with_context(|| format!("cannot bind WebRTC UDP {webrtc_addr}"))?;
         let mut pc = front_web::PhoneConfig::default();
         pc.origins.clone_from(&args.origins);
+        pc.per_ip = args.max_per_ip;
+        pc.total = args.max_sockets;
         pc.require_credentials = !http_addr.ip().is_loopback();
         pc.outbound_proxy = Some(
             sip::Uri::parse(&format!("sip:{proxy_addr};lr"))
@@ -258,14 +332,19 @@ pub async fn run(
         println!("{l}");
     }
     println!("  registration   {auth_desc}");
-    if !args.domain.is_empty() {
-        println!("  domains        {}", args.domain.join(", "));
+    if !args.domains.is_empty() {
+        println!("  domains        {}", args.domains.join(", "));
     }
     println!("  data           {}", db_path.display());
-    if quick_start {
+    if quick_start && let Some(sip) = server.udp.first() {
+        let who = if auth_open {
+            format!("any user@{}, any password", sip.ip())
+        } else {
+            "a configured user".to_owned()
+        };
         println!(
             "Open the web phone in two tabs and call between them, or point a SIP phone at \
-             127.0.0.1:5060 (any user@127.0.0.1, any password). Ctrl-C stops."
+             {sip} ({who}). Ctrl-C stops."
         );
     }
     info!("ready");
@@ -337,5 +416,6 @@ mod tests {
             ..SipdArgs::default()
         };
         assert!(listeners(&unknown).is_err());
+        assert!(listeners(&SipdArgs::default()).unwrap().is_empty());
     }
 }
