@@ -3,7 +3,8 @@
 # /usr/bin/chromium through playwright-core, fake microphone playing a 440 Hz WAV) runs
 # browser/webphone.html, which connects a line over the JSON WebSocket and carries the
 # call's audio over WebRTC to switchboard (ICE-lite, DTLS-SRTP); switchboard bridges it to
-# a baresip softphone over plain RTP, passing payloads through or transcoding.
+# a baresip softphone over plain RTP, passing payloads through or transcoding, or to the
+# RTMP phone client (`switchboard rtmp-phone`) through the gateway of the all-in-one.
 #
 # usage: tests/interop/webphone.sh [CHECK...]  (default: every check; names listed by --list)
 # env:   SWITCHBOARD, INTEROP_WORK as in browser.sh; WEBPHONE_SECONDS (audio analysed per
@@ -12,8 +13,8 @@
 #
 # Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed".
 # Each check runs in its own network namespace holding only the loopback device; the
-# server (SIP UDP, HTTP with /phone, WebRTC UDP), baresip and Chromium use 127.0.0.1
-# ports 18400-18999.
+# server (SIP UDP, HTTP with /phone, WebRTC UDP, RTMP), baresip, rtmp-phone and Chromium
+# use 127.0.0.1 ports 18400-19199.
 #
 # Needs: root (ip netns), iproute2, chromium, node + npm (`npm ci` in tests/interop/browser),
 # baresip (baresip-core: g711, opus, aufile, sndfile, ctrl_tcp), sox, python3.
@@ -24,6 +25,8 @@ BROWSER_DIR=$HERE/browser
 
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
+# shellcheck source=checks_gateway.sh
+source "$HERE/checks_gateway.sh"
 
 SECS=${WEBPHONE_SECONDS:-5}
 ALL_CHECKS=(
@@ -33,6 +36,8 @@ ALL_CHECKS=(
     baresip_calls_webphone:90
     webphone_wrong_password:60
     webphone_tab_closed:90
+    webphone_calls_rtmp_phone:$((70 + 2 * SECS))
+    rtmp_phone_calls_webphone:$((70 + 2 * SECS))
 )
 
 # Nothing in these checks needs an ICE address besides loopback (baresip speaks plain RTP).
@@ -59,6 +64,52 @@ web_server() {
     wait_http "$HTTP" "$SRV"
     sox -n -r 48000 -c 1 -b 16 "$CDIR/tone440.wav" synth 30 sine 440 vol 0.5 ||
         fail "sox could not write tone440.wav"
+}
+
+# aio_server BASE: the all-in-one (`switchboard --config`, every role in one process) from
+# a config file: SIP UDP BASE, HTTP (and WebRTC UDP) BASE+2, RTMP BASE+5 with the gateway,
+# users alice/bob, file:// pages allowed; the gateway's lines' RTP from BASE+20, the web
+# phone's from BASE+60; the log level from the environment (SWITCHBOARD_LOG).
+aio_server() {
+    local base=$1
+    need chromium "apt-get install chromium"
+    need node "apt-get install nodejs npm"
+    need sox "apt-get install sox"
+    UDP=$base HTTP=$((base + 2)) RTMP=$((base + 5))
+    cat > "$CDIR/switchboard.toml" <<EOF
+data = "data"
+[sip]
+udp = ["127.0.0.1:$UDP"]
+tcp = []
+[web]
+listen = ["127.0.0.1:$HTTP"]
+origins = ["null"]
+rtp_ports = "$((base + 60))-$((base + 99))"
+[gateway]
+rtp_ports = "$((base + 20))-$((base + 59))"
+[rtmp]
+listen = "127.0.0.1:$RTMP"
+[users]
+alice = "alicepw"
+bob = "bobpw"
+EOF
+    SWITCHBOARD_LOG=debug spawn srv "$SWITCHBOARD" --config "$CDIR/switchboard.toml"
+    SRV=$LAST_PID
+    wait_udp "$UDP" "$SRV"
+    wait_http "$HTTP" "$SRV"
+    wait_port "$RTMP" "$SRV"
+    sox -n -r 48000 -c 1 -b 16 "$CDIR/tone440.wav" synth 30 sine 440 vol 0.5 &&
+        sox -n -r 16000 -c 1 -b 16 "$CDIR/tone1000-16k.wav" synth 30 sine 1000 vol 0.5 ||
+        fail "sox could not write the test tones"
+}
+
+# rtmp_phone_alice ARGS...: `switchboard rtmp-phone` as alice on the all-in-one's gateway,
+# in the background, playing 1000 Hz and recording what it receives to alice.wav.
+rtmp_phone_alice() {
+    spawn alice timeout -k 2 $((40 + 2 * SECS)) "$SWITCHBOARD" rtmp-phone \
+        "rtmp://127.0.0.1:$RTMP/sip/alice@127.0.0.1" --authname alice --authpass alicepw \
+        --displayname Alice --play "$CDIR/tone1000-16k.wav" --loop --record "$CDIR/alice.wav" "$@"
+    ALICE=$LAST_PID
 }
 
 # web_baresip BASE CODEC: baresip alice (sip BASE+10, ctrl BASE+20, rtp BASE+30..39),
@@ -117,12 +168,23 @@ EOF
 
 # wp MODE ARGS...: run browser/webphone.js as bob (output wp.out / wp.err).
 wp() {
-    local mode=$1 rc=0
+    local rc=0
+    wp_cmd "$@" > "$CDIR/wp.out" 2> "$CDIR/wp.err" < /dev/null || rc=$?
+    return "$rc"
+}
+
+# wp_bg MODE ARGS...: the same in the background (pid WP).
+wp_bg() {
+    spawn wp wp_cmd "$@"
+    WP=$LAST_PID
+}
+
+wp_cmd() {
+    local mode=$1
     shift
     timeout -k 3 $((50 + 2 * SECS)) node "$BROWSER_DIR/webphone.js" "$mode" --work "$CDIR/web" \
         --url "ws://127.0.0.1:$HTTP/phone/bob@127.0.0.1" --authname bob \
-        --wav "$CDIR/tone440.wav" "$@" > "$CDIR/wp.out" 2> "$CDIR/wp.err" < /dev/null || rc=$?
-    return "$rc"
+        --wav "$CDIR/tone440.wav" "$@"
 }
 
 # out WORD: the first line of wp.out starting with WORD.
@@ -150,21 +212,39 @@ check_accepted() {
 
 # check_media: the page heard baresip's 1000 Hz, baresip recorded the browser's 440 Hz.
 check_media() {
-    local l hzs total=0 hit=0 h rec
+    local rec
+    page_heard baresip
+    rec=$(find "$CDIR/baresip-alice/rec" -name '*-dec.wav' | head -1)
+    [[ -n $rec ]] || fail "media browser->baresip: baresip recorded nothing (no -dec.wav)"
+    recording_heard baresip "$rec"
+}
+
+# page_heard PEER: the page's remote audio is PEER's 1000 Hz tone in most 500 ms windows.
+page_heard() {
+    local l
     note "$(out stats)"
     l=$(out audio)
     [[ -n $l ]] || fail "media: the page did not analyse the remote audio: $(out audio-failed)"
-    read -r _ _ hzs <<< "$l"
+    heard_mostly "$l" 1000 ||
+        fail "media $1->browser: the page's remote audio is not 1000 Hz (dominant Hz per 500 ms: ${l#audio * })"
+}
+
+# heard_mostly "audio RATE HZ..." HZ: at least 4 windows, most of them HZ (±15).
+heard_mostly() {
+    local hzs h total=0 hit=0
+    read -r _ _ hzs <<< "$1"
     for h in $hzs; do
         total=$((total + 1))
-        ((h >= 985 && h <= 1015)) && hit=$((hit + 1))
+        ((h >= $2 - 15 && h <= $2 + 15)) && hit=$((hit + 1))
     done
-    ((total >= 4 && hit * 2 > total)) ||
-        fail "media baresip->browser: the page's remote audio is not 1000 Hz (dominant Hz per 500 ms: $hzs)"
-    rec=$(find "$CDIR/baresip-alice/rec" -name '*-dec.wav' | head -1)
-    [[ -n $rec ]] || fail "media browser->baresip: baresip recorded nothing (no -dec.wav)"
-    "$PY" "$BROWSER_DIR/tone.py" "$rec" 440 3 > "$CDIR/tone-baresip.out" 2>&1 ||
-        fail "media browser->baresip: baresip's recording is not 440 Hz: $(tail -1 "$CDIR/tone-baresip.out")"
+    ((total >= 4 && hit * 2 > total))
+}
+
+# recording_heard PEER WAV: PEER's recording of what it received is the browser's 440 Hz.
+recording_heard() {
+    [[ -s $2 ]] || fail "media browser->$1: $1 recorded nothing ($(basename "$2"))"
+    "$PY" "$BROWSER_DIR/tone.py" "$2" 440 3 > "$CDIR/tone-$1.out" 2>&1 ||
+        fail "media browser->$1: $1's recording is not 440 Hz: $(tail -1 "$CDIR/tone-$1.out")"
 }
 
 # web_call BASE CODEC CODECS AUDIO BROWSER TRANSCODING: the page (bob) calls baresip
@@ -243,6 +323,46 @@ check_webphone_tab_closed() {
     ms=${l#far-end-closed }
     ((ms <= 5000)) || fail "tab closed: baresip saw the BYE only after $ms ms"
     note "BYE at baresip $ms ms after the tab closed"
+    stop_server "$SRV" srv
+}
+
+# 7. The page (bob) calls the RTMP phone client (alice, `rtmp-phone --answer` with the
+#    Flash VideoPhone's codec list) through the all-in-one: Opus from the browser to the
+#    gateway's line, which transcodes it to and from the rtmp-phone's Speex: each hears the other's tone; the page hangs up and the
+#    rtmp-phone gets `byed`.
+check_webphone_calls_rtmp_phone() {
+    aio_server 19000
+    rtmp_phone_alice --answer --wait $((30 + 2 * SECS))
+    gateway_wait_line alice '^connected' 15
+    wp call --target sip:alice@127.0.0.1 --codecs "opus dtmf" --password bobpw \
+        --seconds "$SECS" || fail "webphone.js failed: $(wp_why)"
+    check_accepted opus opus false
+    [[ $(out bye) == *'"type":"result"'* && $(out bye) != *error* ]] || fail "bye: $(out bye)"
+    wait "$ALICE" || fail "rtmp-phone alice exited non-zero: $(tail -1 "$CDIR/alice.err")"
+    grep -qE '^invited .*sip:bob@127.0.0.1' "$CDIR/alice.out" || fail "rtmp-phone: no invited from bob"
+    grep -q '^accepted speex' "$CDIR/alice.out" || fail "rtmp-phone: no accepted speex: $(tr '\n' '|' < "$CDIR/alice.out")"
+    grep -q '^byed' "$CDIR/alice.out" || fail "the page hung up but the rtmp-phone got no byed"
+    page_heard rtmp-phone
+    recording_heard rtmp-phone "$CDIR/alice.wav"
+    stop_server "$SRV" srv
+}
+
+# 8. The RTMP phone client (alice, PCMU only) calls the page (bob) through the all-in-one;
+#    the page accepts the `invited` call; each hears the other's tone; the rtmp-phone hangs
+#    up and the page gets `byed`.
+check_rtmp_phone_calls_webphone() {
+    aio_server 19100
+    wp_bg answer --codecs "pcmu opus dtmf" --password bobpw --seconds "$SECS" --timeout 20000
+    gateway_wait_line wp '^connected' 20
+    rtmp_phone_alice --call sip:bob@127.0.0.1 --codecs "pcmu dtmf" --duration $((SECS + 4))
+    wait "$ALICE" || fail "rtmp-phone alice exited non-zero: $(tail -1 "$CDIR/alice.err")"
+    wait "$WP" || fail "webphone.js failed: $(wp_why)"
+    [[ $(out from) == *'sip:alice@127.0.0.1'* ]] || fail "invited from '$(out from)', not alice"
+    check_accepted pcmu pcmu false
+    grep -q '^accepted pcmu' "$CDIR/alice.out" || fail "rtmp-phone: no accepted pcmu: $(tr '\n' '|' < "$CDIR/alice.out")"
+    page_heard rtmp-phone
+    recording_heard rtmp-phone "$CDIR/alice.wav"
+    [[ -n $(out byed) ]] || fail "the rtmp-phone hung up but the page got no byed: $(out byed-timeout)"
     stop_server "$SRV" srv
 }
 

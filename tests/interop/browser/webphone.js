@@ -8,9 +8,11 @@
 // MODE:
 //   call      connect, invite --target with --codecs, wait for `accepted` (and baresip's
 //             CALL_ESTABLISHED), analyse the remote audio for --seconds, bye, wait for
-//             baresip's CALL_CLOSED
+//             baresip's CALL_CLOSED (without --baresip-ctrl: a peer the caller of this
+//             script runs, e.g. rtmp-phone; no baresip steps)
 //   answer    connect, make baresip dial --dial, accept with --codecs, analyse the remote
-//             audio, make baresip hang up, wait for `byed`
+//             audio, make baresip hang up, wait for `byed` (without --baresip-ctrl: accept
+//             the call someone else makes, wait up to --timeout for the caller's hang-up)
 //   connect   connect and report the outcome (wrong-password check)
 //   close-tab connect, invite --target, wait for CALL_ESTABLISHED, close the tab, report how
 //             long baresip took to see CALL_CLOSED
@@ -52,8 +54,9 @@ function parseArgs(argv) {
   opt.codecs = opt.codecs.split(/[ ,]+/).filter(Boolean);
   if (!MODES.includes(mode)) usage(`unknown mode ${mode}`);
   for (const k of ['work', 'url', 'wav']) if (!opt[k]) usage(`--${k} is required`);
-  if ((mode === 'call' || mode === 'close-tab') && !(opt.target && opt.baresipCtrl)) usage(`${mode} needs --target and --baresip-ctrl`);
-  if (mode === 'answer' && !(opt.dial && opt.baresipCtrl)) usage('answer needs --dial and --baresip-ctrl');
+  if (mode === 'call' && !opt.target) usage('call needs --target');
+  if (mode === 'close-tab' && !(opt.target && opt.baresipCtrl)) usage('close-tab needs --target and --baresip-ctrl');
+  if (mode === 'answer' && !opt.dial !== !opt.baresipCtrl) usage('answer: --dial and --baresip-ctrl go together');
   return opt;
 }
 
@@ -132,15 +135,18 @@ async function main() {
       return shutdown(1);
     }
     // baresip reports the INVITE's offer as CALL_REMOTE_SDP as soon as it arrives.
-    const incoming = await bs.waitEvent('CALL_REMOTE_SDP', 1000);
+    const incoming = bs && (await bs.waitEvent('CALL_REMOTE_SDP', 1000));
     if (incoming) {
       say(`invite-ms ${incoming.receivedAt - clicked}`);
       say(`server-invite-ms ${incoming.receivedAt - r.sentAt}`);
     }
     say(`offer-ms ${r.offerMs}`);
     say(`accepted ${JSON.stringify(r.accepted)}`);
-    if (!(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
-    if (opt.mode === 'close-tab') {
+    if (bs && !(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
+    if (!bs) {
+      await measure(page, opt);
+      say(`bye ${JSON.stringify(await page.evaluate(() => window.wp.hangup()))}`);
+    } else if (opt.mode === 'close-tab') {
       await new Promise((r) => setTimeout(r, 1000));
       const t = Date.now();
       await page.close();
@@ -161,8 +167,10 @@ async function main() {
     }
   } else {
     const answered = page.evaluate((a) => window.wp.answerNext(...a), [opt.codecs, opt.timeout]);
-    const d = await bs.command('dial', opt.dial);
-    say(`dialed ${d.ok ? 'ok' : 'error ' + JSON.stringify(d.data)}`);
+    if (bs) {
+      const d = await bs.command('dial', opt.dial);
+      say(`dialed ${d.ok ? 'ok' : 'error ' + JSON.stringify(d.data)}`);
+    }
     const r = await answered;
     if (!r.ok) {
       say(`call-failed ${r.reason}`);
@@ -170,11 +178,13 @@ async function main() {
     }
     say(`accepted ${JSON.stringify(r.accepted)}`);
     say(`from ${r.from}`);
-    if (!(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
+    if (bs && !(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
     await measure(page, opt);
-    const h = await bs.command('hangup', '');
-    say(`remote-hangup ${h.ok ? 'ok' : 'error ' + JSON.stringify(h.data)}`);
-    const b = await page.evaluate(() => window.wp.waitEvent('byed', 5000));
+    if (bs) {
+      const h = await bs.command('hangup', '');
+      say(`remote-hangup ${h.ok ? 'ok' : 'error ' + JSON.stringify(h.data)}`);
+    }
+    const b = await page.evaluate((ms) => window.wp.waitEvent('byed', ms), bs ? 5000 : opt.timeout);
     say(b ? 'byed' : 'byed-timeout');
   }
   say('done');
