@@ -938,7 +938,7 @@ async fn seed_8_19_send_dtmf() {
     phone.rpc("sendDTMF", &[s("5")]).await;
     let (mut events, mut ends) = (Vec::new(), 0);
     while ends < 3 {
-        let p = next_rtp(&out.far_rtp).await;
+        let p = next_rtp(&out.far_rtp, out.gw_rtp).await;
         if p.pt == 101 {
             ends += usize::from(p.payload[1] & 0x80 != 0);
             events.push(p);
@@ -975,11 +975,12 @@ async fn seed_8_19_send_dtmf() {
     assert!(body(&info).contains("Signal=5"), "{}", body(&info));
     gw.peer.reply(gw.sip, &info, 200, None, &[], None).await;
     let mut buf = [0u8; 2048];
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(Duration::from_millis(300), out.far_rtp.recv(&mut buf)).await
+    while let Ok(Ok((n, src))) =
+        tokio::time::timeout(Duration::from_millis(300), out.far_rtp.recv_from(&mut buf)).await
     {
-        let p = parse_rtp(&buf[..n]);
-        assert_eq!(p.pt, 96, "only audio RTP");
+        if src.port() == out.gw_rtp {
+            assert_eq!(parse_rtp(&buf[..n]).pt, 96, "only audio RTP");
+        }
     }
 }
 
@@ -994,7 +995,7 @@ async fn seed_8_20_speex_to_rtp() {
     let mut enc = media::codec::encoder(media::codec::Codec::SpeexWb).unwrap();
 
     let (out, publish, _) = speex_call(&mut gw, &mut phone, false).await;
-    let (tags, got) = speex_through(&mut phone, publish, &out.far_rtp, enc.as_mut(), 0, 96).await;
+    let (tags, got) = speex_through(&mut phone, publish, &out, enc.as_mut(), 0, 96).await;
     for (n, p) in got.iter().enumerate() {
         assert_eq!(p.payload, tags[n][1..], "payload = body[1:]");
         assert_eq!(p.ts.wrapping_sub(got[0].ts), 320 * n as u32);
@@ -1004,7 +1005,7 @@ async fn seed_8_20_speex_to_rtp() {
     // Narrowband-only remote.
     let (out, _) = outbound_call(&mut gw, &mut phone, &[], "98", &["a=rtpmap:98 speex/8000"]).await;
     let publish = phone.publish().await;
-    let (tags, got) = speex_through(&mut phone, publish, &out.far_rtp, enc.as_mut(), 5, 98).await;
+    let (tags, got) = speex_through(&mut phone, publish, &out, enc.as_mut(), 5, 98).await;
     for (n, p) in got.iter().enumerate() {
         let cut = narrowband_layer(&tags[n][1..]);
         assert_eq!(p.payload, cut, "wideband layer stripped");
@@ -1017,7 +1018,7 @@ async fn seed_8_20_speex_to_rtp() {
 async fn speex_through(
     phone: &mut Phone,
     publish: u32,
-    far_rtp: &UdpSocket,
+    out: &Outbound,
     enc: &mut dyn media::codec::Encoder,
     first: usize,
     pt: u8,
@@ -1032,7 +1033,7 @@ async fn speex_through(
     }
     let mut got = Vec::new();
     while got.len() < 5 {
-        let p = next_rtp(far_rtp).await;
+        let p = next_rtp(&out.far_rtp, out.gw_rtp).await;
         assert_eq!(p.pt, pt);
         got.push(p);
     }

@@ -6,6 +6,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,24 @@ use ua::{PortRange, Ua, UaConfig};
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Each gateway gets its own small RTP range (two pairs), so that "no RTP port left
-/// open" can be checked by binding every port of it.
+/// open" can be checked by binding every port of it. The ranges come from a block of 128
+/// ports that this test process holds by binding its first port (other processes running
+/// these tests take other blocks), below the ephemeral ports (32768+) and the UA's
+/// default range (16384+).
 static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
+static BLOCK: OnceLock<(std::net::UdpSocket, u16)> = OnceLock::new();
+
+fn rtp_range() -> PortRange {
+    let (_, base) = BLOCK.get_or_init(|| {
+        (10000..16256)
+            .step_by(128)
+            .find_map(|b| Some((std::net::UdpSocket::bind(("127.0.0.1", b)).ok()?, b)))
+            .expect("no free block of ports for RTP")
+    });
+    let n = NEXT_RANGE.fetch_add(1, Ordering::Relaxed) % 31;
+    let lo = base + 2 + 4 * n;
+    PortRange::new(lo, lo + 3).unwrap()
+}
 
 pub struct Gw {
     pub rtmp: SocketAddr,
@@ -45,13 +62,13 @@ pub async fn gateway() -> Gw {
 
 pub async fn gateway_with(f: impl FnOnce(&mut UaConfig)) -> Gw {
     let peer = Peer::bind().await;
-    let n = NEXT_RANGE.fetch_add(1, Ordering::Relaxed);
-    let lo = 47000 + 4 * (std::process::id() as u16 % 500) + 4 * n;
-    let rtp_range = PortRange::new(lo, lo + 3).unwrap();
+    let rtp_range = rtp_range();
     let mut cfg = UaConfig::new("127.0.0.1:0".parse().unwrap());
     cfg.rtp_ports = rtp_range;
     f(&mut cfg);
     let ua = Ua::start(cfg).await.unwrap();
+    let mut peer = peer;
+    peer.gw = Some(ua.local_addr());
     let mut gc = GatewayConfig::default();
     gc.outbound_proxy = Some(sip::Uri::parse(&format!("sip:{};lr", peer.addr)).unwrap());
     let app = SipGateway::new(ua.handle(), gc);
@@ -96,6 +113,8 @@ pub async fn assert_port_free(port: u16) {
 pub struct Peer {
     pub sock: UdpSocket,
     pub addr: SocketAddr,
+    /// The gateway's SIP socket, where everything the peer takes comes from.
+    gw: Option<SocketAddr>,
     seen: HashSet<Vec<u8>>,
 }
 
@@ -106,6 +125,7 @@ impl Peer {
         Peer {
             sock,
             addr,
+            gw: None,
             seen: HashSet::new(),
         }
     }
@@ -120,6 +140,11 @@ impl Peer {
                 .await
                 .ok()?
                 .unwrap();
+            // Only the gateway's SIP socket counts: a stray datagram (RTP of another test
+            // to a port the OS has just handed out again) is not the gateway's.
+            if self.gw.is_some_and(|gw| gw != from) {
+                continue;
+            }
             if self.seen.insert(buf[..n].to_vec()) {
                 return Some((
                     Message::parse(&buf[..n]).expect("gateway sent bad SIP"),
@@ -339,14 +364,18 @@ pub fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u
     b
 }
 
-/// The next RTP packet on `sock` (RTCP on the same socket is not expected).
-pub async fn next_rtp(sock: &UdpSocket) -> Rtp {
+/// The next RTP packet on `sock` from the gateway's RTP port `from`.
+pub async fn next_rtp(sock: &UdpSocket, from: u16) -> Rtp {
     let mut buf = vec![0u8; 2048];
-    let n = tokio::time::timeout(WAIT, sock.recv(&mut buf))
-        .await
-        .expect("no RTP")
-        .unwrap();
-    parse_rtp(&buf[..n])
+    loop {
+        let (n, src) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+            .await
+            .expect("no RTP")
+            .unwrap();
+        if src.port() == from {
+            return parse_rtp(&buf[..n]);
+        }
+    }
 }
 
 /// A callback from the gateway: name and arguments.
