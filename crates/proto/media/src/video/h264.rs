@@ -23,7 +23,9 @@
 //! frame after it until the next IDR, and asks for a key frame
 //! ([`Output::KeyFrameRequest`], at most once per [`DepacketizerConfig::key_frame_interval`];
 //! the line sends it as a SIP INFO `picture_fast_update`, RFC 5168). Memory is bounded by
-//! [`DepacketizerConfig::max_frame`].
+//! [`DepacketizerConfig::max_frame`]. Parameter sets must come in-band (single NAL or
+//! STAP-A packets, as phones send them ahead of IDRs); SDP `sprop-parameter-sets` are not
+//! read.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
