@@ -462,8 +462,9 @@ fn rtpmaps(sdp: &str) -> Vec<String> {
 /// §8.8: `invite("bob@example.com")` with no codec list → INVITE to
 /// `sip:bob@example.com`, audio `96 speex/16000` + `101 telephone-event/8000`; the
 /// gateway runs the transcoder, so `98 0 8` come before 101. `rate=narrowband`: 96 is
-/// speex/8000. The video line (`97 x-flv`) belongs to items 21–22 (not offered yet, see
-/// docs/compatibility.md "Audio only for now").
+/// speex/8000. Ours: no `m=video … 97` (x-flv) while the gateway carries no video
+/// (docs/compatibility.md "Video only with a video port"; the line's video m-line is
+/// tested in crates/engine/line/tests/video.rs).
 #[tokio::test]
 async fn seed_8_08_default_offer() {
     let mut gw = gateway().await;
@@ -482,6 +483,7 @@ async fn seed_8_08_default_offer() {
     assert_eq!(inv.header(HeaderName::ContentType), Some("application/sdp"));
     let sdp = body(&inv);
     assert_eq!(audio_line(&sdp), "m=audio P RTP/AVP 96 98 0 8 101");
+    assert!(!sdp.contains("m=video"), "{sdp}");
     let maps = rtpmaps(&sdp);
     assert_eq!(maps[0], "a=rtpmap:96 speex/16000");
     assert_eq!(maps[1], "a=rtpmap:98 speex/8000");
@@ -513,9 +515,9 @@ async fn seed_8_08_default_offer() {
     assert_eq!(maps[1], "a=rtpmap:98 speex/16000");
 }
 
-/// §8.9: the full codec list → audio `96 98 0 8 101`. Video (`99 97` with
-/// `a=fmtp:99 profile-level-id=420014;packetization-mode=1`) belongs to items 21–22: a
-/// line offers no video yet (docs/compatibility.md).
+/// §8.9: the full codec list → audio `96 98 0 8 101`. Ours: no `m=video … 99 97` while the
+/// gateway carries no video (docs/compatibility.md "Video only with a video port"; the
+/// line offers it with a video port: `seed_8_09_video_m_line_and_h264_agreed`).
 #[tokio::test]
 async fn seed_8_09_codec_list_offer() {
     let mut gw = gateway().await;
@@ -535,6 +537,7 @@ async fn seed_8_09_codec_list_offer() {
     let inv = gw.peer.expect("INVITE").await;
     let sdp = body(&inv);
     assert_eq!(audio_line(&sdp), "m=audio P RTP/AVP 96 98 0 8 101");
+    assert!(!sdp.contains("m=video"), "{sdp}");
     assert_eq!(
         rtpmaps(&sdp),
         [
@@ -733,7 +736,8 @@ async fn seed_8_15_incompatible_offer_gets_488() {
 
 /// §8.16: `accept('wideband','dtmf','flv')` for an offer of speex/16000 → the answer keeps
 /// the offer's payload types and order, `accepted('speex', null)`. The x-flv half
-/// (`accepted('default','default')`) belongs to item 21.
+/// (`accepted('default','default')`) needs the gateway to carry video (the line's part:
+/// crates/engine/line/tests/video.rs).
 #[tokio::test]
 async fn seed_8_16_accept_keeps_offer_payload_types() {
     let mut gw = gateway().await;
