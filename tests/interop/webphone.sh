@@ -27,6 +27,8 @@ BROWSER_DIR=$HERE/browser
 source "$HERE/lib.sh"
 # shellcheck source=checks_gateway.sh
 source "$HERE/checks_gateway.sh"
+# shellcheck source=aio.sh
+source "$HERE/aio.sh"
 
 SECS=${WEBPHONE_SECONDS:-5}
 ALL_CHECKS=(
@@ -64,43 +66,6 @@ web_server() {
     wait_http "$HTTP" "$SRV"
     sox -n -r 48000 -c 1 -b 16 "$CDIR/tone440.wav" synth 30 sine 440 vol 0.5 ||
         fail "sox could not write tone440.wav"
-}
-
-# aio_server BASE: the all-in-one (`switchboard --config`, every role in one process) from
-# a config file: SIP UDP BASE, HTTP (and WebRTC UDP) BASE+2, RTMP BASE+5 with the gateway,
-# users alice/bob, file:// pages allowed; the gateway's lines' RTP from BASE+20, the web
-# phone's from BASE+60; the log level from the environment (SWITCHBOARD_LOG).
-aio_server() {
-    local base=$1
-    need chromium "apt-get install chromium"
-    need node "apt-get install nodejs npm"
-    need sox "apt-get install sox"
-    UDP=$base HTTP=$((base + 2)) RTMP=$((base + 5))
-    cat > "$CDIR/switchboard.toml" <<EOF
-data = "data"
-[sip]
-udp = ["127.0.0.1:$UDP"]
-tcp = []
-[web]
-listen = ["127.0.0.1:$HTTP"]
-origins = ["null"]
-rtp_ports = "$((base + 60))-$((base + 99))"
-[gateway]
-rtp_ports = "$((base + 20))-$((base + 59))"
-[rtmp]
-listen = "127.0.0.1:$RTMP"
-[users]
-alice = "alicepw"
-bob = "bobpw"
-EOF
-    SWITCHBOARD_LOG=debug spawn srv "$SWITCHBOARD" --config "$CDIR/switchboard.toml"
-    SRV=$LAST_PID
-    wait_udp "$UDP" "$SRV"
-    wait_http "$HTTP" "$SRV"
-    wait_port "$RTMP" "$SRV"
-    sox -n -r 48000 -c 1 -b 16 "$CDIR/tone440.wav" synth 30 sine 440 vol 0.5 &&
-        sox -n -r 16000 -c 1 -b 16 "$CDIR/tone1000-16k.wav" synth 30 sine 1000 vol 0.5 ||
-        fail "sox could not write the test tones"
 }
 
 # rtmp_phone_alice ARGS...: `switchboard rtmp-phone` as alice on the all-in-one's gateway,

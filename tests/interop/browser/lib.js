@@ -98,4 +98,15 @@ class Baresip {
   }
 }
 
-module.exports = { Baresip, launch, log, say };
+// CPU time of every thread of process PID, in ns (/proc/PID/task/*/schedstat, field 1).
+function cpuNs(pid) {
+  let total = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch (_) { /* thread gone */ }
+  }
+  return total;
+}
+
+module.exports = { Baresip, cpuNs, launch, log, say };

@@ -36,7 +36,7 @@
 
 const fs = require('fs');
 const path = require('path');
-const { Baresip, launch, log, say } = require('./lib');
+const { Baresip, cpuNs, launch, log, say } = require('./lib');
 
 const MODES = ['call', 'answer', 'connect', 'close-tab'];
 
@@ -64,17 +64,6 @@ function usage(why) {
   const doc = fs.readFileSync(__filename, 'utf8').split("'use strict';")[0].split('\n').slice(1);
   console.error(`webphone.js: ${why}\n` + doc.join('\n'));
   process.exit(2);
-}
-
-// CPU time of every thread of process PID, in ns (/proc/PID/task/*/schedstat, field 1).
-function cpuNs(pid) {
-  let total = 0;
-  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
-    } catch (_) { /* thread gone */ }
-  }
-  return total;
 }
 
 async function cpuOver(pid, what, fn) {

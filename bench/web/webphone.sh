@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Issue 8 benchmarks against the all-in-one (release build, configured by a file), each in a
+# loopback-only network namespace like tests/interop/webphone.sh:
+#   web_first_audio  answer → first audio, page to page (first_audio.js): per call, bob's
+#                    `accept` leaving his page → the first remote audio decoded on alice's
+#                    page (both tabs in one Chromium, one clock); CALLS calls.
+#   web_sessions     concurrent /phone sessions (sessions.js): signed-in lines, ramped up
+#                    in STEPS, with the server's RSS and CPU while holding them.
+# Usage: bench/web/webphone.sh [CHECK...]   (env: CALLS=10, CODECS="opus pcmu dtmf",
+#        STEPS="250 500 1000 2000 4000", SWITCHBOARD=prebuilt release binary, else built).
+# Needs what webphone.sh needs.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+# shellcheck source=../../tests/interop/lib.sh
+source "$ROOT/tests/interop/lib.sh"
+# shellcheck source=../../tests/interop/aio.sh
+source "$ROOT/tests/interop/aio.sh"
+
+export CALLS=${CALLS:-10} CODECS=${CODECS:-opus pcmu dtmf} STEPS=${STEPS:-250 500 1000 2000 4000}
+ALL_CHECKS=(web_first_audio:$((60 + 8 * CALLS)) web_sessions:600)
+ICE_ADDR=198.18.0.1
+
+check_web_first_audio() {
+    SWITCHBOARD_LOG=info aio_server 19500
+    timeout $((40 + 8 * CALLS)) node "$HERE/first_audio.js" --work "$CDIR/web" --http "$HTTP" \
+        --wav "$CDIR/tone440.wav" --calls "$CALLS" --codecs "$CODECS" \
+        > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
+        fail "first_audio.js: $(grep -E '^(error|call-failed)' "$CDIR/bench.out" | head -1)"
+    grep -q '^first-audio-ms ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
+}
+
+# Users u1..uN from a users file and the /phone limits raised, both through the
+# environment (SWITCHBOARD_<SECTION>_<KEY>) over aio_server's config file.
+check_web_sessions() {
+    local max=0 s
+    for s in $STEPS; do ((s > max)) && max=$s; done
+    "$PY" -c 'import sys
+print("[users]")
+for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' "$max" > "$CDIR/users.toml"
+    ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+    SWITCHBOARD_LOG=warn SWITCHBOARD_SIP_USERS_FILE=$CDIR/users.toml \
+        SWITCHBOARD_WEB_MAX_PER_IP=$((max + 10)) SWITCHBOARD_WEB_MAX_SOCKETS=$((max + 10)) \
+        aio_server 19600
+    timeout 560 node --experimental-websocket "$HERE/sessions.js" --http "$HTTP" --pid "$SRV" \
+        --steps "$STEPS" > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
+        fail "sessions.js: $(grep -E '^error' "$CDIR/bench.out" | head -1)"
+    grep -q '^step ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
+}
+
+if [[ ${1:-} != --* ]]; then
+    if [[ -z ${SWITCHBOARD:-} ]]; then
+        export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/switchboard-target}
+        (cd "$ROOT" && cargo build --release -q -p switchboard --bin switchboard)
+        export SWITCHBOARD=$CARGO_TARGET_DIR/release/switchboard
+    fi
+    export INTEROP_WORK=${INTEROP_WORK:-$HERE/out}
+fi
+[[ ${1:-} == --inside ]] && netns_inside "$2"
+interop_single() { netns_single "$HERE/webphone.sh" "$1"; }
+interop_setup() { browser_npm; }
+interop_main "$HERE/webphone.sh" "$@" || true
+
+# The summary (only the top-level run gets here).
+"$PY" - "$INTEROP_WORK" "$CODECS" <<'PY'
+import os, re, statistics, sys
+work = sys.argv[1]
+def read(check):
+    try:
+        return open(os.path.join(work, check, "bench.out")).read()
+    except OSError:
+        return None
+text = read("web_first_audio")
+if text:
+    ms = [int(m) for m in re.findall(r"^first-audio-ms (\d+)$", text, re.M)]
+    acc = re.search(r"^accepted (.*)$", text, re.M)
+    print(f"codecs offered: {sys.argv[2]}; {acc[1] if acc else ''}")
+    if ms:
+        print(f"answer -> first audio: median {statistics.median(ms):.0f} ms over {len(ms)} calls "
+              f"(min {min(ms)}, max {max(ms)}; all: {', '.join(map(str, ms))})")
+text = read("web_sessions")
+if text:
+    print("| sessions (total) | connected in the step | refused | failed | open after the step | ramp ms | server RSS MiB | server CPU holding them |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m in re.finditer(r"^step (\d+) connected=(\d+) refused=(\d+) failed=(\d+) open=(\d+) ms=(\d+) rss-mib=(-?\d+) hold-cpu-pct=([\d.]+)$", text, re.M):
+        print(f"| {m[1]} | {m[2]} | {m[3]} | {m[4]} | {m[5]} | {m[6]} | {m[7]} | {m[8]} % |")
+PY
