@@ -1,8 +1,9 @@
-//! H.264 (RFC 6184) from the network: RTP payloads into the depacketizer and FLV video
-//! message bodies (from an RTMP client) into the packetizer. Nothing may panic. The first
-//! byte picks the direction; the rest is split into units at the byte string "|||". For
-//! RTP, each unit's first byte holds the marker (bit 0), a sequence skip (bits 1-2) and a
-//! timestamp step (bits 3-4).
+//! H.264 (RFC 6184) from the network: SDP fmtp parameters and RTP payloads into the
+//! depacketizer, FLV video message bodies (from an RTMP client) into the packetizer.
+//! Nothing may panic. The first byte picks the direction (bit 0) and, for RTP, whether the
+//! first unit is an fmtp string (bit 1); the rest is split into units at the byte string
+//! "|||". For RTP, each unit's first byte holds the marker (bit 0), a sequence skip
+//! (bits 1-2) and a timestamp step (bits 3-4).
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -33,7 +34,13 @@ fuzz_target!(|data: &[u8]| {
     if selector & 1 == 0 {
         let mut d = Depacketizer::new(DepacketizerConfig::default());
         let (mut seq, mut ts) = (0u16, 0u32);
-        for (i, u) in units(rest).enumerate() {
+        let mut all = units(rest);
+        if selector & 2 != 0
+            && let Some(fmtp) = all.next()
+        {
+            d.set_fmtp(&String::from_utf8_lossy(fmtp));
+        }
+        for (i, u) in all.enumerate() {
             let Some((&flags, payload)) = u.split_first() else {
                 continue;
             };

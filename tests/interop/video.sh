@@ -23,6 +23,7 @@ ALL_CHECKS=(
     video_h264_to_ffmpeg:60
     video_h264_from_ffmpeg:60
     video_h264_loss_from_ffmpeg:60
+    video_h264_sprop_from_ffmpeg:60
 )
 
 # source_flv: 3 s of a test pattern, 25 fps, a key frame each second; prints its frame count.
@@ -85,16 +86,17 @@ SDP
     note "ffmpeg decoded $got/$want frames; sent: $(cat "$CDIR/send.out")"
 }
 
-# from_ffmpeg PORT [DROP]: ffmpeg sends in.flv as RTP to `h264_rtp recv`, which writes
-# back.flv (losing every DROP-th packet).
+# from_ffmpeg PORT [DROP [FMTP]]: ffmpeg sends in.flv as RTP to `h264_rtp recv`, which
+# writes back.flv (losing every DROP-th packet). Without FMTP, ffmpeg puts SPS/PPS in-band
+# ahead of each IDR, as SIP video phones do; with it, they are only in the SDP's FMTP.
 from_ffmpeg() {
-    local recv_pid
-    spawn recv "$H264_RTP" recv "$1" "$CDIR/back.flv" 6 ${2:+"$2"}
+    local recv_pid bsf=(-bsf:v h264_mp4toannexb)
+    [[ -z ${3:-} ]] || bsf=()
+    spawn recv "$H264_RTP" recv "$1" "$CDIR/back.flv" 6 "${2:-0}" ${3:+"$3"}
     recv_pid=$LAST_PID
     wait_bound "$1"
-    # In-band SPS/PPS ahead of each IDR, as SIP video phones send them; 600-byte packets
-    # make ffmpeg fragment (FU-A).
-    ffmpeg -v error -re -i "$CDIR/in.flv" -an -c:v copy -bsf:v h264_mp4toannexb \
+    # 600-byte packets make ffmpeg fragment (FU-A).
+    ffmpeg -v error -re -i "$CDIR/in.flv" -an -c:v copy "${bsf[@]}" \
         -f rtp -payload_type 96 -pkt_size 600 "rtp://127.0.0.1:$1" \
         > "$CDIR/ffmpeg.sdp" 2> "$CDIR/ffmpeg.err" || fail "ffmpeg could not send: $(head -2 "$CDIR/ffmpeg.err")"
     wait "$recv_pid" || fail "h264_rtp recv failed: $(cat "$CDIR/recv.err")"
@@ -125,6 +127,22 @@ check_video_h264_loss_from_ffmpeg() {
     [[ $got == "$written" ]] || fail "$written frames forwarded after loss but only $got decode"
     decodes_cleanly "$CDIR/back.flv"
     note "with 1 packet in 40 lost: $got/$want frames, no decoding error; $(cat "$CDIR/recv.out")"
+}
+
+check_video_h264_sprop_from_ffmpeg() {
+    local want got fmtp
+    want=$(source_flv)
+    # The SDP ffmpeg writes for this stream: its a=fmtp carries sprop-parameter-sets.
+    ffmpeg -v error -i "$CDIR/in.flv" -an -c:v copy -frames:v 1 -f rtp -payload_type 96 \
+        -sdp_file "$CDIR/ffmpeg-first.sdp" "rtp://127.0.0.1:23739" > /dev/null 2>&1 ||
+        fail "ffmpeg wrote no SDP"
+    fmtp=$(sed -nE 's/^a=fmtp:96 (.*)$/\1/p' "$CDIR/ffmpeg-first.sdp" | tr -d '\r')
+    [[ $fmtp == *sprop-parameter-sets=* ]] || fail "no sprop-parameter-sets in ffmpeg's SDP: $fmtp"
+    from_ffmpeg 23732 0 "$fmtp"
+    got=$(frames "$CDIR/back.flv")
+    [[ $got == "$want" ]] || fail "with SPS/PPS from the SDP only, ${got:-no} frames of $want decode ($(cat "$CDIR/recv.out"))"
+    decodes_cleanly "$CDIR/back.flv"
+    note "SPS/PPS only in the SDP: $got/$want frames; $(cat "$CDIR/recv.out")"
 }
 
 interop_setup() {

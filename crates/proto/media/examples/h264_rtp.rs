@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! h264_rtp send IN.flv HOST:PORT       FLV video tags → RTP (pt 96), paced at the tags' times
-//! h264_rtp recv PORT OUT.flv SECONDS [DROP]
+//! h264_rtp recv PORT OUT.flv SECONDS [DROP [FMTP]]
 //!                                      RTP on 127.0.0.1:PORT → FLV video tags, for SECONDS;
-//!                                      with DROP, every DROP-th packet is discarded (loss)
+//!                                      with DROP > 0, every DROP-th packet is discarded
+//!                                      (loss); FMTP: the sender's a=fmtp parameters
 //! ```
 //!
 //! Each prints one line of counts on stdout.
@@ -58,13 +59,24 @@ fn send(input: &str, to: &str) -> Res<()> {
     Ok(())
 }
 
-fn recv(port: &str, output: &str, seconds: &str, drop_every: Option<&str>) -> Res<()> {
+fn recv(
+    port: &str,
+    output: &str,
+    seconds: &str,
+    drop_every: Option<&str>,
+    fmtp: Option<&str>,
+) -> Res<()> {
     let drop_every: u64 = drop_every.map_or(Ok(0), str::parse)?;
     let mut received = 0u64;
     let sock = UdpSocket::bind(format!("127.0.0.1:{port}"))?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
     let end = Instant::now() + Duration::from_secs(seconds.parse()?);
     let mut d = Depacketizer::new(DepacketizerConfig::default());
+    if let Some(f) = fmtp
+        && !d.set_fmtp(f)
+    {
+        return Err(format!("no sprop-parameter-sets in {f:?}").into());
+    }
     let mut file = file_header(false, true).to_vec();
     let (mut first, mut headers, mut frames, mut requests) = (None, 0u64, 0u64, 0u64);
     let mut buf = [0u8; 2048];
@@ -124,8 +136,14 @@ fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["send", input, to] => send(input, to),
-        ["recv", port, output, seconds] => recv(port, output, seconds, None),
-        ["recv", port, output, seconds, drop] => recv(port, output, seconds, Some(drop)),
-        _ => Err("usage: h264_rtp send IN.flv HOST:PORT | recv PORT OUT.flv SECONDS [DROP]".into()),
+        ["recv", port, output, seconds] => recv(port, output, seconds, None, None),
+        ["recv", port, output, seconds, drop] => recv(port, output, seconds, Some(drop), None),
+        ["recv", port, output, seconds, drop, fmtp] => {
+            recv(port, output, seconds, Some(drop), Some(fmtp))
+        }
+        _ => Err(
+            "usage: h264_rtp send IN.flv HOST:PORT | recv PORT OUT.flv SECONDS [DROP [FMTP]]"
+                .into(),
+        ),
     }
 }

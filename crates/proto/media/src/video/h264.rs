@@ -23,9 +23,9 @@
 //! frame after it until the next IDR, and asks for a key frame
 //! ([`Output::KeyFrameRequest`], at most once per [`DepacketizerConfig::key_frame_interval`];
 //! the line sends it as a SIP INFO `picture_fast_update`, RFC 5168). Memory is bounded by
-//! [`DepacketizerConfig::max_frame`]. Parameter sets must come in-band (single NAL or
-//! STAP-A packets, as phones send them ahead of IDRs); SDP `sprop-parameter-sets` are not
-//! read.
+//! [`DepacketizerConfig::max_frame`]. Parameter sets come in-band (single NAL or STAP-A
+//! packets, as phones send them ahead of IDRs) or from the SDP's `sprop-parameter-sets`
+//! ([`Depacketizer::set_fmtp`]); in-band ones replace them.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -505,6 +505,34 @@ impl Depacketizer {
     /// The next output, oldest first.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// Takes SPS and PPS from the remote's `a=fmtp` parameters (RFC 6184 §8.1
+    /// `sprop-parameter-sets`: comma-separated base64 NAL units). Returns whether a
+    /// parameter set was found; malformed entries are ignored.
+    pub fn set_fmtp(&mut self, fmtp: &str) -> bool {
+        use base64::Engine;
+        let Some(sets) = fmtp
+            .split(';')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("sprop-parameter-sets"))
+            .map(|(_, v)| v.trim())
+        else {
+            return false;
+        };
+        let mut found = false;
+        for b64 in sets.split(',') {
+            let Ok(n) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+                continue;
+            };
+            match n.first().map(|&h| (h & 0x80, nal::kind(h))) {
+                Some((0, nal::SPS)) => self.sps = Some(n),
+                Some((0, nal::PPS)) => self.pps = Some(n),
+                _ => continue,
+            }
+            found = true;
+        }
+        found
     }
 
     /// Drops frames until the next IDR and asks for one (rate limited), e.g. when a new

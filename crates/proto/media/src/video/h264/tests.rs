@@ -408,3 +408,38 @@ impl Packetizer {
         out
     }
 }
+
+/// RFC 6184 §8.1: parameter sets from the SDP let the first IDR through without in-band
+/// SPS/PPS; malformed entries are ignored.
+#[test]
+fn sprop_parameter_sets_from_the_fmtp() {
+    use base64::Engine;
+    let b64 = |n: &[u8]| base64::engine::general_purpose::STANDARD.encode(n);
+    let mut d = Depacketizer::default();
+    assert!(!d.set_fmtp("profile-level-id=42e01e;packetization-mode=1"));
+    assert!(!d.set_fmtp("sprop-parameter-sets=!!!,Zm9v"));
+    let fmtp = format!(
+        "packetization-mode=1; sprop-parameter-sets={},{};profile-level-id=42C01E",
+        b64(&SPS),
+        b64(&PPS)
+    );
+    assert!(d.set_fmtp(&fmtp));
+    let idr = unit(0x65, 80);
+    Feed { seq: 9 }.send(&mut d, 0, 900, &[single(idr.clone(), true)]);
+    let out = drain(&mut d);
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        out[0],
+        Output::Video {
+            timestamp: 900,
+            body: sequence_header()
+        }
+    );
+    assert_eq!(
+        out[1],
+        Output::Video {
+            timestamp: 900,
+            body: frame(true, 0, &[idr])
+        }
+    );
+}
