@@ -665,8 +665,11 @@ impl RtpSession {
             };
         }
         // A new SSRC. Packets that just latched an address already showed `min_sequential`
-        // consecutive sequence numbers: that is A.1's probation, passed.
-        if latched_after.is_some_and(|n| n >= min_seq) {
+        // consecutive sequence numbers: that is A.1's probation, passed. The session's
+        // first source, from the address the SDP named (or latched), is taken at once:
+        // probation guards against stray and stale sources, and discarding the call's
+        // first packet would cut its first word (A.1 leaves the policy to the receiver).
+        if self.current.is_none() || latched_after.is_some_and(|n| n >= min_seq) {
             self.adopt(Source::validated(pkt.ssrc, pkt.sequence));
             return Ok(true);
         }

@@ -184,17 +184,18 @@ fn media_time_maps_to_timestamps() {
 }
 
 #[test]
-fn sdp_source_latches_at_once_and_passes_probation() {
+fn sdp_source_latches_at_once_and_its_first_packet_counts() {
     let t0 = t0();
     let mut s = RtpSession::new(t0, config(4));
     let r = feed(&mut s, t0, SDP_ADDR, 0xabc, 10..13);
-    // A.1 MIN_SEQUENTIAL = 2: the first packet is on probation.
-    assert_eq!(r, [Err(DropReason::Probation), Ok(true), Ok(false)]);
+    // The session's first source from the SDP address skips A.1 probation: the call's
+    // first packet is heard.
+    assert_eq!(r, [Ok(true), Ok(false), Ok(false)]);
     assert!(s.is_latched());
     assert_eq!(s.remote_rtp(), Some(addr(SDP_ADDR)));
     assert_eq!(s.remote_ssrc(), Some(0xabc));
     let st = s.stats();
-    assert_eq!((st.received, st.dropped_probation, st.lost), (2, 1, 0));
+    assert_eq!((st.received, st.dropped_probation, st.lost), (3, 0, 0));
     assert_eq!(st.extended_highest_seq, 12);
 }
 
@@ -293,8 +294,8 @@ fn rebinding_needs_n_consecutive_packets_and_spoofs_never_move_media() {
     assert_eq!(st.relatched, 1);
     // Same SSRC: the dropped packets show as loss in the same source.
     assert_eq!(st.extended_highest_seq, 13);
-    // Packet 0 was on probation, so the base is 1: 13 expected.
-    assert_eq!(st.lost, 13 - i64::try_from(st.received).unwrap());
+    // Packet 0 started the source (no probation for the first one): 14 expected.
+    assert_eq!(st.lost, 14 - i64::try_from(st.received).unwrap());
     // A re-INVITE forgets the latch.
     s.set_remote(Some(addr("192.0.2.20:30000")), None, false);
     assert!(!s.is_latched());
@@ -364,7 +365,7 @@ fn ssrc_change_from_the_same_address_restarts_after_probation() {
     );
     assert_eq!(feed(&mut s, t0, SDP_ADDR, 2, [5003]), [Ok(false)]);
     let st = s.stats();
-    assert_eq!((st.source_changes, st.dropped_probation), (1, 3));
+    assert_eq!((st.source_changes, st.dropped_probation), (1, 2));
 }
 
 #[test]
