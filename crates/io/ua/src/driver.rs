@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 use crate::audio::{AudioFactory, MediaInfo, Port, SilencePort};
 use crate::media::{MediaCtl, MediaTask, codec_of, leg_of, leg_of_format};
 use crate::ports::{PortRange, RtpPair, RtpPorts, bind_pair};
+use crate::video::{VideoCtl, VideoFactory, VideoInfo, VideoTask};
 
 /// Commands waiting for the core task, at most.
 const COMMAND_QUEUE: usize = 1024;
@@ -136,6 +137,8 @@ pub struct LineSetup {
     pub config: LineConfig,
     /// Builds each call's audio port; `None`: silence.
     pub audio: Option<AudioFactory>,
+    /// Builds each video call's video port; `None`: video is not carried.
+    pub video: Option<VideoFactory>,
 }
 
 impl LineSetup {
@@ -143,6 +146,7 @@ impl LineSetup {
         LineSetup {
             config,
             audio: None,
+            video: None,
         }
     }
 }
@@ -305,11 +309,20 @@ struct RunningMedia {
     task: JoinHandle<()>,
 }
 
+struct RunningVideo {
+    tx: mpsc::UnboundedSender<VideoCtl>,
+    task: JoinHandle<()>,
+}
+
 struct LineState {
     events: mpsc::UnboundedSender<UaEvent>,
     audio: Option<AudioFactory>,
+    video: Option<VideoFactory>,
     rtp: Option<RtpPair>,
     media: Option<RunningMedia>,
+    /// The video port pair and task of the call, when it has video.
+    video_rtp: Option<RtpPair>,
+    video_media: Option<RunningVideo>,
     closing: bool,
 }
 
@@ -426,15 +439,22 @@ impl Core {
         match c {
             CoreCmd::AddLine { setup, reply } => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let LineSetup { config, audio } = *setup;
+                let LineSetup {
+                    config,
+                    audio,
+                    video,
+                } = *setup;
                 let id = self.stack.add_line(now(), config);
                 self.lines.insert(
                     id,
                     LineState {
                         events: tx,
                         audio,
+                        video,
                         rtp: None,
                         media: None,
+                        video_rtp: None,
+                        video_media: None,
                         closing: false,
                     },
                 );
@@ -479,6 +499,30 @@ impl Core {
             }
             if let Some(pair) = &st.rtp {
                 *rtp = pair.rtp_addr(self.media_ip);
+            }
+        }
+        // A video port pair, when the front carries video and asks for one (port 0).
+        if let Command::Invite {
+            video: Some(video), ..
+        }
+        | Command::Accept {
+            video: Some(video), ..
+        } = &mut cmd
+            && video.port() == 0
+        {
+            if st.video.is_none() {
+                cmd_clear_video(&mut cmd);
+            } else {
+                if st.video_rtp.is_none() {
+                    st.video_rtp = Some(
+                        self.ports
+                            .allocate(self.media_ip)
+                            .ok_or(UaError::NoRtpPorts(self.range))?,
+                    );
+                }
+                if let Some(pair) = &st.video_rtp {
+                    *video = pair.rtp_addr(self.media_ip);
+                }
             }
         }
         self.stack.command(now(), line, cmd);
@@ -551,8 +595,52 @@ impl Core {
             if let Some(pair) = st.rtp {
                 self.ports.release(pair.port);
             }
+            if let Some(v) = st.video_media {
+                let _ = v.tx.send(VideoCtl::Stop);
+                self.finished_media.push(v.task);
+            }
+            if let Some(pair) = st.video_rtp {
+                self.ports.release(pair.port);
+            }
         }
         self.finished_media.retain(|t| !t.is_finished());
+    }
+
+    /// The video task of a call whose video stream was agreed (on the pair allocated
+    /// for the Invite/Accept).
+    fn start_video(&mut self, line: LineId, video: Option<Box<line::VideoParams>>) {
+        let Some(st) = self.lines.get_mut(&line) else {
+            return;
+        };
+        if let Some(v) = st.video_media.take() {
+            let _ = v.tx.send(VideoCtl::Stop);
+            self.finished_media.push(v.task);
+        }
+        let (Some(params), Some(pair)) = (video, &st.video_rtp) else {
+            return;
+        };
+        let info = VideoInfo {
+            codec: params.codec.clone(),
+            tunnel: params.tunnel,
+            packetization_mode: params.packetization_mode,
+        };
+        let port = st.video.as_ref().and_then(|f| f(&info));
+        let (tx, ctl) = mpsc::unbounded_channel();
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let task = VideoTask {
+            params: *params,
+            rtp: pair.rtp.clone(),
+            rtcp: pair.rtcp.clone(),
+            port,
+            ctl,
+            seed: self.seed,
+            cname: format!("{line}@{}", self.media_ip),
+        };
+        let task = tokio::spawn(task.run());
+        st.video_media = Some(RunningVideo { tx, task });
     }
 
     fn on_media(&mut self, line: LineId, media: MediaCommand) {
@@ -614,6 +702,7 @@ impl Core {
                     .seed
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
+                let video = params.video.clone();
                 let task = MediaTask {
                     line,
                     params,
@@ -631,6 +720,7 @@ impl Core {
                     let _ = events.send(UaEvent::MediaStopped(stats));
                 });
                 st.media = Some(RunningMedia { tx, task });
+                self.start_video(line, video);
             }
             MediaCommand::Update(params) => {
                 let _ = st.events.send(UaEvent::MediaUpdated {
@@ -638,6 +728,9 @@ impl Core {
                     send: params.send,
                     recv: params.recv,
                 });
+                if let (Some(v), Some(p)) = (&st.video_media, &params.video) {
+                    let _ = v.tx.send(VideoCtl::Update(p.clone()));
+                }
                 if let Some(m) = &st.media {
                     let _ = m.tx.send(MediaCtl::Update(Box::new(params)));
                 }
@@ -650,6 +743,13 @@ impl Core {
                 // The call is over: its RTP/RTCP sockets close when the media task ends
                 // (seed-spec §8.17); the line's next call gets a pair again.
                 if let Some(pair) = st.rtp.take() {
+                    self.ports.release(pair.port);
+                }
+                if let Some(v) = st.video_media.take() {
+                    let _ = v.tx.send(VideoCtl::Stop);
+                    self.finished_media.push(v.task);
+                }
+                if let Some(pair) = st.video_rtp.take() {
                     self.ports.release(pair.port);
                 }
             }
@@ -667,5 +767,12 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A front without a video factory gets an audio-only call.
+fn cmd_clear_video(cmd: &mut Command) {
+    if let Command::Invite { video, .. } | Command::Accept { video, .. } = cmd {
+        *video = None;
     }
 }

@@ -18,17 +18,23 @@
 //!     passes payloads through when the SIP side negotiated the same codec and transcodes
 //!     otherwise, with a jitter buffer in front when it transcodes.
 //!
+//! - Per call with video, a video task: an RTP session at 90 kHz on the line's second
+//!   port pair, moving payloads between RTP and the front's [`VideoPort`] (the front
+//!   packetizes x-flv or H.264 with `media::video`).
+//!
 //! Events of each line arrive on its own channel as [`UaEvent`]s.
 
 mod audio;
 mod driver;
 mod media;
 mod ports;
+mod video;
 mod wav;
 
 pub use audio::{AudioFactory, AudioPort, Frame, FramePort, MediaInfo, Port, SilencePort, WavPort};
 pub use driver::{LineSetup, MediaStats, Ua, UaConfig, UaError, UaEvent, UaHandle};
 pub use ports::PortRange;
+pub use video::{VideoFactory, VideoInfo, VideoPacket, VideoPort};
 pub use wav::{WavReader, WavWriter};
 
 /// The line vocabulary, for callers that use only this crate.

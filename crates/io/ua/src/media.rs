@@ -55,7 +55,7 @@ pub(crate) fn codec_of(f: &sdp::Format) -> Option<Codec> {
     c.is_available().then_some(c)
 }
 
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -127,7 +127,7 @@ fn formats(params: &MediaParams) -> Vec<PayloadFormat> {
     f
 }
 
-fn remote(addr: SocketAddr) -> Option<SocketAddr> {
+pub(crate) fn remote(addr: SocketAddr) -> Option<SocketAddr> {
     (!addr.ip().is_unspecified() && addr.port() != 0).then_some(addr)
 }
 
@@ -723,7 +723,7 @@ fn play_out(p: &mut CodecPath, port: &mut dyn AudioPort, out: &mut Vec<i16>) {
     p.rx_pcm.drain(..whole);
 }
 
-async fn sleep_until(at: Option<Instant>) {
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => std::future::pending().await,

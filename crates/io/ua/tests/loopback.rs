@@ -1,7 +1,8 @@
 //! Two user agents on 127.0.0.1 call each other directly (anonymous lines, no server):
 //! each side hears the other's tone, DTMF crosses as RFC 4733, hang-up and close are
 //! clean, and the RTP ports return to the pool. A front with an encoded-frame port hears
-//! and is heard through the media bridge, passed through or transcoded.
+//! and is heard through the media bridge, passed through or transcoded. A video call
+//! carries H.264 both ways on its own port pairs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -11,9 +12,13 @@ use std::time::Duration;
 use line::{Command, LineConfig, LineEvent, LineId};
 use media::bridge::{FrameKind, LegFormat};
 use media::codec::Codec;
+use media::video::RtpPayload;
+use media::video::h264::{
+    AvcConfig, Depacketizer, DepacketizerConfig, Output as H264Output, Packetizer, PacketizerConfig,
+};
 use switchboard_ua::{
-    AudioPort, Frame, FramePort, LineSetup, MediaInfo, MediaStats, Port, PortRange, Ua, UaConfig,
-    UaEvent, UaHandle,
+    AudioPort, Frame, FramePort, LineSetup, MediaInfo, MediaStats, Port, PortRange, SilencePort,
+    Ua, UaConfig, UaEvent, UaHandle, VideoInfo, VideoPacket, VideoPort,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
@@ -416,4 +421,187 @@ async fn frame_port_transcodes_opus_to_g722() {
         return;
     }
     frames_call(LegFormat::new(Codec::Opus, 111), "g722", 20040, false).await;
+}
+
+/// An H.264 stream of `frames` FLV frames (a sequence header, then an IDR of 5000 bytes,
+/// then P-frames) as RTP payloads, and the FLV bodies a receiver must rebuild.
+fn h264_stream(frames: u32, seed: u8) -> (Vec<RtpPayload>, Vec<Vec<u8>>) {
+    let sps = [0x67, 0x42, 0xC0, 0x1E, 0xDA, seed, 0x80];
+    let pps = [0x68, 0xCE, 0x0F, seed];
+    let config = AvcConfig::from_parameter_sets(&sps, &pps).unwrap();
+    let mut p = Packetizer::new(PacketizerConfig::default());
+    let mut out = p.push(0, &config.to_flv()).unwrap();
+    let mut bodies = vec![config.to_flv()];
+    for i in 0..frames {
+        let (key, len) = if i == 0 { (true, 5000) } else { (false, 300) };
+        let mut nal = vec![if key { 0x65 } else { 0x41 }];
+        nal.extend((1..len).map(|j| (j as u8) ^ seed ^ (i as u8)));
+        let mut body = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        body.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        body.extend_from_slice(&nal);
+        out.extend(p.push(40 * i, &body).unwrap());
+        bodies.push(body);
+    }
+    (out, bodies)
+}
+
+/// A line whose video port sends `send` (paced, 10 ms apart) once the call's video
+/// starts and keeps what it receives; `info` records what the port was built for.
+async fn video_line(
+    h: &UaHandle,
+    aor: &str,
+    send: Vec<RtpPayload>,
+    got: Arc<Mutex<Vec<VideoPacket>>>,
+    info: Arc<Mutex<Option<VideoInfo>>>,
+) -> (LineId, Events) {
+    let mut setup = LineSetup::new(LineConfig::new(aor).unwrap());
+    setup.audio = Some(Arc::new(|_: &MediaInfo| {
+        Ok(Port::pcm(SilencePort::new(8000)))
+    }));
+    setup.video = Some(Arc::new(move |i: &VideoInfo| {
+        *info.lock().unwrap() = Some(i.clone());
+        let (to_call, from_front) = tokio::sync::mpsc::channel(256);
+        let (to_front, mut from_call) = tokio::sync::mpsc::channel::<VideoPacket>(256);
+        let send = send.clone();
+        tokio::spawn(async move {
+            // Give the other side's video task time to start.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for p in send {
+                if to_call.send(p).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let got = Arc::clone(&got);
+        tokio::spawn(async move {
+            while let Some(p) = from_call.recv().await {
+                got.lock().unwrap().push(p);
+            }
+        });
+        Some(VideoPort {
+            from_front,
+            to_front,
+        })
+    }));
+    let (id, rx) = h.add_line(setup).await.unwrap();
+    (
+        id,
+        Events {
+            rx,
+            stopped: Vec::new(),
+        },
+    )
+}
+
+/// The FLV bodies a depacketizer rebuilds from received packets, and the RTP timestamp
+/// steps between frames.
+fn rebuild(got: &[VideoPacket]) -> (Vec<Vec<u8>>, Vec<u32>) {
+    let mut d = Depacketizer::new(DepacketizerConfig::default());
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::Instant::now();
+    let mut bodies = Vec::new();
+    let mut stamps: Vec<u32> = Vec::new();
+    for p in got {
+        d.push(now, p.sequence, p.timestamp, p.marker, &p.payload);
+        while let Some(o) = d.poll_output() {
+            if let H264Output::Video { timestamp, body } = o {
+                if body[1] == 1 {
+                    stamps.push(timestamp);
+                }
+                bodies.push(body);
+            }
+        }
+    }
+    let steps = stamps.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    (bodies, steps)
+}
+
+/// Two lines agree on H.264 (seed-spec §2.6) and each one's video port reaches the
+/// other through a video RTP session on its own port pair: every frame arrives and is
+/// rebuilt, RTP time follows media time (40 ms = 3600 ticks), and the pairs return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_call_carries_h264_both_ways() {
+    let a = ua(PortRange::new(20060, 20069).unwrap()).await;
+    let b = ua(PortRange::new(20070, 20079).unwrap()).await;
+    let (send_a, want_at_b) = h264_stream(10, 1);
+    let (send_b, want_at_a) = h264_stream(10, 2);
+    let (got_a, got_b): (Arc<Mutex<Vec<VideoPacket>>>, _) = (Arc::default(), Arc::default());
+    let (info_a, info_b): (Arc<Mutex<Option<VideoInfo>>>, _) = (Arc::default(), Arc::default());
+    let (la, mut ea) = video_line(
+        &a.handle(),
+        "alice@127.0.0.1",
+        send_a,
+        Arc::clone(&got_a),
+        Arc::clone(&info_a),
+    )
+    .await;
+    let (lb, mut eb) = video_line(
+        &b.handle(),
+        "bob@127.0.0.1",
+        send_b,
+        Arc::clone(&got_b),
+        Arc::clone(&info_b),
+    )
+    .await;
+    let codecs = vec!["pcmu".to_string(), "h264".to_string()];
+    a.handle()
+        .command(
+            la,
+            Command::Invite {
+                dest: format!("sip:bob@{}", b.local_addr()),
+                codecs: codecs.clone(),
+                rtp: any_rtp(),
+                video: Some(any_rtp()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_line_event(&mut eb).await,
+        LineEvent::Invited { .. }
+    ));
+    b.handle()
+        .command(
+            lb,
+            Command::Accept {
+                codecs,
+                rtp: any_rtp(),
+                video: Some(any_rtp()),
+            },
+        )
+        .await
+        .unwrap();
+    let accepted = LineEvent::Accepted(Some((Some("pcmu".into()), Some("h264".into()))));
+    loop {
+        match next_line_event(&mut ea).await {
+            LineEvent::Ringing(_) => {}
+            e => {
+                assert_eq!(e, accepted);
+                break;
+            }
+        }
+    }
+    assert_eq!(next_line_event(&mut eb).await, accepted);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.handle().command(la, Command::Bye).await.unwrap();
+    assert_eq!(next_line_event(&mut eb).await, LineEvent::Byed);
+    a.shutdown().await;
+    b.shutdown().await;
+
+    for (info, got, want, who) in [
+        (&info_a, &got_a, &want_at_a, "alice"),
+        (&info_b, &got_b, &want_at_b, "bob"),
+    ] {
+        let info = info.lock().unwrap().clone().expect("video port built");
+        assert_eq!(info.codec.name.to_ascii_lowercase(), "h264", "{who}");
+        assert_eq!((info.tunnel, info.packetization_mode), (false, 1), "{who}");
+        let (bodies, steps) = rebuild(&got.lock().unwrap());
+        assert_eq!(&bodies, want, "{who}: rebuilt frames");
+        assert!(steps.iter().all(|s| *s == 3600), "{who}: {steps:?}");
+    }
+    // Both pairs of each side are free again: a new UA can bind the whole range.
+    for port in (20060..20080).step_by(2) {
+        std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    }
 }
