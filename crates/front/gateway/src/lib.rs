@@ -22,6 +22,7 @@
 //! Differences from the original are listed in `docs/compatibility.md`.
 
 mod media;
+mod video;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,7 +35,7 @@ use front_rtmp::{
 use line::{Command, LineConfig, LineEvent, LineId};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
-use ua::{LineSetup, MediaInfo, Port, UaEvent, UaHandle};
+use ua::{LineSetup, MediaInfo, Port, UaEvent, UaHandle, VideoInfo};
 
 use crate::media::Link;
 
@@ -98,6 +99,8 @@ impl SipGateway {
 /// What the connection handler passes to its line task.
 enum ToLine {
     Rpc(String, Vec<Value>),
+    /// The call's video lost pictures: ask the remote for a key frame.
+    KeyFrame,
     Closed,
 }
 
@@ -106,7 +109,7 @@ impl Application for SipGateway {
         let (tx, rx) = mpsc::unbounded_channel();
         let link = Link::default();
         let handler = Box::new(GatewayConnection {
-            tx,
+            tx: tx.clone(),
             link: link.clone(),
         });
         let arg = |i: usize| request.arg_str(i).filter(|s| !s.is_empty());
@@ -133,8 +136,22 @@ impl Application for SipGateway {
 
         let mut setup = LineSetup::new(line);
         let (port_client, start) = (client.clone(), Instant::now());
+        let (video_link, video_client, to_line) = (link.clone(), client.clone(), tx.clone());
         setup.audio = Some(Arc::new(move |info: &MediaInfo| {
             Ok(Port::Frames(link.port(info, port_client.clone(), start)))
+        }));
+        setup.video = Some(Arc::new(move |info: &VideoInfo| {
+            let to_line = to_line.clone();
+            let key_frame = move || {
+                let _ = to_line.send(ToLine::KeyFrame);
+            };
+            Some(video::port(
+                &video_link,
+                info,
+                video_client.clone(),
+                start,
+                key_frame,
+            ))
         }));
         debug!(conn = client.id(), aor, registering, "sip connect");
         tokio::spawn(run_line(self.ua.clone(), setup, registering, client, rx));
@@ -218,6 +235,9 @@ async fn run_line(
             rpc = rpcs.recv() => match rpc {
                 Some(ToLine::Rpc(name, args)) if !settled => early.push((name, args)),
                 Some(ToLine::Rpc(name, args)) => run_rpc(&ua, id, &name, &args).await,
+                Some(ToLine::KeyFrame) => {
+                    let _ = ua.command(id, Command::RequestKeyFrame).await;
+                }
                 Some(ToLine::Closed) | None => break,
             },
             ev = events.recv() => match ev {
@@ -300,6 +320,12 @@ fn callback(client: &Client, settled: &mut bool, ev: LineEvent) -> bool {
     true
 }
 
+/// A codec list that names video (`flv`, `h264…`) gets a video stream; the default
+/// offer (no list) stays audio only.
+fn wants_video(codecs: &[String]) -> bool {
+    codecs.iter().any(|c| c == "flv" || c.starts_with("h264"))
+}
+
 /// The line commands for an RPC (seed-spec §1.3); `None` for unknown names.
 fn command(name: &str, args: &[Value]) -> Option<Vec<Command>> {
     let text = |v: &Value| rtmp::amf::as_str(v).map(str::to_owned);
@@ -311,12 +337,12 @@ fn command(name: &str, args: &[Value]) -> Option<Vec<Command>> {
             dest: args.first().and_then(text).unwrap_or_default(),
             codecs: strings(1),
             rtp: any_rtp,
-            video: None,
+            video: wants_video(&strings(1)).then_some(any_rtp),
         }],
         "accept" => vec![Command::Accept {
             codecs: strings(0),
             rtp: any_rtp,
-            video: None,
+            video: wants_video(&strings(0)).then_some(any_rtp),
         }],
         "reject" => vec![Command::Reject {
             reason: args.first().and_then(text).filter(|r| !r.is_empty()),

@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 use tracing::debug;
 use ua::{Frame, FramePort, MediaInfo};
 
+use crate::video::VideoLink;
+
 /// Frames queued each way between a connection and its call (a second of 20 ms frames).
 const QUEUE: usize = 50;
 
@@ -65,6 +67,8 @@ pub(crate) struct MediaLink {
     grid_origin: Option<u32>,
     /// Tags dropped: not audio the call takes.
     pub(crate) dropped: u64,
+    /// While a call's video runs: where published messages go (seed-spec §3.4, §3.5).
+    video: Option<VideoLink>,
 }
 
 /// A shared [`MediaLink`].
@@ -74,6 +78,16 @@ pub(crate) struct Link(Arc<Mutex<MediaLink>>);
 impl Link {
     fn lock(&self) -> MutexGuard<'_, MediaLink> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_video(&self, video: Option<VideoLink>) {
+        self.lock().video = video;
+    }
+
+    /// The played stream and its play count, if the client plays one.
+    pub(crate) fn play(&self) -> Option<(u32, u64)> {
+        let l = self.lock();
+        l.play.map(|s| (s, l.play_epoch))
     }
 
     pub(crate) fn published(&self, stream: u32) {
@@ -107,7 +121,15 @@ impl Link {
     /// rounds its tag times to whole milliseconds).
     pub(crate) fn client_tag(&self, stream: u32, tag: &MediaTag) {
         let mut l = self.lock();
-        if l.publish != Some(stream) || tag.kind != rtmp::MediaKind::Audio {
+        if l.publish != Some(stream) {
+            return;
+        }
+        if let Some(v) = l.video.as_mut()
+            && v.take(tag)
+        {
+            return;
+        }
+        if tag.kind != rtmp::MediaKind::Audio {
             return;
         }
         // Seed-spec §3.1: messages of one byte or less carry nothing.

@@ -515,9 +515,8 @@ async fn seed_8_08_default_offer() {
     assert_eq!(maps[1], "a=rtpmap:98 speex/16000");
 }
 
-/// §8.9: the full codec list → audio `96 98 0 8 101`. Ours: no `m=video … 99 97` while the
-/// gateway carries no video (docs/compatibility.md "Video only with a video port"; the
-/// line offers it with a video port: `seed_8_09_video_m_line_and_h264_agreed`).
+/// §8.9: the full codec list → audio `96 98 0 8 101`, video `99 97` (on its own port) with
+/// `a=fmtp:99 profile-level-id=420014;packetization-mode=1`.
 #[tokio::test]
 async fn seed_8_09_codec_list_offer() {
     let mut gw = gateway().await;
@@ -537,7 +536,18 @@ async fn seed_8_09_codec_list_offer() {
     let inv = gw.peer.expect("INVITE").await;
     let sdp = body(&inv);
     assert_eq!(audio_line(&sdp), "m=audio P RTP/AVP 96 98 0 8 101");
-    assert!(!sdp.contains("m=video"), "{sdp}");
+    let video = sdp.lines().find(|l| l.starts_with("m=video ")).expect(&sdp);
+    let parts: Vec<&str> = video.split(' ').collect();
+    assert_eq!(parts[2..], ["RTP/AVP", "99", "97"], "{sdp}");
+    assert_ne!(
+        parts[1],
+        audio_port(&sdp).to_string(),
+        "video on its own port"
+    );
+    assert!(
+        sdp.contains("a=fmtp:99 profile-level-id=420014;packetization-mode=1\r\n"),
+        "{sdp}"
+    );
     assert_eq!(
         rtpmaps(&sdp),
         [
@@ -545,7 +555,9 @@ async fn seed_8_09_codec_list_offer() {
             "a=rtpmap:98 speex/8000",
             "a=rtpmap:0 pcmu/8000",
             "a=rtpmap:8 pcma/8000",
-            "a=rtpmap:101 telephone-event/8000"
+            "a=rtpmap:101 telephone-event/8000",
+            "a=rtpmap:99 h264/90000",
+            "a=rtpmap:97 x-flv/90000"
         ]
     );
 }
@@ -1095,4 +1107,238 @@ async fn seed_8_20_rtp_to_flash_tag_bytes() {
         hang_up(&mut gw, &mut phone).await;
         phone.media.clear();
     }
+}
+
+// ---- video -------------------------------------------------------------------------
+
+/// `invite("bob@example.com", codecs…)` answered 180, then 200 with an audio stream
+/// (`audio`: payload types and rtpmaps) and a video stream (`video`: payload types, then
+/// its attribute lines) on fresh far-end sockets. Returns the gateway's video port and
+/// the far end's video socket; the `accepted` callback is left to the caller.
+async fn video_call(
+    gw: &mut Gw,
+    phone: &mut Phone,
+    codecs: &[&str],
+    audio: (&str, &[&str]),
+    video: &[&str],
+) -> (u16, UdpSocket) {
+    let mut args = vec![s("bob@example.com")];
+    args.extend(codecs.iter().map(|c| s(c)));
+    let invite = ringing_out(gw, phone, &args).await;
+    let offer = body(&invite);
+    let gw_video: u16 = offer
+        .lines()
+        .find_map(|l| l.strip_prefix("m=video "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect(&offer);
+    let far_rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let far_video = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = far_video.local_addr().unwrap().port();
+    let mut lines = vec![format!("m=video {port} RTP/AVP {}", video[0])];
+    lines.extend(video[1..].iter().map(|l| l.to_string()));
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let far_port = far_rtp.local_addr().unwrap().port();
+    let answer = far_sdp(1, "127.0.0.1", far_port, audio.0, audio.1, &lines);
+    let contact = format!("<sip:bob@{}>", gw.peer.addr);
+    gw.peer
+        .reply(
+            gw.sip,
+            &invite,
+            200,
+            Some("bob"),
+            &[("Contact", &contact)],
+            Some(&answer),
+        )
+        .await;
+    gw.peer.expect("ACK").await;
+    (gw_video, far_video)
+}
+
+/// §8.22 through the gateway, with a far end that speaks H.264 (`invite(…, 'pcmu',
+/// 'h264')`): FLV video published on `local` arrives as RFC 6184 RTP (SPS and PPS, then a
+/// 4000-byte IDR as FU-A packets of ≤ 1446 bytes, the marker on the last, RTP time from
+/// the RTMP time); the far end's P-frame before any IDR is dropped and answered with a
+/// SIP INFO `picture_fast_update`; its SPS, PPS and IDR then reach `remote` as a
+/// synthesized `17 00 …` sequence header and the key frame.
+#[tokio::test]
+async fn seed_8_22_h264_through_the_gateway() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let (gw_video, far_video) = video_call(
+        &mut gw,
+        &mut phone,
+        &["pcmu", "h264"],
+        ("0", &["a=rtpmap:0 PCMU/8000"]),
+        &[
+            "99",
+            "a=rtpmap:99 H264/90000",
+            "a=fmtp:99 profile-level-id=42e01e;packetization-mode=1",
+        ],
+    )
+    .await;
+    assert_eq!(
+        phone.callback().await,
+        ("accepted".into(), vec![s("pcmu"), s("h264")])
+    );
+
+    // Out: the client publishes a sequence header and a key frame.
+    let sps = [0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0x80];
+    let pps = [0x68, 0xCE, 0x0F, 0x2C];
+    let mut header = vec![0x17, 0, 0, 0, 0, 1, 0x42, 0xC0, 0x1E, 0xFF, 0xE1, 0, 7];
+    header.extend_from_slice(&sps);
+    header.extend_from_slice(&[1, 0, 4]);
+    header.extend_from_slice(&pps);
+    let mut idr = vec![0x65];
+    idr.extend((1..4000).map(|i| (i * 7) as u8));
+    let mut key = vec![0x17, 1, 0, 0, 0];
+    key.extend_from_slice(&4000u32.to_be_bytes());
+    key.extend_from_slice(&idr);
+    let publish = phone.publish().await;
+    phone.send_video(publish, 1000, &header).await;
+    phone.send_video(publish, 1040, &key).await;
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let p = next_rtp(&far_video, gw_video).await;
+        assert_eq!(p.pt, 99);
+        got.push(p);
+    }
+    assert_eq!(
+        (got[0].payload.as_slice(), got[1].payload.as_slice()),
+        (&sps[..], &pps[..])
+    );
+    let sizes: Vec<usize> = got[2..].iter().map(|p| p.payload.len()).collect();
+    assert_eq!(sizes, [1446, 1446, 1113]);
+    let fu: Vec<(u8, u8)> = got[2..]
+        .iter()
+        .map(|p| (p.payload[0], p.payload[1]))
+        .collect();
+    assert_eq!(fu, [(0x7C, 0x85), (0x7C, 0x05), (0x7C, 0x45)]);
+    let markers: Vec<bool> = got.iter().map(|p| p.marker).collect();
+    assert_eq!(markers, [false, false, false, false, true]);
+    assert_eq!(got[2].ts.wrapping_sub(got[0].ts), 40 * 90);
+
+    // In: the far end's P-frame comes first.
+    let play = phone.play().await;
+    let to_gw: SocketAddr = format!("127.0.0.1:{gw_video}").parse().unwrap();
+    let send = |seq: u16, ts: u32, marker: bool, payload: Vec<u8>| {
+        let mut p = rtp_packet(99, seq, ts, 0xfa5e, &payload);
+        if marker {
+            p[1] |= 0x80;
+        }
+        p
+    };
+    far_video
+        .send_to(&send(1, 9000, true, vec![0x41, 1, 2, 3]), to_gw)
+        .await
+        .unwrap();
+    let info = gw.peer.expect("INFO").await;
+    assert_eq!(
+        info.header(HeaderName::ContentType),
+        Some("application/media_control+xml")
+    );
+    assert!(
+        body(&info).contains("<picture_fast_update>"),
+        "{}",
+        body(&info)
+    );
+    gw.peer.reply(gw.sip, &info, 200, None, &[], None).await;
+    let far_idr = vec![0x65, 9, 8, 7, 6];
+    for (seq, payload, marker) in [
+        (2, sps.to_vec(), false),
+        (3, pps.to_vec(), false),
+        (4, far_idr.clone(), true),
+    ] {
+        far_video
+            .send_to(&send(seq, 12_600, marker, payload), to_gw)
+            .await
+            .unwrap();
+    }
+    let (t1, first) = phone.video().await;
+    assert_eq!(
+        first.as_ref(),
+        header.as_slice(),
+        "synthesized sequence header"
+    );
+    let (t2, frame) = phone.video().await;
+    let mut want = vec![0x17, 1, 0, 0, 0, 0, 0, 0, 5];
+    want.extend_from_slice(&far_idr);
+    assert_eq!(frame.as_ref(), want.as_slice());
+    assert_eq!(t1, t2);
+    let _ = play;
+}
+
+/// §8.21 through the gateway, with a far end that tunnels x-flv (another gateway;
+/// `invite(…, 'wideband', 'dtmf', 'flv')` → `accepted('default', 'default')`): a
+/// 2500-byte video message at 1000 ms leaves as 3 RTP packets, RTP time 90000 after the
+/// first message's, marker 0, `RTMP|seq|0|2512`, `|1`, `|2`, 1000/1000/512 data bytes;
+/// audio is tunnelled too. The far end sends the chunks back: the client plays the
+/// identical message on `remote` (re-based to its own clock, §7.27); a message whose
+/// middle chunk is missing never arrives.
+#[tokio::test]
+async fn seed_8_21_x_flv_through_the_gateway() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let (gw_video, far_video) = video_call(
+        &mut gw,
+        &mut phone,
+        &["wideband", "dtmf", "flv"],
+        (
+            "96 101",
+            &[
+                "a=rtpmap:96 speex/16000",
+                "a=rtpmap:101 telephone-event/8000",
+            ],
+        ),
+        &["97", "a=rtpmap:97 x-flv/90000"],
+    )
+    .await;
+    assert_eq!(
+        phone.callback().await,
+        ("accepted".into(), vec![s("default"), s("default")])
+    );
+
+    let publish = phone.publish().await;
+    phone.send_audio(publish, 0, &[0xB2, 1, 2, 3]).await;
+    let video: Vec<u8> = (0..2500).map(|i| (i * 13 + 5) as u8).collect();
+    phone.send_video(publish, 1000, &video).await;
+    let audio = next_rtp(&far_video, gw_video).await;
+    assert_eq!((audio.pt, audio.marker), (97, false));
+    assert_eq!(&audio.payload[..4], b"RTMP");
+    assert_eq!(&audio.payload[12..16], &[0, 0, 0, 8], "audio tunnelled");
+    let mut chunks = Vec::new();
+    for _ in 0..3 {
+        chunks.push(next_rtp(&far_video, gw_video).await);
+    }
+    for c in &chunks {
+        assert_eq!((c.pt, c.marker), (97, false));
+        assert_eq!(c.ts.wrapping_sub(audio.ts), 90_000);
+        assert_eq!(&c.payload[..8], b"RTMP\0\0\0\x01");
+    }
+    assert_eq!(&chunks[0].payload[8..12], &[0, 0, 0x09, 0xD0]);
+    assert_eq!(&chunks[1].payload[8..10], &[0, 1]);
+    assert_eq!(&chunks[2].payload[8..10], &[0, 2]);
+    let sizes: Vec<usize> = chunks.iter().map(|c| c.payload.len()).collect();
+    assert_eq!(sizes, [12 + 1000, 10 + 1000, 10 + 512]);
+
+    // Back from the far end: a message with its middle chunk lost, then the whole one.
+    let play = phone.play().await;
+    let to_gw: SocketAddr = format!("127.0.0.1:{gw_video}").parse().unwrap();
+    let mut seq = 100u16;
+    let mut lossy = chunks.clone();
+    for c in lossy.iter_mut() {
+        c.payload[7] = 7; // another message number
+    }
+    for c in [&lossy[0], &lossy[2], &chunks[0], &chunks[1], &chunks[2]] {
+        let p = rtp_packet(97, seq, c.ts, 0xb0b, &c.payload);
+        far_video.send_to(&p, to_gw).await.unwrap();
+        seq += 1;
+    }
+    let (_, body) = phone.video().await;
+    assert_eq!(
+        body.as_ref(),
+        video.as_slice(),
+        "the identical message, once"
+    );
+    let _ = play;
 }

@@ -323,7 +323,7 @@ pub fn audio_line(sdp: &str) -> String {
 }
 
 /// One RTP packet, as the test reads it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Rtp {
     pub pt: u8,
     pub marker: bool,
@@ -637,6 +637,29 @@ impl Phone {
                 .unwrap()
         })
         .await;
+    }
+
+    pub async fn send_video(&mut self, stream: u32, timestamp: u32, body: &[u8]) {
+        let body = body.to_vec();
+        self.with(move |s| {
+            s.send_media(stream, MediaKind::Video, timestamp, &body)
+                .unwrap()
+        })
+        .await;
+    }
+
+    /// The next video message played to us, within [`WAIT`]: (time, body).
+    pub async fn video(&mut self) -> (u32, Bytes) {
+        self.event(|e| match e {
+            ClientEvent::Media {
+                kind: MediaKind::Video,
+                timestamp,
+                payload,
+                ..
+            } => Some((*timestamp, payload.clone())),
+            _ => None,
+        })
+        .await
     }
 
     /// The next audio message played to us, within [`WAIT`]: (stream, time, body).
