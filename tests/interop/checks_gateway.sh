@@ -243,3 +243,53 @@ check_gateway_same_aor() {
     wait "$second" || fail "the newer connection: $(tail -1 "$CDIR/second.err")"
     proxy_tone_ok bob 1 1000 440
 }
+
+# 7. Video through the gateway between two python-librtmp phones (sipd in between):
+#    alice invites bob and publishes an H.264 FLV that ffmpeg encoded (libx264 Baseline, a
+#    key frame a second); bob accepts, plays `remote` and records it. With (pcmu, h264)
+#    the video crosses as RFC 6184 RTP between the two lines; with (wideband, flv) as the
+#    seed's x-flv tunnel (`accepted('default', 'default')`). Bob's recording must decode:
+#    frames, every one of them, without an error.
+check_gateway_librtmp_video() {
+    gateway_video 21500 "accepted pcmu h264" pcmu h264
+}
+
+check_gateway_librtmp_xflv() {
+    gateway_video 21600 "accepted default default" wideband flv
+}
+
+# gateway_video PORT ACCEPTED CODEC...: the video check above on ports PORT.., with the
+# codec list CODEC... on both sides and the `accepted` callback ACCEPTED expected.
+gateway_video() {
+    "$PY" -c 'import librtmp' 2> /dev/null ||
+        fail "python-librtmp not installed (pip install python-librtmp; needs librtmp-dev)"
+    local port=$1 accepted=$2 frames packets bob
+    shift 2
+    write_users "$CDIR/users.toml" alice=secret bob=bobsecret
+    proxy_server "$port" --users "$CDIR/users.toml"
+    ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25 -t 8 -c:v libx264 \
+        -profile:v baseline -g 25 -bf 0 -pix_fmt yuv420p "$CDIR/in.flv" ||
+        fail "ffmpeg could not encode the source"
+    gateway_start gw $((port + 35)) "$port" $((port + 60))
+    spawn bob "$PY" "$INTEROP_DIR/gateway_librtmp.py" record $((port + 35)) \
+        "bob@127.0.0.1:$port" bob bobsecret "$CDIR/remote.flv" 8 "$@"
+    bob=$LAST_PID
+    gateway_wait_line bob connected 10
+    proxy_fg timeout 40 "$PY" "$INTEROP_DIR/gateway_librtmp.py" callvideo $((port + 35)) \
+        "alice@127.0.0.1:$port" alice secret "sip:bob@127.0.0.1:$port" \
+        "$CDIR/in.flv" 6 "$@" > "$CDIR/alice.out" 2> "$CDIR/alice.err" ||
+        fail "alice: $(tail -1 "$CDIR/alice.err")"
+    grep -q "^callback $accepted" "$CDIR/alice.out" ||
+        fail "no $accepted: $(grep callback "$CDIR/alice.out" | tr '\n' ' ')"
+    wait "$bob" || fail "bob: $(tail -1 "$CDIR/bob.err")"
+    packets=$(ffprobe -v error -count_packets -select_streams v -show_entries \
+        stream=nb_read_packets -of csv=p=0 "$CDIR/remote.flv" 2> "$CDIR/ffprobe.err" | tr -d '[:space:]')
+    frames=$(ffprobe -v error -count_frames -select_streams v -show_entries \
+        stream=nb_read_frames -of csv=p=0 "$CDIR/remote.flv" 2>> "$CDIR/ffprobe.err" | tr -d '[:space:]')
+    ((${frames:-0} >= 75)) ||
+        fail "bob's recording decodes to ${frames:-no} frames ($(tr '\n' ' ' < "$CDIR/bob.out"))"
+    [[ $frames == "$packets" ]] || fail "$packets video frames recorded, only $frames decode"
+    ffmpeg -v error -i "$CDIR/remote.flv" -f null - > "$CDIR/decode.err" 2>&1
+    [[ ! -s $CDIR/decode.err ]] || fail "decoding bob's recording: $(head -2 "$CDIR/decode.err")"
+    note "$*: bob recorded $frames decodable frames (alice published 6 s at 25 fps)"
+}

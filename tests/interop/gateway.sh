@@ -28,6 +28,8 @@ ALL_CHECKS=(
     gateway_disconnect:120
     gateway_kamailio:90
     gateway_same_aor:90
+    gateway_librtmp_video:60
+    gateway_librtmp_xflv:60
 )
 
 interop_main "$HERE/gateway.sh" "$@"

@@ -8,6 +8,11 @@ usage:
   gateway_librtmp.py answer PORT AOR AUTHNAME AUTHPASS FLV SECONDS [CODEC...]
       wait (20 s) for `invited`, accept(CODEC...), wait for `accepted`, publish for up to
       SECONDS, and expect `byed` (the caller hangs up) before the end.
+  gateway_librtmp.py callvideo PORT AOR AUTHNAME AUTHPASS DEST FLV SECONDS [CODEC...]
+      as `call`, publishing the FLV's video (and audio) tags.
+  gateway_librtmp.py record PORT AOR AUTHNAME AUTHPASS OUT SECONDS [CODEC...]
+      wait (20 s) for `invited`, accept(CODEC...), wait for `accepted`, play `remote` and
+      write what arrives (FLV) to OUT for SECONDS.
   gateway_librtmp.py drop PORT AOR AUTHNAME AUTHPASS WHEN [DEST]
       vanish without closing (the process exits, the socket is reset) once WHEN is reached:
       `ringing` (after invite(DEST) rang), `call` (2 s into the call with DEST), or
@@ -26,9 +31,9 @@ CALLBACKS = ("ringing", "accepted", "rejected", "byed", "invited", "cancelled", 
 
 
 class Phone:
-    def __init__(self, port, aor, user, password):
+    def __init__(self, port, aor, user, password, playpath="local"):
         app = f"sip/{aor}"
-        self.conn = librtmp.RTMP(f"rtmp://127.0.0.1:{port}/{app}", app=app, playpath="local",
+        self.conn = librtmp.RTMP(f"rtmp://127.0.0.1:{port}/{app}", app=app, playpath=playpath,
                                  live=True, connect_data=[user, password, "Alice"], timeout=10)
         self.seen = []
         for name in CALLBACKS:
@@ -58,7 +63,7 @@ class Phone:
         if name not in self.seen:
             fail(f"no {name} callback (callbacks: {self.seen})")
 
-    def publish(self, flv, seconds):
+    def publish(self, flv, seconds, kinds=(8,)):
         stream = self.conn.create_stream(writeable=True)
         data = open(flv, "rb").read()
         pos, t0, sent = 13, time.time(), 0
@@ -68,16 +73,16 @@ class Phone:
             ts = int.from_bytes(data[pos + 4:pos + 7], "big") | (data[pos + 7] << 24)
             tag = data[pos:pos + 11 + size + 4]
             pos += 11 + size + 4
-            if kind != 8:  # audio tags only
+            if kind not in kinds:
                 continue
             delay = ts / 1000.0 - (time.time() - t0)
             if delay > 0:
                 time.sleep(delay)
             stream.write(tag)
             sent += 1
-        print("published", sent, "audio tags", flush=True)
+        print("published", sent, "tags", flush=True)
         if sent < 50:
-            fail(f"only {sent} audio tags published")
+            fail(f"only {sent} tags published")
         return stream
 
 
@@ -96,6 +101,32 @@ def main():
         stream = p.publish(flv, float(seconds))
         p.call("bye")
         stream.close()
+        p.conn.close()
+    elif len(a) >= 8 and a[0] == "callvideo":
+        port, aor, user, password, dest, flv, seconds = a[1:8]
+        p = Phone(port, aor, user, password)
+        print("invite result", p.call("invite", dest, *a[8:]), flush=True)
+        p.wait("accepted", 15)
+        stream = p.publish(flv, float(seconds), kinds=(8, 9))
+        p.call("bye")
+        stream.close()
+        p.conn.close()
+    elif len(a) >= 7 and a[0] == "record":
+        port, aor, user, password, out, seconds = a[1:7]
+        p = Phone(port, aor, user, password, playpath="remote")
+        p.wait("invited", 20)
+        p.call("accept", *a[7:])
+        p.wait("accepted", 10)
+        stream = p.conn.create_stream()
+        end, size = time.time() + float(seconds), 0
+        with open(out, "wb") as f:
+            while time.time() < end:
+                data = stream.read(65536)
+                if not data:
+                    break
+                f.write(data)
+                size += len(data)
+        print("recorded", size, "bytes", flush=True)
         p.conn.close()
     elif len(a) >= 7 and a[0] == "answer":
         port, aor, user, password, flv, seconds = a[1:7]
