@@ -4,6 +4,7 @@
 # RTMP client session), against `switchboard rtmp` and nginx-rtmp in the same run.
 #
 # usage: bench/rtmp/run.sh    env: LEVELS="10 100 500" WARMUP=5 MEASURE=20 PORT=25935
+#        RTMP_ARGS (extra `switchboard rtmp` options, e.g. "--threads 2")
 #        SWITCHBOARD_RELEASE, RTMP_LOAD (prebuilt release binaries; default: build them)
 # Prints one line per (server, N) and writes them to bench/rtmp/out/results.txt.
 # Per line: players that connected / played / got every frame (>= 98 % of 25 fps x MEASURE
@@ -54,7 +55,8 @@ wait_port() {
 start_server() { # $1: switchboard | nginx-rtmp
   case $1 in
     switchboard)
-      "$SW" rtmp -p "$PORT" -r "$OUT" > "$OUT/switchboard.log" 2>&1 &
+      # shellcheck disable=SC2086
+      "$SW" rtmp -p "$PORT" -r "$OUT" ${RTMP_ARGS:-} > "$OUT/switchboard.log" 2>&1 &
       SERVER_PID=$! ;;
     nginx-rtmp)
       mkdir -p "$OUT/nginx"
@@ -71,8 +73,9 @@ start_server() { # $1: switchboard | nginx-rtmp
 
 {
   echo "# $(date -u +%FT%TZ) $(nproc) cores; warmup ${WARMUP}s, window ${MEASURE}s"
-  for server in switchboard nginx-rtmp; do
-    for n in $LEVELS; do
+  # Alternating per level, so that both servers see the same machine load.
+  for n in $LEVELS; do
+    for server in switchboard nginx-rtmp; do
       start_server "$server"
       ulimit -n 65536 2>/dev/null || true
       line=$("$LOAD" "127.0.0.1:$PORT" live bench "$n" "$WARMUP" "$MEASURE" "$SERVER_PID" 25)
