@@ -64,14 +64,42 @@ gateway_setup() {
     gateway_start gw $((port + 35)) "$port" $((port + 60))
 }
 
-# gateway_baresip NAME PORT OFFSET ANSWERMODE [PASSWORD]: baresip NAME (PCMU, plays 440 Hz)
-# registered at 127.0.0.1:PORT (password NAMEsecret by default); SIP on PORT+OFFSET, ctrl on
+# gateway_aio PORT: as gateway_setup, but the all-in-one `switchboard --config` (SIP server
+# and gateway in one process, the same users, no web listener): SIP UDP on PORT, RTMP on
+# PORT+35, the gateway's RTP on PORT+60..PORT+79; its log in srv.err.
+gateway_aio() {
+    local port=$1
+    cat > "$CDIR/switchboard.toml" << EOF
+data = "data"
+[sip]
+udp = ["127.0.0.1:$port"]
+tcp = []
+[web]
+listen = []
+[gateway]
+rtp_ports = "$((port + 60))-$((port + 79))"
+[rtmp]
+listen = "127.0.0.1:$((port + 35))"
+[users]
+alice = "secret"
+bob = "bobsecret"
+carol = "carolsecret"
+EOF
+    spawn srv "$SWITCHBOARD" --config "$CDIR/switchboard.toml"
+    local srv=$LAST_PID
+    wait_udp "$port" "$srv" srv
+    wait_port $((port + 35)) "$srv" srv
+    proxy_tones
+}
+
+# gateway_baresip NAME PORT OFFSET ANSWERMODE [PASSWORD [CODEC WAV]]: baresip NAME (only
+# CODEC as baresip writes it, default PCMU; plays WAV, default 440 Hz at 8 kHz) registered at
+# 127.0.0.1:PORT (password NAMEsecret by default); SIP on PORT+OFFSET, ctrl on
 # PORT+OFFSET+20, RTP from PORT+OFFSET+30.
 gateway_baresip() {
-    local name=$1 port=$2 off=$3 pass=${5:-${1}secret}
-    proxy_mk_baresip "$name" $((port + off)) $((port + off + 20)) $((port + off + 30)) \
-        "$CDIR/tone440.wav" \
-        "<sip:$name@127.0.0.1:$port>;auth_pass=$pass;answermode=$4;audio_codecs=PCMU;regint=600"
+    local name=$1 port=$2 off=$3 pass=${5:-${1}secret} codec=${6:-PCMU} wav=${7:-$CDIR/tone440.wav}
+    phone_mk_baresip "$name" $((port + off)) $((port + off + 20)) $((port + off + 30)) "$wav" \
+        "<sip:$name@127.0.0.1:$port>;auth_pass=$pass;answermode=$4;audio_codecs=$codec;regint=600"
     proxy_baresip_start "$name"
     proxy_baresip_registered "$name" $((port + off + 20))
 }

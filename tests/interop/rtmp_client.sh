@@ -3,13 +3,15 @@
 # on tokio): against nginx-rtmp, a server we did not write, it publishes Speex, PCMU and
 # PCMA tones that ffmpeg plays back and decodes, and it records what ffmpeg publishes;
 # against `switchboard gateway` it calls baresip like a Flash VideoPhone and a wrong
-# password is refused with the SIP reason.
+# password is refused with the SIP reason; through the all-in-one `switchboard` it calls
+# pjsua2 (speex/16000, passed through) and an Opus-only baresip (transcoded).
 #
 # usage: tests/interop/rtmp_client.sh [CHECK...]    (default: every check; --list names them)
 # env:   SWITCHBOARD   the binary (default $CARGO_TARGET_DIR/debug/switchboard, built if missing)
 #        INTEROP_WORK  where each check keeps its logs (default: tests/interop/out)
 # All traffic stays on 127.0.0.1, ports 22000-22999.
-# Needs: nginx-light + libnginx-mod-rtmp, ffmpeg (with libspeex), baresip-core, python3.
+# Needs: nginx-light + libnginx-mod-rtmp, ffmpeg (with libspeex), baresip-core, python3,
+#        pjsua2-python (pip: PJSIP's Python bindings).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -277,6 +279,113 @@ check_rtmpc_gateway_two_phones() {
     tone_ok bob "$CDIR/bob.wav" 1000 440
 }
 
+# gateway_bridge_log RTP_CODEC TO_FRONT TO_RTP: the all-in-one logged its call's media bridge
+# with RTP_CODEC (rtpmap, e.g. speex/16000) on the SIP side, running TO_FRONT (RTP -> RTMP)
+# and TO_RTP (RTMP -> RTP), each PassThrough or Transcode; prints the line.
+gateway_bridge_log() {
+    local line
+    line=$(sed -E 's/\x1b\[[0-9;]*m//g' "$CDIR/srv.err" | grep -E ' media bridge ' | tail -1)
+    [[ -n $line ]] || fail "the server logged no 'media bridge' line"
+    [[ $line == *" rtp="[0-9]*" $1 "*" to_front=$2 to_rtp=$3"* ]] ||
+        fail "the bridge is not $1 $2/$3: ${line#* media bridge }"
+    echo "$line"
+}
+
+# pjsua_setup PORT: the all-in-one on PORT (gateway_aio) and 16 kHz tones of 1 kHz (the
+# rtmp-phone's) and 440 Hz (pjsua's); fails if pjsua2 is not installed.
+pjsua_setup() {
+    "$PY" -c 'import pjsua2' 2> /dev/null || fail "pjsua2 not installed (pip install pjsua2-python)"
+    gateway_aio "$1"
+    tone "$CDIR/tone1000.wav" 1000 3 16000
+    tone "$CDIR/tone440-16k.wav" 440 3 16000
+}
+
+# pjsua_bob PORT: sets PJSUA_BOB to the command line of pjsua2 bob
+# (tests/interop/pjsua_peer.py, speex/16000 only) registered at 127.0.0.1:PORT with SIP on
+# PORT+10, RTP from PORT+40, playing 440 Hz and recording bob.wav; add --answer or --call.
+pjsua_bob() {
+    PJSUA_BOB=("$PY" "$INTEROP_DIR/pjsua_peer.py" --server "127.0.0.1:$1" --user bob
+        --password bobsecret --sip-port $(($1 + 10)) --rtp-port $(($1 + 40))
+        --play "$CDIR/tone440-16k.wav" --record "$CDIR/bob.wav")
+}
+
+# pjsua_speex_ok PHONE: bob's stream ran speex/16000, the gateway's bridge passed it through
+# both ways, and the rtmp-phone (recording PHONE.wav) and bob each recorded the other's tone.
+pjsua_speex_ok() {
+    expect_line bob '^media speex/16000 '
+    gateway_bridge_log speex/16000 PassThrough PassThrough > "$CDIR/bridge.txt"
+    tone_ok "$1" "$CDIR/$1.wav" 440 1000
+    tone_ok bob "$CDIR/bob.wav" 1000 440
+}
+
+# pjsua2 (PJSIP's UA, only speex/16000 enabled, tests/interop/pjsua_peer.py) is bob on the
+# all-in-one switchboard; the rtmp-phone alice (VideoPhone's codec list, rate=wideband)
+# calls him: pjsua's stream runs speex/16000, the phone gets `accepted speex`, the
+# gateway's bridge passes Speex through both ways (its log: no transcoding), and each side
+# records the other's tone.
+check_rtmpc_gateway_call_pjsua_speex() {
+    local port=22800
+    pjsua_setup "$port"
+    pjsua_bob "$port"
+    spawn bob timeout -k 2 45 "${PJSUA_BOB[@]}" --answer --wait 40 --seconds 20
+    local bob=$LAST_PID
+    gateway_wait_line bob '^registered 200' 10
+    rtmp_phone phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass secret --displayname Alice --rate wideband \
+        --call "sip:bob@127.0.0.1:$port" --play "$CDIR/tone1000.wav" --loop \
+        --record "$CDIR/phone.wav" --duration 5
+    wait "$bob" || fail "pjsua bob: $(grep -v '^ ' "$CDIR/bob.err" | tail -1)"
+    expect_line phone '^accepted speex None'
+    expect_line phone '^publishing local speex'
+    expect_line bob '^disconnected 200 '
+    pjsua_speex_ok phone
+}
+
+# The other way: pjsua2 bob (speex/16000 only) calls alice, whose phone is
+# `rtmp-phone --answer` (VideoPhone's list, rate=wideband) on the all-in-one; she prints
+# `invited` and `accepted speex None`, the bridge passes Speex through both ways, bob hangs
+# up after 5 s and she prints `byed`; each side records the other's tone.
+check_rtmpc_gateway_pjsua_calls_speex() {
+    local port=22850
+    pjsua_setup "$port"
+    spawn alice "$SWITCHBOARD" rtmp-phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass secret --displayname Alice --rate wideband --answer \
+        --wait 30 --play "$CDIR/tone1000.wav" --loop --record "$CDIR/alice.wav"
+    local alice=$LAST_PID
+    gateway_wait_line alice '^connected' 10
+    pjsua_bob "$port"
+    timeout -k 2 40 "${PJSUA_BOB[@]}" --call "sip:alice@127.0.0.1:$port" --seconds 5 --wait 30 \
+        > "$CDIR/bob.out" 2> "$CDIR/bob.err" < /dev/null ||
+        fail "pjsua bob: $(tail -1 "$CDIR/bob.out") $(grep -v '^ ' "$CDIR/bob.err" | tail -1)"
+    wait "$alice" || fail "rtmp-phone alice exited non-zero: $(tail -1 "$CDIR/alice.err")"
+    expect_line alice '^invited .*sip:bob@127.0.0.1.* .*sip:alice@127.0.0.1'
+    expect_line alice '^accepted speex None'
+    expect_line alice '^byed'
+    pjsua_speex_ok alice
+}
+
+# baresip bob has only Opus (opus/48000/2); the rtmp-phone alice (Speex WB, codec list
+# "wideband opus dtmf") calls him through the all-in-one switchboard: the gateway's line
+# transcodes Speex <-> Opus both ways (its log says so), the phone gets `accepted speex`
+# and publishes Speex, and each side records the other's tone.
+check_rtmpc_gateway_call_opus() {
+    local port=22900
+    phone_needs_baresip
+    gateway_aio "$port"
+    phone_stereo48k "$CDIR/tone440-48k.wav" 440
+    gateway_baresip bob "$port" 10 auto bobsecret opus/48000/2 "$CDIR/tone440-48k.wav"
+    tone "$CDIR/tone1000.wav" 1000 3 16000
+    rtmp_phone phone "rtmp://127.0.0.1:$((port + 35))/sip/alice@127.0.0.1:$port" \
+        --authname alice --authpass secret --displayname Alice --codecs "wideband opus dtmf" \
+        --call "sip:bob@127.0.0.1:$port" --play "$CDIR/tone1000.wav" --loop \
+        --record "$CDIR/phone.wav" --duration 5
+    expect_line phone '^accepted speex None'
+    expect_line phone '^publishing local speex'
+    gateway_bridge_log opus/48000/2 Transcode Transcode > "$CDIR/bridge.txt"
+    tone_ok phone "$CDIR/phone.wav" 440 1000
+    proxy_tone_ok bob 1 1000 440
+}
+
 # name:time limit in seconds (each check runs under `timeout`).
 ALL_CHECKS=(
     rtmpc_nginx_publish_speex:60
@@ -291,6 +400,9 @@ ALL_CHECKS=(
     rtmpc_gateway_two_phones:90
     rtmpc_gateway_hold:90
     rtmpc_gateway_reject_cancel:90
+    rtmpc_gateway_call_pjsua_speex:60
+    rtmpc_gateway_pjsua_calls_speex:60
+    rtmpc_gateway_call_opus:60
 )
 
 interop_main "$HERE/rtmp_client.sh" "$@"

@@ -13,7 +13,8 @@
 //! - **Streams**: the published stream (`local`) feeds the call, the played one
 //!   (`remote`) receives it, as FLV audio tags (Speex `0xB2`, PCMU `0x82`, PCMA `0x72`),
 //!   passed through when the SIP side negotiated the same codec and transcoded otherwise
-//!   (the line's media bridge).
+//!   (the line's media bridge); Opus and G.722 (codec list entries `opus`, `g722`) are
+//!   transcoded to Speex wideband, and `accepted` then names `speex`.
 //! - **Disconnect**: the line is removed: a pending outbound call is cancelled, a ringing
 //!   inbound one rejected, an active one ended with BYE, the registration removed.
 //! - **The same AOR twice**: the older connections are closed (the original's rule),
@@ -305,7 +306,7 @@ fn callback(client: &Client, settled: &mut bool, ev: LineEvent) -> bool {
         }
         LineEvent::Ringing(r) => ("ringing", vec![s(r)]),
         LineEvent::Accepted(None) => ("accepted", vec![]),
-        LineEvent::Accepted(Some((a, v))) => ("accepted", vec![opt(a), opt(v)]),
+        LineEvent::Accepted(Some((a, v))) => ("accepted", vec![opt(a.map(flv_audio_arg)), opt(v)]),
         LineEvent::Rejected(r) => ("rejected", vec![s(r)]),
         LineEvent::Invited { from, to } => ("invited", vec![s(from), s(to)]),
         LineEvent::Cancelled { from, to } => ("cancelled", vec![s(from), s(to)]),
@@ -324,6 +325,18 @@ fn callback(client: &Client, settled: &mut bool, ev: LineEvent) -> bool {
 /// offer (no list) stays audio only.
 fn wants_video(codecs: &[String]) -> bool {
     codecs.iter().any(|c| c == "flv" || c.starts_with("h264"))
+}
+
+/// The audio codec `accepted` names to an RTMP client. FLV carries only Speex and G.711
+/// (seed-spec §3.1): when the line agreed Opus or G.722 with the remote (codec list
+/// entries `opus`/`g722`), the media bridge transcodes it to Speex wideband for the
+/// client ([`media::client_format`]), so the client is told to publish `speex`. Other
+/// names (`speex`, `pcmu`, `pcma`, the tunnel's `default`) pass unchanged.
+fn flv_audio_arg(codec: String) -> String {
+    match codec.as_str() {
+        "opus" | "g722" => "speex".to_owned(),
+        _ => codec,
+    }
 }
 
 /// The line commands for an RPC (seed-spec §1.3); `None` for unknown names.
@@ -366,6 +379,20 @@ fn command(name: &str, args: &[Value]) -> Option<Vec<Command>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accepted_names_only_codecs_flv_carries() {
+        for (line, client) in [
+            ("speex", "speex"),
+            ("pcmu", "pcmu"),
+            ("pcma", "pcma"),
+            ("opus", "speex"),
+            ("g722", "speex"),
+            ("default", "default"),
+        ] {
+            assert_eq!(flv_audio_arg(line.to_owned()), client, "{line}");
+        }
+    }
 
     #[test]
     fn rpcs_map_to_line_commands() {

@@ -18,7 +18,7 @@ use media::rtp::{PayloadFormat, Received, RtpConfig, RtpSession, Timestamp};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::audio::{AudioPort, Frame, FramePort, Port, SilencePort};
 use crate::driver::{MediaStats, UaEvent};
@@ -357,7 +357,14 @@ impl FrameLeg {
                 if b.mode(Side::A) == Mode::Transcode {
                     self.jitter = Some(jitter_for(a.codec().rtp_clock(), a.ptime_ms()));
                 }
-                debug!(to_front = ?b.mode(Side::A), to_rtp = ?b.mode(Side::B), "media bridge");
+                // One line per call and codec change: pass-through or transcoding, each way.
+                info!(
+                    rtp = %params.codec,
+                    front = ?self.format.codec(),
+                    to_front = ?b.mode(Side::A),
+                    to_rtp = ?b.mode(Side::B),
+                    "media bridge"
+                );
                 self.bridge = Some(b);
             }
             Err(e) => {
