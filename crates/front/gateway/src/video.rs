@@ -10,7 +10,7 @@ use bytes::Bytes;
 use front_rtmp::{Client, MediaTag};
 use media::video::h264::{self, PacketizationMode};
 use media::video::{RtpPayload, xflv};
-use rtmp::MediaKind;
+use rtmp::{MediaKind, flv};
 use tokio::sync::mpsc;
 use tracing::debug;
 use ua::{VideoInfo, VideoPacket, VideoPort};
@@ -120,6 +120,50 @@ impl Clock {
     }
 }
 
+/// What a tunnel viewer that starts playing late needs first: the last codec headers and
+/// metadata the far end sent (it sends them once), then video from a key frame on.
+#[derive(Default)]
+struct TunnelHeaders {
+    meta: Option<Bytes>,
+    video: Option<Bytes>,
+    audio: Option<Bytes>,
+    wait_key: bool,
+}
+
+impl TunnelHeaders {
+    fn remember(&mut self, kind: MediaKind, body: &Bytes) {
+        let slot = match kind {
+            MediaKind::Data if body.starts_with(ON_META_DATA) => &mut self.meta,
+            MediaKind::Video if flv::is_avc_sequence_header(body) => &mut self.video,
+            MediaKind::Audio if flv::is_aac_sequence_header(body) => &mut self.audio,
+            _ => return,
+        };
+        *slot = Some(body.clone());
+    }
+
+    /// The remembered headers at `ms`, except `current` (about to be sent anyway).
+    fn prime(&self, ms: u32, current: &Bytes) -> Vec<MediaTag> {
+        [
+            (MediaKind::Data, &self.meta),
+            (MediaKind::Video, &self.video),
+            (MediaKind::Audio, &self.audio),
+        ]
+        .into_iter()
+        .filter_map(|(kind, body)| {
+            let body = body.as_ref().filter(|b| *b != current)?;
+            Some(MediaTag {
+                kind,
+                timestamp: ms,
+                payload: body.clone(),
+            })
+        })
+        .collect()
+    }
+}
+
+/// `onMetaData` as the first AMF0 string of a data message.
+const ON_META_DATA: &[u8] = b"\x02\x00\x0aonMetaData";
+
 async fn to_client(
     link: Link,
     tunnel: bool,
@@ -130,29 +174,53 @@ async fn to_client(
     key_frame: impl Fn(),
 ) {
     let mut reassembler = xflv::Reassembler::new();
+    let mut headers = TunnelHeaders::default();
     let mut clock = Clock { base: None };
     let mut seen_epoch = None;
     while let Some(p) = from_call.recv().await {
-        let Some((stream, epoch)) = link.play() else {
-            continue;
-        };
         let mut tags = Vec::new();
-        if tunnel {
-            if let Ok(Some(m)) = reassembler.push(&p.payload) {
-                let kind = match m.msg_type {
-                    8 => MediaKind::Audio,
-                    9 => MediaKind::Video,
-                    18 => MediaKind::Data,
-                    _ => continue,
-                };
-                let ms = clock.at(epoch, m.time, 1, start);
+        let stream = if tunnel {
+            // Reassembled and remembered even before the client plays: the far end sends
+            // its codec headers once, at the start of the call.
+            let Ok(Some(m)) = reassembler.push(&p.payload) else {
+                continue;
+            };
+            let kind = match m.msg_type {
+                8 => MediaKind::Audio,
+                9 => MediaKind::Video,
+                18 => MediaKind::Data,
+                _ => continue,
+            };
+            let body = Bytes::from(m.body);
+            headers.remember(kind, &body);
+            let Some((stream, epoch)) = link.play() else {
+                continue;
+            };
+            let ms = clock.at(epoch, m.time, 1, start);
+            if seen_epoch != Some(epoch) {
+                // A new viewer: the headers it missed, then video from a key frame on.
+                seen_epoch = Some(epoch);
+                headers.wait_key = true;
+                tags.extend(headers.prime(ms, &body));
+            }
+            // FLV FrameType 2 and 3: inter frames, undecodable before a key frame.
+            let video = kind == MediaKind::Video && !flv::is_avc_sequence_header(&body);
+            let inter = video && matches!(body.first().map(|b| b >> 4), Some(2 | 3));
+            if !(headers.wait_key && inter) {
+                if video {
+                    headers.wait_key &= !flv::is_keyframe(&body);
+                }
                 tags.push(MediaTag {
                     kind,
                     timestamp: ms,
-                    payload: Bytes::from(m.body),
+                    payload: body,
                 });
             }
+            stream
         } else {
+            let Some((stream, epoch)) = link.play() else {
+                continue;
+            };
             if seen_epoch != Some(epoch) {
                 // A new viewer: it needs a key frame.
                 seen_epoch = Some(epoch);
@@ -178,7 +246,8 @@ async fn to_client(
                     h264::Output::KeyFrameRequest => key_frame(),
                 }
             }
-        }
+            stream
+        };
         for tag in tags {
             if client.send_media(stream, tag).is_err() {
                 return;

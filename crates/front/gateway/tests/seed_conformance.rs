@@ -1342,3 +1342,71 @@ async fn seed_8_21_x_flv_through_the_gateway() {
     );
     let _ = play;
 }
+
+/// x-flv to a client that starts playing `remote` after the far end sent its AVC
+/// sequence header (it sends it once, at the start): the gateway keeps it and sends it
+/// first when the client plays, then video from the next key frame (inter frames before
+/// it are dropped: nothing could decode them).
+#[tokio::test]
+async fn x_flv_viewer_that_plays_late_gets_the_sequence_header_first() {
+    let mut gw = gateway().await;
+    let (mut phone, _) = registered(&mut gw).await;
+    let (gw_video, far_video) = video_call(
+        &mut gw,
+        &mut phone,
+        &["wideband", "dtmf", "flv"],
+        (
+            "96 101",
+            &[
+                "a=rtpmap:96 speex/16000",
+                "a=rtpmap:101 telephone-event/8000",
+            ],
+        ),
+        &["97", "a=rtpmap:97 x-flv/90000"],
+    )
+    .await;
+    assert_eq!(
+        phone.callback().await,
+        ("accepted".into(), vec![s("default"), s("default")])
+    );
+    let to_gw: SocketAddr = format!("127.0.0.1:{gw_video}").parse().unwrap();
+    let mut far = media::video::xflv::Packetizer::new();
+    let mut seq = 500u16;
+    let mut send = |msg_type: u8, time: u32, body: &[u8]| {
+        let mut out = Vec::new();
+        for p in far.packetize(msg_type, time, body).unwrap() {
+            out.push(rtp_packet(97, seq, time * 90, 0xf1f, &p.payload));
+            seq += 1;
+        }
+        out
+    };
+    let header = [0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1e];
+    let key = [0x17, 1, 0, 0, 0, 9, 9, 9];
+    let inter = [0x27, 1, 0, 0, 0, 8, 8];
+    // Before the client plays: data messages (the gateway latches to the far end's
+    // address after a few packets), the header and a first key frame.
+    tokio::time::sleep(Duration::from_millis(300)).await; // the call's video is wired
+    let data = [2, 0, 3, b'c', b'u', b'e'];
+    let early = [send(18, 0, &data), send(18, 0, &data), send(18, 0, &data)];
+    for p in early
+        .into_iter()
+        .flatten()
+        .chain(send(9, 0, &header))
+        .chain(send(9, 40, &key))
+    {
+        far_video.send_to(&p, to_gw).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _play = phone.play().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Playing now: an inter frame (dropped), then a key frame.
+    for p in send(9, 80, &inter).into_iter().chain(send(9, 120, &key)) {
+        far_video.send_to(&p, to_gw).await.unwrap();
+    }
+    assert_eq!(
+        phone.video().await.1.as_ref(),
+        header,
+        "the kept header first"
+    );
+    assert_eq!(phone.video().await.1.as_ref(), key, "then the key frame");
+}
