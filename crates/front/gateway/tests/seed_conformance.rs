@@ -1279,24 +1279,7 @@ async fn seed_8_22_h264_through_the_gateway() {
 async fn seed_8_21_x_flv_through_the_gateway() {
     let mut gw = gateway().await;
     let (mut phone, _) = registered(&mut gw).await;
-    let (gw_video, far_video) = video_call(
-        &mut gw,
-        &mut phone,
-        &["wideband", "dtmf", "flv"],
-        (
-            "96 101",
-            &[
-                "a=rtpmap:96 speex/16000",
-                "a=rtpmap:101 telephone-event/8000",
-            ],
-        ),
-        &["97", "a=rtpmap:97 x-flv/90000"],
-    )
-    .await;
-    assert_eq!(
-        phone.callback().await,
-        ("accepted".into(), vec![s("default"), s("default")])
-    );
+    let (gw_video, far_video) = x_flv_call(&mut gw, &mut phone).await;
 
     let publish = phone.publish().await;
     phone.send_audio(publish, 0, &[0xB2, 1, 2, 3]).await;
@@ -1351,24 +1334,7 @@ async fn seed_8_21_x_flv_through_the_gateway() {
 async fn x_flv_viewer_that_plays_late_gets_the_sequence_header_first() {
     let mut gw = gateway().await;
     let (mut phone, _) = registered(&mut gw).await;
-    let (gw_video, far_video) = video_call(
-        &mut gw,
-        &mut phone,
-        &["wideband", "dtmf", "flv"],
-        (
-            "96 101",
-            &[
-                "a=rtpmap:96 speex/16000",
-                "a=rtpmap:101 telephone-event/8000",
-            ],
-        ),
-        &["97", "a=rtpmap:97 x-flv/90000"],
-    )
-    .await;
-    assert_eq!(
-        phone.callback().await,
-        ("accepted".into(), vec![s("default"), s("default")])
-    );
+    let (gw_video, far_video) = x_flv_call(&mut gw, &mut phone).await;
     let to_gw: SocketAddr = format!("127.0.0.1:{gw_video}").parse().unwrap();
     let mut far = media::video::xflv::Packetizer::new();
     let mut seq = 500u16;
@@ -1409,4 +1375,28 @@ async fn x_flv_viewer_that_plays_late_gets_the_sequence_header_first() {
         "the kept header first"
     );
     assert_eq!(phone.video().await.1.as_ref(), key, "then the key frame");
+}
+
+/// A call whose far end tunnels x-flv (`invite(…, 'wideband', 'dtmf', 'flv')` →
+/// `accepted('default', 'default')`): the gateway's video port and the far end's socket.
+async fn x_flv_call(gw: &mut Gw, phone: &mut Phone) -> (u16, UdpSocket) {
+    let call = video_call(
+        gw,
+        phone,
+        &["wideband", "dtmf", "flv"],
+        (
+            "96 101",
+            &[
+                "a=rtpmap:96 speex/16000",
+                "a=rtpmap:101 telephone-event/8000",
+            ],
+        ),
+        &["97", "a=rtpmap:97 x-flv/90000"],
+    )
+    .await;
+    assert_eq!(
+        phone.callback().await,
+        ("accepted".into(), vec![s("default"), s("default")])
+    );
+    call
 }
