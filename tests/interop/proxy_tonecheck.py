@@ -2,9 +2,13 @@
 """Test tones for the proxy's baresip calls: write them, and check what a UA recorded.
 
 usage:
-  proxy_tonecheck.py gen FILE HZ SECONDS [RATE]
+  proxy_tonecheck.py gen FILE HZ SECONDS [RATE [NOISE]]
       write a mono s16 WAV sine of HZ at RATE (default 8000, what baresip's aufile needs
-      for PCMU), amplitude -6 dBFS.
+      for PCMU), amplitude -6 dBFS, plus seeded uniform noise of NOISE x full scale
+      (default 0). Speex needs the noise: a decoder that joins a stream of a pure tone
+      late (a player connecting after the publisher) never gets back in step with the
+      encoder's pitch predictor and its output grows into clipping; with noise at 0.03
+      it re-syncs within a frame or two (measured with libspeex and ffmpeg's encoder too).
   proxy_tonecheck.py check FILE EXPECTED_HZ OTHER_HZ [MIN_WINDOWS]
       split FILE (mono s16 WAV) into 1-second windows and, in each, measure with the
       Goertzel algorithm the share of the window's energy at EXPECTED_HZ and at OTHER_HZ.
@@ -15,16 +19,22 @@ usage:
 Pure Python (no numpy).
 """
 import math
+import random
 import struct
 import sys
 import wave
 
 
-def gen(path, hz, seconds, rate=8000):
+def gen(path, hz, seconds, rate=8000, noise=0.0):
     n = int(seconds * rate)
     amp = 0.5 * 32767
+    rng = random.Random(hz * 1000 + rate)
     frames = b"".join(
-        struct.pack("<h", int(round(amp * math.sin(2 * math.pi * hz * i / rate)))) for i in range(n)
+        struct.pack(
+            "<h",
+            int(round(amp * math.sin(2 * math.pi * hz * i / rate) + noise * 32767 * rng.uniform(-1, 1))),
+        )
+        for i in range(n)
     )
     with wave.open(path, "wb") as w:
         w.setnchannels(1)
@@ -86,8 +96,9 @@ def check(path, expected, other, min_windows=3):
 
 def main():
     a = sys.argv[1:]
-    if len(a) in (4, 5) and a[0] == "gen":
-        gen(a[1], float(a[2]), float(a[3]), int(a[4]) if len(a) > 4 else 8000)
+    if len(a) in (4, 5, 6) and a[0] == "gen":
+        gen(a[1], float(a[2]), float(a[3]), int(a[4]) if len(a) > 4 else 8000,
+            float(a[5]) if len(a) > 5 else 0.0)
     elif len(a) in (4, 5) and a[0] == "check":
         sys.exit(0 if check(a[1], float(a[2]), float(a[3]), int(a[4]) if len(a) > 4 else 3) else 1)
     else:

@@ -55,8 +55,9 @@ EOF
     wait_port "$1" "$LAST_PID" nginx
 }
 
-# tone WAV HZ SECONDS RATE
-tone() { "$PY" "$INTEROP_DIR/proxy_tonecheck.py" gen "$1" "$2" "$3" "$4"; }
+# tone FILE HZ SECONDS RATE: a test tone with a little noise, so that a Speex decoder that
+# joins late still locks on (see proxy_tonecheck.py).
+tone() { "$PY" "$INTEROP_DIR/proxy_tonecheck.py" gen "$1" "$2" "$3" "$4" 0.03; }
 
 # tone_ok LABEL WAV EXPECTED OTHER: the recording carries EXPECTED Hz in >= 3 windows.
 tone_ok() {
