@@ -40,6 +40,7 @@ ALL_CHECKS=(
     webphone_tab_closed:90
     webphone_calls_rtmp_phone:$((70 + 2 * SECS))
     rtmp_phone_calls_webphone:$((70 + 2 * SECS))
+    jssip_calls_webphone:$((70 + 2 * SECS))
 )
 
 # Nothing in these checks needs an ICE address besides loopback (baresip speaks plain RTP).
@@ -328,6 +329,32 @@ check_rtmp_phone_calls_webphone() {
     page_heard rtmp-phone
     recording_heard rtmp-phone "$CDIR/alice.wav"
     [[ -n $(out byed) ]] || fail "the rtmp-phone hung up but the page got no byed: $(out byed-timeout)"
+    stop_server "$SRV" srv
+}
+
+# 9. A JsSIP UA in a second browser (alice, registered over SIP-over-WebSocket at /sip of the
+#    all-in-one, DTLS-SRTP to the server) calls the page (bob); the page accepts; each page
+#    hears the other's fake microphone; JsSIP hangs up and the page gets `byed`.
+check_jssip_calls_webphone() {
+    aio_server 19200
+    sox -n -r 48000 -c 1 -b 16 "$CDIR/tone1000-48k.wav" synth 30 sine 1000 vol 0.5 ||
+        fail "sox could not write tone1000-48k.wav"
+    wp_bg answer --codecs "opus pcmu dtmf" --password bobpw --seconds "$SECS" --timeout 25000
+    gateway_wait_line wp '^connected' 20
+    timeout -k 3 $((40 + 2 * SECS)) node "$BROWSER_DIR/driver.js" call --work "$CDIR/jssip" \
+        --ws "ws://127.0.0.1:$HTTP/sip" --uri sip:alice@127.0.0.1 --password alicepw \
+        --wav "$CDIR/tone1000-48k.wav" --target sip:bob@127.0.0.1 --seconds "$SECS" \
+        > "$CDIR/jssip.out" 2> "$CDIR/jssip.err" < /dev/null ||
+        fail "driver.js (JsSIP) failed: $(grep -E '^(register-failed|call-failed|error)' "$CDIR/jssip.out" | head -1)"
+    wait "$WP" || fail "webphone.js failed: $(wp_why)"
+    [[ $(out from) == *'sip:alice@127.0.0.1'* ]] || fail "invited from '$(out from)', not alice"
+    note "$(out accepted)"
+    page_heard JsSIP
+    local l
+    l=$(grep -m1 '^audio ' "$CDIR/jssip.out" || true)
+    [[ -n $l ]] || fail "the JsSIP page did not analyse its remote audio"
+    heard_mostly "$l" 440 || fail "media browser->JsSIP: the JsSIP page's remote audio is not 440 Hz: $l"
+    [[ -n $(out byed) ]] || fail "JsSIP hung up but the page got no byed: $(out byed-timeout)"
     stop_server "$SRV" srv
 }
 
