@@ -96,6 +96,10 @@ pub struct LineConfig {
     /// An incoming call not accepted or rejected within this time gets a 480 and is
     /// reported as `cancelled(..)`. 120 s by default.
     pub ring_timeout: Duration,
+    /// The front can answer a WebRTC offer (DTLS-SRTP, RFC 5764) with media of its own:
+    /// such an INVITE rings with [`LineEvent::WebRtcOffer`] and is answered with
+    /// [`Command::AcceptWebRtc`]. Without it such offers get 488.
+    pub webrtc_offers: bool,
 }
 
 impl LineConfig {
@@ -125,6 +129,7 @@ impl LineConfig {
             narrowband: false,
             invite_timeout: Duration::from_secs(120),
             ring_timeout: Duration::from_secs(120),
+            webrtc_offers: false,
         })
     }
 }
@@ -152,6 +157,11 @@ pub enum Command {
         rtp: SocketAddr,
         video: Option<SocketAddr>,
     },
+    /// Answer the ringing call whose offer was WebRTC ([`LineEvent::WebRtcOffer`]) with
+    /// `answer`, the SDP of the front's own WebRTC endpoint for that offer. The front
+    /// carries the media; the line sends no [`MediaCommand`]s for the call, answers
+    /// re-offers with this answer (direction mirrored) and sends DTMF by SIP INFO.
+    AcceptWebRtc { answer: String },
     /// Refuse the ringing incoming call: `None` → 603 Decline, `"486 Busy Here"` → 486,
     /// `"Go away"` → 603 Go away (seed-spec §1.3, §8 item 14).
     Reject { reason: Option<String> },
@@ -188,6 +198,10 @@ pub enum LineEvent {
     Accepted(Option<(Option<String>, Option<String>)>),
     /// `rejected("486 Busy Here")`: the outbound call failed.
     Rejected(String),
+    /// The incoming call's offer is WebRTC (DTLS-SRTP): its SDP, for a front with
+    /// [`LineConfig::webrtc_offers`] to answer with [`Command::AcceptWebRtc`]. Comes just
+    /// before [`LineEvent::Invited`].
+    WebRtcOffer(String),
     /// `invited(from, to)`: an incoming call is ringing.
     Invited { from: String, to: String },
     /// `cancelled(from, to)`: the caller gave up (or the ring timeout passed).

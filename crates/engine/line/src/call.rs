@@ -39,6 +39,8 @@ pub(crate) struct Call {
     pub(crate) sdp_version: u64,
     /// We sent the INVITE (and own the Call-ID, RFC 3261 §14.1 glare timing).
     pub(crate) outbound: bool,
+    /// Answered with [`crate::Command::AcceptWebRtc`]: the front carries the media.
+    pub(crate) webrtc: bool,
     pub(crate) phase: Phase,
 }
 
@@ -171,7 +173,11 @@ fn body_sdp(msg: &Message) -> Option<Session> {
 }
 
 impl Line {
+    /// The media to run after a re-negotiation; none in a WebRTC call (the front's).
     fn plan(&self, sh: &Shared, call: &Call, negotiated: &Negotiated) -> Option<crate::util::Plan> {
+        if call.webrtc {
+            return None;
+        }
         self.plan_for(sh, call.rtp, call.video, &call.codecs, negotiated)
     }
 
@@ -213,7 +219,7 @@ impl Line {
             if sh.dialogs.get(&call.key()) == Some(&self.owner()) {
                 sh.dialogs.remove(&call.key());
             }
-            if stop {
+            if stop && !call.webrtc {
                 sh.media(self.id, MediaCommand::Stop);
             }
         }
@@ -296,6 +302,7 @@ impl Line {
             sdp_id,
             sdp_version: 1,
             outbound: true,
+            webrtc: false,
             phase: Phase::Inviting {
                 req,
                 offer: Box::new(offer),
@@ -314,7 +321,6 @@ impl Line {
         rtp: SocketAddr,
         video: Option<SocketAddr>,
     ) {
-        let owner = self.owner();
         let Some(call) = self.call.as_mut() else {
             return;
         };
@@ -335,14 +341,59 @@ impl Line {
             sdp::answer(&r.offer, &caps, &params).ok()
         };
         let Some((answer, negotiated)) = answered else {
-            // seed-spec §2.4 item 3: 488 and `byed()`.
-            let resp = sh
-                .response(&r.invite, 488, None)
-                .to_tag(&call.local_tag)
-                .build();
-            sh.respond(now, r.txn, resp);
-            self.end_call(sh, false);
-            sh.event(self.id, LineEvent::Byed);
+            return self.refuse_offer(sh, now);
+        };
+        call.codecs = codecs;
+        call.rtp = rtp;
+        call.video = video;
+        call.caps = caps;
+        call.sdp_id = sdp_id;
+        call.sdp_version = 1;
+        let body = answer.to_bytes();
+        self.answer_ringing(sh, now, body, answer, negotiated);
+    }
+
+    /// Answers the ringing WebRTC call with the front's SDP ([`crate::Command::AcceptWebRtc`]).
+    pub(crate) fn cmd_accept_webrtc(&mut self, sh: &mut Shared, now: Instant, answer: String) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let Phase::Ringing(r) = &call.phase else {
+            return;
+        };
+        let parsed = sdp::parse(answer.as_bytes())
+            .ok()
+            .filter(|a| r.offer.is_webrtc() && a.is_webrtc());
+        let Some(parsed) = parsed else {
+            return self.refuse_offer(sh, now);
+        };
+        call.webrtc = true;
+        call.sdp_version = parsed.version();
+        // The front's text goes out as written: its ICE and DTLS lines are its own.
+        self.answer_ringing(sh, now, answer.into_bytes(), parsed, Negotiated::default());
+    }
+
+    /// The ringing call's offer cannot be answered: 488 and `byed()` (seed-spec §2.4
+    /// item 3).
+    fn refuse_offer(&mut self, sh: &mut Shared, now: Instant) {
+        self.cmd_reject(sh, now, Some("488"));
+        sh.event(self.id, LineEvent::Byed);
+    }
+
+    /// Sends the 2xx with `body` for the ringing call and waits for its ACK.
+    fn answer_ringing(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        body: Vec<u8>,
+        local_sdp: Session,
+        negotiated: Negotiated,
+    ) {
+        let owner = self.owner();
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let Phase::Ringing(r) = &call.phase else {
             return;
         };
         let resp = sh
@@ -350,7 +401,7 @@ impl Line {
             .to_tag(&call.local_tag)
             .header("Contact", &self.contact)
             .header("Allow", ALLOW)
-            .body("application/sdp", &answer.to_bytes())
+            .body("application/sdp", &body)
             .build();
         sh.respond(now, r.txn, resp.clone());
         let dialog = Dialog::uas(&r.invite, &call.local_tag);
@@ -363,15 +414,9 @@ impl Line {
             flow: r.flow,
             response: resp,
             interval: t1,
-            local_sdp: answer,
+            local_sdp,
             negotiated,
         }));
-        call.codecs = codecs;
-        call.rtp = rtp;
-        call.video = video;
-        call.caps = caps;
-        call.sdp_id = sdp_id;
-        call.sdp_version = 1;
         sh.timers.cancel(owner, Kind::Ring);
         sh.timers.arm(owner, Kind::Retransmit2xx, now + t1);
         sh.timers
@@ -429,7 +474,9 @@ impl Line {
                 sh.abandon_answered(now, a.dialog, a.txn, a.flow, a.response, proxy, creds);
             }
             Phase::Active(mut a) => {
-                sh.media(self.id, MediaCommand::Stop);
+                if !call.webrtc {
+                    sh.media(self.id, MediaCommand::Stop);
+                }
                 if let Some(id) = sh.bye(now, &mut a.dialog, &proxy, creds, owner) {
                     self.teardown.push(id);
                 }
@@ -443,14 +490,17 @@ impl Line {
         };
         let Some(Call {
             phase: Phase::Active(a),
+            webrtc,
             ..
         }) = self.call.as_ref()
         else {
             return;
         };
-        if a.negotiated
-            .audio()
-            .is_some_and(|m| m.telephone_event.is_some())
+        // A WebRTC call's media is the front's: digits go by INFO.
+        if !webrtc
+            && a.negotiated
+                .audio()
+                .is_some_and(|m| m.telephone_event.is_some())
         {
             sh.media(self.id, MediaCommand::SendDtmf(digit));
             return;
@@ -839,6 +889,8 @@ impl Line {
             Ok(o) => o,
             Err(_) => return reply(sh, 400, Some("Malformed SDP")),
         };
+        // A WebRTC offer is answered by the front's own endpoint, if it has one.
+        let webrtc = self.cfg.webrtc_offers && offer.is_webrtc();
         // seed-spec §7.8 fixed: the offer is checked before the user is alerted.
         let probe = check_caps(sh.cfg.transcoder);
         let probe_params = SessionParams {
@@ -847,7 +899,7 @@ impl Line {
             session_id: 0,
             session_version: 0,
         };
-        if sdp::answer(&offer, &probe, &probe_params).is_err() {
+        if !webrtc && sdp::answer(&offer, &probe, &probe_params).is_err() {
             return reply(sh, 488, None);
         }
         let local_tag = sh.token(10);
@@ -871,6 +923,7 @@ impl Line {
             sdp_id: 0,
             sdp_version: 0,
             outbound: false,
+            webrtc: false,
             phase: Phase::Ringing(Box::new(Ringing {
                 txn,
                 invite: msg.clone(),
@@ -882,6 +935,10 @@ impl Line {
         });
         sh.timers
             .arm(self.owner(), Kind::Ring, now + self.cfg.ring_timeout);
+        if webrtc {
+            let sdp = String::from_utf8_lossy(msg.body()).into_owned();
+            sh.event(self.id, LineEvent::WebRtcOffer(sdp));
+        }
         sh.event(self.id, LineEvent::Invited { from, to });
     }
 
@@ -929,14 +986,18 @@ impl Line {
                 sh.timers.cancel(owner, Kind::Retransmit2xx);
                 sh.timers.cancel(owner, Kind::AckWait);
                 let a = *a;
-                let plan = media_plan(
-                    &a.negotiated,
-                    call.rtp,
-                    call.video,
-                    &call.codecs,
-                    sh.cfg.transcoder,
-                    self.cfg.narrowband,
-                );
+                // `None`: a WebRTC call, whose media is the front's.
+                let plan = (!call.webrtc).then(|| {
+                    media_plan(
+                        &a.negotiated,
+                        call.rtp,
+                        call.video,
+                        &call.codecs,
+                        sh.cfg.transcoder,
+                        self.cfg.narrowband,
+                    )
+                });
+                let webrtc_codec = webrtc_codec_name(&a.local_sdp);
                 call.phase = Phase::Active(Box::new(Active {
                     dialog: a.dialog,
                     local_sdp: a.local_sdp,
@@ -950,11 +1011,15 @@ impl Line {
                 }));
                 self.call = Some(call);
                 match plan {
-                    Some((args, params)) => {
+                    None => {
+                        let args = Some((webrtc_codec, None));
+                        sh.event(self.id, LineEvent::Accepted(args));
+                    }
+                    Some(Some((args, params))) => {
                         sh.media(self.id, MediaCommand::Start(params));
                         sh.event(self.id, LineEvent::Accepted(args));
                     }
-                    None => self.hang_up(sh, now, false, true),
+                    Some(None) => self.hang_up(sh, now, false, true),
                 }
             }
             Phase::Active(mut a) if a.incoming.as_ref().is_some_and(|i| Some(i.cseq) == cseq) => {
@@ -1080,8 +1145,6 @@ impl Line {
         msg: &Message,
         flow: Flow,
     ) {
-        let owner = self.owner();
-        let contact = self.contact.clone();
         let reply = |sh: &mut Shared, code: u16, extra: &[(&str, String)]| {
             let mut b = sh.response(msg, code, None);
             for (n, v) in extra {
@@ -1105,7 +1168,6 @@ impl Line {
             let secs = sh.rng.next_u64() % 10;
             return reply(sh, 500, &[("Retry-After", secs.to_string())]);
         }
-        let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
         let (body, kind) = if msg.body().is_empty() {
             // No offer: ours goes in the 2xx, the answer comes in the ACK.
             call.sdp_version += 1;
@@ -1116,6 +1178,28 @@ impl Line {
             let Some(offer) = body_sdp(msg) else {
                 return reply(sh, 488, &[]);
             };
+            if call.webrtc {
+                let Some(answer) = webrtc_reanswer(&a.local_sdp, &offer) else {
+                    return reply(sh, 488, &[]);
+                };
+                call.sdp_version = answer.version();
+                let body = answer.to_bytes();
+                let negotiated = a.negotiated.clone();
+                let hold = sdp::is_hold(&offer);
+                return self.answer_reinvite(
+                    sh,
+                    now,
+                    txn,
+                    msg,
+                    flow,
+                    body,
+                    InKind::Answered {
+                        hold,
+                        answer,
+                        negotiated,
+                    },
+                );
+            }
             let params = session_params(
                 call.rtp,
                 call.video,
@@ -1137,6 +1221,31 @@ impl Line {
                 },
             )
         };
+        self.answer_reinvite(sh, now, txn, msg, flow, body, kind);
+    }
+
+    /// Sends the 2xx with `body` for a re-INVITE and waits for its ACK.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_reinvite(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        txn: TxnId,
+        msg: &Message,
+        flow: Flow,
+        body: Vec<u8>,
+        kind: InKind,
+    ) {
+        let owner = self.owner();
+        let contact = self.contact.clone();
+        let Some(Call {
+            phase: Phase::Active(a),
+            ..
+        }) = self.call.as_mut()
+        else {
+            return;
+        };
+        let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
         a.dialog.refresh_target(msg);
         let resp = sh
             .response(msg, 200, None)
@@ -1211,4 +1320,30 @@ impl Line {
             _ => {}
         }
     }
+}
+
+/// The `accepted` audio argument of a WebRTC call: the codec of our answer's audio.
+fn webrtc_codec_name(answer: &Session) -> Option<String> {
+    answer
+        .medias()
+        .find(|m| m.kind().same_as(&sdp::MediaKind::Audio) && !m.is_rejected())
+        .and_then(|m| m.formats().into_iter().find(|f| !f.is_auxiliary()))
+        .map(|f| f.name.to_ascii_lowercase())
+}
+
+/// Our answer to a re-offer in a WebRTC call: the answer in force with the o= version
+/// incremented and the direction that mirrors the offer's (RFC 3264 §6.1, §8). The ICE
+/// and DTLS lines stay: the session goes on (RFC 8839 §4.4.1.1.2, RFC 5763 §5).
+/// `None` when the re-offer changes the m-lines.
+fn webrtc_reanswer(prev: &Session, offer: &Session) -> Option<Session> {
+    if offer.media_count() != prev.media_count() {
+        return None;
+    }
+    let direction = offer
+        .medias()
+        .find(|m| m.kind().same_as(&sdp::MediaKind::Audio) && !m.is_rejected())
+        .map_or(sdp::Direction::SendRecv, |m| {
+            m.effective_direction().reversed()
+        });
+    Some(sdp::reoffer_with_direction(prev, direction))
 }

@@ -323,6 +323,7 @@ impl Line {
                 video,
             } => self.cmd_invite(sh, now, &dest, codecs, rtp, video),
             Command::Accept { codecs, rtp, video } => self.cmd_accept(sh, now, codecs, rtp, video),
+            Command::AcceptWebRtc { answer } => self.cmd_accept_webrtc(sh, now, answer),
             Command::Reject { reason } => self.cmd_reject(sh, now, reason.as_deref()),
             Command::Bye => self.cmd_bye(sh, now, 603),
             Command::SendDtmf(d) => self.cmd_dtmf(sh, now, d),

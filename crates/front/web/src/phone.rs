@@ -23,7 +23,7 @@ use ua::{AudioFactory, FramePort, LineSetup, MediaInfo, Port, SilencePort, UaEve
 use webrtc::PeerId;
 
 use crate::protocol::{self, Incoming, Reject, Request};
-use crate::rtc::{PeerNote, RtcHandle};
+use crate::rtc::{PeerNote, RtcHandle, SIP_LEG_GRACE};
 
 /// The codec list an `invite`/`accept` without one gets (docs/web-api.md §3).
 pub const DEFAULT_CODECS: [&str; 5] = ["opus", "g722", "pcmu", "pcma", "dtmf"];
@@ -172,7 +172,9 @@ fn line_config(aor: &str) -> Option<LineConfig> {
     if aor.is_empty() || aor.contains('/') {
         return None;
     }
-    let config = LineConfig::new(aor).ok()?;
+    let mut config = LineConfig::new(aor).ok()?;
+    // A WebRTC SIP client's offer (JsSIP over /sip) is answered by a peer of our own.
+    config.webrtc_offers = true;
     config.aor.user.as_ref().filter(|u| !u.is_empty())?;
     Some(config)
 }
@@ -250,6 +252,10 @@ struct Session {
     events: Option<mpsc::UnboundedReceiver<UaEvent>>,
     plan: Arc<Mutex<Option<Plan>>>,
     peer: Option<Plan>,
+    /// The ringing call's offer, when it came from a WebRTC SIP client.
+    sip_offer: Option<String>,
+    /// The peer that answered that offer, linked to the browser's peer.
+    sip_peer: Option<PeerId>,
     notes_tx: mpsc::UnboundedSender<(PeerId, PeerNote)>,
     notes_rx: mpsc::UnboundedReceiver<(PeerId, PeerNote)>,
     sip_codec: Option<String>,
@@ -302,6 +308,8 @@ impl Session {
             events: None,
             plan: Arc::new(Mutex::new(None)),
             peer: None,
+            sip_offer: None,
+            sip_peer: None,
             notes_tx,
             notes_rx,
             sip_codec: None,
@@ -403,6 +411,10 @@ impl Session {
         if let Some(p) = self.peer.take() {
             self.phone.inner.rtc.close(p.peer);
         }
+        if let Some(p) = self.sip_peer.take() {
+            self.phone.inner.rtc.close(p);
+        }
+        self.sip_offer = None;
         if let Ok(mut plan) = self.plan.lock() {
             *plan = None;
         }
@@ -455,7 +467,7 @@ impl Session {
                     return Flow::Go;
                 }
                 let codecs = with_default(codecs);
-                let answer = match self.prepare_peer(&codecs, sdp).await {
+                let answer = match self.prepare_peer(&codecs, sdp, None).await {
                     Ok(a) => a,
                     Err(e) => {
                         self.send(protocol::result_error(&id, &e));
@@ -490,24 +502,31 @@ impl Session {
                     return Flow::Go;
                 }
                 let codecs = with_default(codecs);
-                let answer = match self.prepare_peer(&codecs, sdp).await {
+                let sip_offer = self.sip_offer.take();
+                let answer = match self.prepare_peer(&codecs, sdp, sip_offer.as_deref()).await {
                     Ok(a) => a,
                     Err(e) => {
                         self.send(protocol::result_error(&id, &e));
                         return Flow::Go;
                     }
                 };
-                match ua
-                    .command(
-                        line,
-                        Command::Accept {
-                            codecs,
-                            rtp,
-                            video: None,
-                        },
-                    )
-                    .await
-                {
+                let cmd = match sip_offer {
+                    Some(offer) => match self.answer_sip_peer(offer).await {
+                        Ok(answer) => Command::AcceptWebRtc { answer },
+                        Err(e) => {
+                            self.end_media();
+                            let _ = ua.command(line, Command::Reject { reason: None }).await;
+                            self.send(protocol::result_error(&id, &e));
+                            return Flow::Go;
+                        }
+                    },
+                    None => Command::Accept {
+                        codecs,
+                        rtp,
+                        video: None,
+                    },
+                };
+                match ua.command(line, cmd).await {
                     Ok(()) => {
                         self.call = Call::Accepting;
                         answer_result(&id, answer)
@@ -541,16 +560,25 @@ impl Session {
     }
 
     /// Answers the browser's offer (when there is one) and arms the audio factory.
+    /// With `sip_offer` (a WebRTC SIP client's), the codec is one both offers have.
     async fn prepare_peer(
         &mut self,
         codecs: &[String],
         sdp: Option<String>,
+        sip_offer: Option<&str>,
     ) -> Result<Option<String>, String> {
         self.end_media();
         let Some(sdp) = sdp else {
-            return Ok(None);
+            return match sip_offer {
+                Some(_) => Err("a WebRTC caller needs the browser's offer (sdp)".into()),
+                None => Ok(None),
+            };
         };
-        let offered = webrtc::offered_codecs(&sdp).map_err(|e| e.to_string())?;
+        let mut offered = webrtc::offered_codecs(&sdp).map_err(|e| e.to_string())?;
+        if let Some(sip) = sip_offer {
+            let theirs = webrtc::offered_codecs(sip).map_err(|e| format!("caller's {e}"))?;
+            offered.retain(|c| theirs.contains(c));
+        }
         let codec = browser_codec(codecs, &offered)
             .ok_or("bad sdp: the offer has no Opus, G.722, PCMU or PCMA")?;
         let answer = self
@@ -571,6 +599,23 @@ impl Session {
             *p = Some(plan);
         }
         Ok(Some(answer.sdp))
+    }
+
+    /// Answers the WebRTC SIP client's offer with a peer of ours on the browser peer's
+    /// codec and links the two: the call's audio passes between them untouched.
+    async fn answer_sip_peer(&mut self, offer: String) -> Result<String, String> {
+        let Some(browser) = self.peer else {
+            return Err("no browser peer".into());
+        };
+        let rtc = self.phone.inner.rtc.clone();
+        let answer = rtc
+            .offer(offer, browser.codec, self.notes_tx.clone())
+            .await
+            .map_err(|e| format!("caller's {e}"))?;
+        rtc.link(browser.peer, answer.id);
+        self.sip_peer = Some(answer.id);
+        self.sip_codec = Some(codec_name(answer.codec).to_string());
+        Ok(answer.sdp)
     }
 
     async fn connect(
@@ -676,6 +721,7 @@ impl Session {
                 self.end_media();
                 self.event("rejected", &[("reason", json!(r))]);
             }
+            LineEvent::WebRtcOffer(sdp) => self.sip_offer = Some(sdp),
             LineEvent::Invited { from, to } => {
                 if self.call == Call::Idle {
                     self.call = Call::Incoming;
@@ -699,13 +745,26 @@ impl Session {
     }
 
     async fn on_note(&mut self, id: PeerId, note: PeerNote) -> Flow {
-        if self.peer.map(|p| p.peer) != Some(id) {
+        let leg = if self.peer.map(|p| p.peer) == Some(id) {
+            "browser"
+        } else if self.sip_peer == Some(id) {
+            "caller's WebRTC"
+        } else {
             return Flow::Go;
-        }
+        };
         match note {
-            PeerNote::Connected => debug!(remote = %self.remote, %id, "browser media connected"),
-            PeerNote::Failed(why) => {
-                info!(remote = %self.remote, %id, %why, "browser media failed: ending the call");
+            PeerNote::Connected => debug!(remote = %self.remote, %id, "{leg} media connected"),
+            PeerNote::Failed(why) if self.sip_peer == Some(id) => {
+                // The SIP dialog decides: the caller's BYE normally follows at once.
+                debug!(remote = %self.remote, %id, %why, "{leg} media closed: waiting for its BYE");
+                let notes = self.notes_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(SIP_LEG_GRACE).await;
+                    let _ = notes.send((id, PeerNote::StillFailed(why)));
+                });
+            }
+            PeerNote::Failed(why) | PeerNote::StillFailed(why) => {
+                info!(remote = %self.remote, %id, %why, "{leg} media failed: ending the call");
                 if let Some(line) = self.line {
                     let _ = self.phone.inner.ua.command(line, Command::Bye).await;
                 }

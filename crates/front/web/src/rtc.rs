@@ -1,6 +1,8 @@
 //! The tokio driver of [`webrtc::Peers`]: one UDP socket for every browser, one task
 //! owning the peers, commands in over a channel, each peer's audio to and from its
-//! call's [`ua::FramePort`].
+//! call's [`ua::FramePort`] — or, for a call from a WebRTC SIP client (JsSIP, SIP.js),
+//! straight to the peer that answers that client's offer: two peers on one codec,
+//! linked, frames passing between them untouched.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,7 +22,15 @@ use webrtc::{Answer, PeerEvent, PeerId, Peers, PeersConfig};
 pub(crate) enum PeerNote {
     Connected,
     Failed(String),
+    /// A caller's WebRTC leg failed this long ago and its call is still up
+    /// ([`SIP_LEG_GRACE`]).
+    StillFailed(String),
 }
+
+/// How long a call whose WebRTC SIP caller closed its media waits for that caller's BYE
+/// before ending the call itself: a hanging-up browser closes DTLS and sends its BYE at
+/// the same moment, and the BYE may first need a 407 round trip.
+pub(crate) const SIP_LEG_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 enum Cmd {
     Offer {
@@ -39,6 +49,8 @@ enum Cmd {
         id: PeerId,
         frame: Frame,
     },
+    /// Everything each of the two peers receives goes to the other.
+    Link(PeerId, PeerId),
     Close(PeerId),
 }
 
@@ -129,6 +141,11 @@ impl RtcHandle {
         });
     }
 
+    /// Links two peers that run the same codec: each one's audio is sent to the other.
+    pub(crate) fn link(&self, a: PeerId, b: PeerId) {
+        let _ = self.tx.send(Cmd::Link(a, b));
+    }
+
     pub(crate) fn close(&self, id: PeerId) {
         let _ = self.tx.send(Cmd::Close(id));
     }
@@ -137,6 +154,7 @@ impl RtcHandle {
 async fn run(sock: Arc<UdpSocket>, mut peers: Peers, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut buf = vec![0u8; 2048];
     let mut attached: HashMap<PeerId, Attached> = HashMap::new();
+    let mut links: HashMap<PeerId, PeerId> = HashMap::new();
     loop {
         let wake = peers.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -167,62 +185,96 @@ async fn run(sock: Arc<UdpSocket>, mut peers: Peers, mut rx: mpsc::UnboundedRece
                         let _ = peers.send_audio(now(), id, &frame.payload, frame.media_time);
                     }
                 }
+                Some(Cmd::Link(a, b)) => {
+                    links.insert(a, b);
+                    links.insert(b, a);
+                }
                 Some(Cmd::Close(id)) => {
                     peers.close(id);
                     attached.remove(&id);
+                    if let Some(other) = links.remove(&id) {
+                        links.remove(&other);
+                    }
                 }
             },
             _ = sleep_until(wake), if wake.is_some() => peers.handle_timeout(now()),
         }
-        while let Some(t) = peers.poll_transmit() {
-            if let Err(e) = sock.try_send_to(&t.payload, t.to) {
-                if e.kind() == std::io::ErrorKind::WouldBlock {
-                    let _ = sock.send_to(&t.payload, t.to).await;
-                } else {
-                    debug!(to = %t.to, error = %e, "webrtc send");
+        // A linked peer's audio is sent on at once, which makes more to transmit.
+        let mut more = true;
+        while more {
+            transmit(&sock, &mut peers).await;
+            more = false;
+            while let Some((id, e)) = peers.poll_event() {
+                if let (
+                    Some(&to),
+                    PeerEvent::Audio {
+                        payload,
+                        media_time,
+                        ..
+                    },
+                ) = (links.get(&id), &e)
+                {
+                    let _ = peers.send_audio(now(), to, payload, *media_time);
+                    more = true;
+                    continue;
                 }
+                deliver(&mut attached, id, e);
             }
         }
-        while let Some((id, e)) = peers.poll_event() {
-            let Some(a) = attached.get(&id) else { continue };
-            match e {
-                PeerEvent::Connected => {
-                    let _ = a.notes.send((id, PeerNote::Connected));
-                }
-                PeerEvent::Failed(why) => {
-                    let _ = a.notes.send((id, PeerNote::Failed(why)));
-                    attached.remove(&id);
-                }
-                PeerEvent::Audio {
+    }
+}
+
+async fn transmit(sock: &UdpSocket, peers: &mut Peers) {
+    while let Some(t) = peers.poll_transmit() {
+        if let Err(e) = sock.try_send_to(&t.payload, t.to) {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                let _ = sock.send_to(&t.payload, t.to).await;
+            } else {
+                debug!(to = %t.to, error = %e, "webrtc send");
+            }
+        }
+    }
+}
+
+/// A peer's event to its call.
+fn deliver(attached: &mut HashMap<PeerId, Attached>, id: PeerId, e: PeerEvent) {
+    let Some(a) = attached.get(&id) else { return };
+    match e {
+        PeerEvent::Connected => {
+            let _ = a.notes.send((id, PeerNote::Connected));
+        }
+        PeerEvent::Failed(why) => {
+            let _ = a.notes.send((id, PeerNote::Failed(why)));
+            attached.remove(&id);
+        }
+        PeerEvent::Audio {
+            payload,
+            media_time,
+            marker,
+        } => {
+            if let Some(tx) = &a.to_call {
+                let _ = tx.try_send(Frame {
+                    kind: FrameKind::Audio,
                     payload,
                     media_time,
                     marker,
-                } => {
-                    if let Some(tx) = &a.to_call {
-                        let _ = tx.try_send(Frame {
-                            kind: FrameKind::Audio,
-                            payload,
-                            media_time,
-                            marker,
-                        });
-                    }
-                }
-                PeerEvent::Dtmf {
-                    payload,
-                    media_time,
-                } => {
-                    if let Some(tx) = &a.to_call {
-                        let _ = tx.try_send(Frame {
-                            kind: FrameKind::Dtmf,
-                            payload,
-                            media_time,
-                            marker: false,
-                        });
-                    }
-                }
-                other => warn!(?other, "unhandled peer event"),
+                });
             }
         }
+        PeerEvent::Dtmf {
+            payload,
+            media_time,
+        } => {
+            if let Some(tx) = &a.to_call {
+                let _ = tx.try_send(Frame {
+                    kind: FrameKind::Dtmf,
+                    payload,
+                    media_time,
+                    marker: false,
+                });
+            }
+        }
+        other => warn!(?other, "unhandled peer event"),
     }
 }
 

@@ -128,6 +128,19 @@ impl Session {
         let mut active = self.medias().filter(|m| !m.is_rejected()).peekable();
         active.peek().is_some() && active.all(|m| m.is_hold())
     }
+
+    /// A WebRTC session: some active audio m-line runs DTLS-SRTP (`UDP/TLS/RTP/SAVP[F]`,
+    /// RFC 5764 §8), which plain RTP endpoints cannot answer.
+    pub fn is_webrtc(&self) -> bool {
+        self.medias().any(|m| {
+            !m.is_rejected()
+                && m.kind().same_as(&MediaKind::Audio)
+                && matches!(
+                    m.proto().to_ascii_uppercase().as_str(),
+                    "UDP/TLS/RTP/SAVPF" | "UDP/TLS/RTP/SAVP"
+                )
+        })
+    }
 }
 
 impl fmt::Display for Session {

@@ -105,7 +105,16 @@ impl H {
 
     /// A line registered with `Expires: 3600` (the REGISTER answered 200 at once).
     pub fn registered_line(&mut self, aor: &str) -> (LineId, String) {
-        let id = self.line(aor, Some("secret"));
+        self.registered_line_with(aor, |_| {})
+    }
+
+    /// [`H::registered_line`] with `f` applied to its config.
+    pub fn registered_line_with(
+        &mut self,
+        aor: &str,
+        f: impl FnOnce(&mut LineConfig),
+    ) -> (LineId, String) {
+        let id = self.line_with(aor, Some("secret"), f);
         let reg = self.next_sent();
         let contact = reg.header(HeaderName::Contact).unwrap().to_string();
         self.recv(&reply(&reg, 200, Some("reg"), &[("Expires", "3600")], None));
