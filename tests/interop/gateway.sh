@@ -7,7 +7,7 @@
 # env:   SWITCHBOARD   the binary (default $CARGO_TARGET_DIR/debug/switchboard, built if missing)
 #        INTEROP_WORK  where each check keeps its logs (default: tests/interop/out)
 # All traffic stays on 127.0.0.1, ports 21000-21999.
-# Needs: baresip (baresip-core), kamailio, ffmpeg, python-librtmp (librtmp-dev), python3.
+# Needs: baresip (baresip-core, baresip-ffmpeg), kamailio, ffmpeg, python-librtmp (librtmp-dev), python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,6 +30,7 @@ ALL_CHECKS=(
     gateway_same_aor:90
     gateway_librtmp_video:60
     gateway_librtmp_xflv:60
+    gateway_baresip_video:60
 )
 
 interop_main "$HERE/gateway.sh" "$@"

@@ -13,6 +13,9 @@ usage:
   gateway_librtmp.py record PORT AOR AUTHNAME AUTHPASS OUT SECONDS [CODEC...]
       wait (20 s) for `invited`, accept(CODEC...), wait for `accepted`, play `remote` and
       write what arrives (FLV) to OUT for SECONDS.
+  gateway_librtmp.py videocall PORT AOR AUTHNAME AUTHPASS DEST FLV OUT SECONDS [CODEC...]
+      as `callvideo`, and on the same connection also play `remote` (a second stream, the
+      way Flash does it) and write what arrives (FLV) to OUT; then bye().
   gateway_librtmp.py drop PORT AOR AUTHNAME AUTHPASS WHEN [DEST]
       vanish without closing (the process exits, the socket is reset) once WHEN is reached:
       `ringing` (after invite(DEST) rang), `call` (2 s into the call with DEST), or
@@ -26,6 +29,10 @@ import sys
 import time
 
 import librtmp
+from librtmp.amf import decode_amf
+from librtmp.packet import PACKET_SIZE_LARGE, PACKET_TYPE_INVOKE, RTMPPacket
+
+from rtmp_librtmp import flv_tags, invoke
 
 CALLBACKS = ("ringing", "accepted", "rejected", "byed", "invited", "cancelled", "holded", "dtmf")
 
@@ -86,6 +93,72 @@ class Phone:
         return stream
 
 
+    def on_invoke(self, pkt):
+        """A command from the server: a callback is printed; other values are returned."""
+        try:
+            values = decode_amf(pkt.body)
+        except Exception:  # noqa: BLE001 - not ours to judge
+            return None
+        if values and values[0] in CALLBACKS:
+            print("callback", values[0], *values[3:], flush=True)
+            self.seen.append(values[0])
+        return values
+
+    def new_stream(self, transaction_id):
+        invoke(self.conn, 0, "createStream", transaction_id)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            pkt = self.conn.read_packet()
+            if pkt.type != PACKET_TYPE_INVOKE:
+                self.conn.handle_packet(pkt)
+                continue
+            v = self.on_invoke(pkt)
+            if v and v[0] == "_result" and v[1] == transaction_id and len(v) > 3:
+                return int(v[3])
+        fail("no createStream result")
+
+    def publish_and_play(self, flv, out, seconds):
+        """Publishes the FLV's audio and video tags on `local` in real time while writing
+        what arrives on `remote` to OUT (FLV), on two streams of this connection, until
+        SECONDS have passed or the call ends. librtmp is single-threaded: between tags it
+        reads the next message, which the far end's audio (every 20 ms) never delays
+        long."""
+        local, remote = self.new_stream(100), self.new_stream(101)
+        invoke(self.conn, local, "publish", 0, "local", "live")
+        invoke(self.conn, remote, "play", 0, "remote", -1000)
+        tags = [t for t in flv_tags(flv) if t[0] in (8, 9)]
+        t0, sent, got, i = time.time(), 0, {8: 0, 9: 0}, 0
+        with open(out, "wb") as f:
+            f.write(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")
+            while time.time() < t0 + seconds and "byed" not in self.seen:
+                while i < len(tags) and tags[i][1] / 1000.0 <= time.time() - t0:
+                    kind, ts, body = tags[i]
+                    pkt = RTMPPacket(type=kind, format=PACKET_SIZE_LARGE,
+                                     channel=4 if kind == 8 else 6, timestamp=ts,
+                                     absolute_timestamp=True, body=body)
+                    pkt.packet.m_nInfoField2 = local
+                    self.conn.send_packet(pkt, queue=False)
+                    sent, i = sent + 1, i + 1
+                try:
+                    pkt = self.conn.read_packet()
+                except librtmp.RTMPTimeoutError:
+                    continue
+                if pkt.type in (8, 9) and pkt.packet.m_nInfoField2 == remote:
+                    body, ts = pkt.body, pkt.timestamp
+                    f.write(bytes([pkt.type]) + len(body).to_bytes(3, "big")
+                            + (ts & 0xFFFFFF).to_bytes(3, "big") + bytes([ts >> 24 & 0xFF])
+                            + b"\x00\x00\x00" + body + (11 + len(body)).to_bytes(4, "big"))
+                    got[pkt.type] += 1
+                elif pkt.type == PACKET_TYPE_INVOKE:
+                    self.on_invoke(pkt)
+                else:
+                    self.conn.handle_packet(pkt)
+        print("published", sent, "tags; received", got[9], "video and", got[8], "audio tags",
+              flush=True)
+        if sent < 50:
+            fail(f"only {sent} tags published")
+
+
 def fail(why):
     print(why, file=sys.stderr)
     sys.exit(1)
@@ -110,6 +183,15 @@ def main():
         stream = p.publish(flv, float(seconds), kinds=(8, 9))
         p.call("bye")
         stream.close()
+        p.conn.close()
+    elif len(a) >= 9 and a[0] == "videocall":
+        port, aor, user, password, dest, flv, out, seconds = a[1:9]
+        p = Phone(port, aor, user, password)
+        print("invite result", p.call("invite", dest, *a[9:]), flush=True)
+        p.wait("accepted", 15)
+        p.publish_and_play(flv, out, float(seconds))
+        if "byed" not in p.seen:
+            p.call("bye")
         p.conn.close()
     elif len(a) >= 7 and a[0] == "record":
         port, aor, user, password, out, seconds = a[1:7]

@@ -525,6 +525,13 @@ impl Core {
                 }
             }
         }
+        // A key-frame request also goes out as RTCP PLI on the video stream (RFC 4585
+        // §6.3.1): phones that ignore the line's SIP INFO (RFC 5168) act on that.
+        if matches!(cmd, Command::RequestKeyFrame)
+            && let Some(v) = &st.video_media
+        {
+            let _ = v.tx.send(VideoCtl::KeyFrame);
+        }
         self.stack.command(now(), line, cmd);
         Ok(())
     }
@@ -636,6 +643,7 @@ impl Core {
             rtcp: pair.rtcp.clone(),
             port,
             ctl,
+            events: st.events.clone(),
             seed: self.seed,
             cname: format!("{line}@{}", self.media_ip),
         };

@@ -1,17 +1,20 @@
 //! A call's video stream (seed-spec §3.4, §3.5): an RTP session at 90 kHz on the line's
 //! video port pair, between the network and a front's [`VideoPort`]. The UA only moves
-//! RTP payloads; the front packetizes (`media::video`: x-flv or H.264).
+//! RTP payloads; the front packetizes (`media::video`: x-flv or H.264). Key-frame requests
+//! cross here as RTCP: a PLI goes out when the front asks (with the line's SIP INFO), and
+//! a peer's PLI or FIR becomes [`LineEvent::KeyFrameRequested`], as its INFO does.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use line::VideoParams;
+use line::{LineEvent, VideoParams};
 use media::rtp::{PayloadFormat, RtpConfig, RtpSession, Timestamp};
 use media::video::{CLOCK_RATE, RtpPayload};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::UaEvent;
 use crate::media::{now, remote, sleep_until};
 
 /// What a call's video port is built for, handed to a [`VideoFactory`].
@@ -50,6 +53,8 @@ pub type VideoFactory = Arc<dyn Fn(&VideoInfo) -> Option<VideoPort> + Send + Syn
 
 pub(crate) enum VideoCtl {
     Update(Box<VideoParams>),
+    /// Ask the remote sender for a key frame (RTCP PLI).
+    KeyFrame,
     Stop,
 }
 
@@ -59,6 +64,7 @@ pub(crate) struct VideoTask {
     pub rtcp: Arc<UdpSocket>,
     pub port: Option<VideoPort>,
     pub ctl: mpsc::UnboundedReceiver<VideoCtl>,
+    pub events: mpsc::UnboundedSender<UaEvent>,
     pub seed: u64,
     pub cname: String,
 }
@@ -101,8 +107,12 @@ impl VideoTask {
                     }
                 }
                 r = self.rtcp.recv_from(&mut cbuf) => {
-                    if let Ok((n, src)) = r {
-                        let _ = session.receive_rtcp(now(), src, &cbuf[..n]);
+                    if let Ok((n, src)) = r
+                        && let Ok(got) = session.receive_rtcp(now(), src, &cbuf[..n])
+                        && got.key_frame_request
+                    {
+                        debug!(%src, "RTCP key-frame request");
+                        let _ = self.events.send(UaEvent::Line(LineEvent::KeyFrameRequested));
                     }
                 }
                 f = recv_front(&mut self.port), if front_open => {
@@ -127,6 +137,11 @@ impl VideoTask {
                     Some(VideoCtl::Update(p)) => {
                         session.set_remote(remote(p.remote_rtp), p.remote_rtcp, false);
                         self.params = *p;
+                    }
+                    Some(VideoCtl::KeyFrame) => {
+                        if session.request_key_frame(now(), SystemTime::now()) {
+                            debug!("RTCP PLI sent");
+                        }
                     }
                     Some(VideoCtl::Stop) | None => {
                         session.bye(now(), SystemTime::now(), "call ended");

@@ -6,6 +6,9 @@
 //!   and A.8 interarrival jitter;
 //! - RFC 3550 §6 RTCP: SR/RR with one report block, SDES CNAME, BYE, compound parsing,
 //!   round-trip time from LSR/DLSR (§6.4.1), a simplified §6.2 report interval;
+//! - video key-frame requests: PLI sent ([`RtpSession::request_key_frame`], RFC 4585
+//!   §6.3.1); PLI, FIR (RFC 5104 §4.3.1) and RFC 2032 FIR understood
+//!   ([`RtcpReceived::key_frame_request`]);
 //! - symmetric RTP and RTCP (RFC 4961) with address latching, see [latching](#latching);
 //! - RFC 5761 rtcp-mux (the caller demultiplexes with [`is_rtcp`]).
 //!
@@ -246,6 +249,9 @@ pub struct RtcpReceived {
     pub rtt: Option<Duration>,
     /// The remote source said BYE (RFC 3550 §6.3.4); its receive state is gone.
     pub bye: bool,
+    /// The peer asks for a key frame of our (video) stream: PLI (RFC 4585 §6.3.1), FIR
+    /// (RFC 5104 §4.3.1) or an RFC 2032 FIR.
+    pub key_frame_request: bool,
 }
 
 /// The peer's last report about our stream.
@@ -298,6 +304,9 @@ pub struct Stats {
     pub rtcp_sent: u64,
     pub rtcp_received: u64,
     pub rtcp_dropped: u64,
+    /// Key-frame requests received (PLI, FIR) and PLIs sent.
+    pub key_frame_requests: u64,
+    pub plis_sent: u64,
     /// Last round-trip time computed from LSR/DLSR.
     pub rtt: Option<Duration>,
     pub remote_report: Option<RemoteReport>,
@@ -748,7 +757,11 @@ impl RtpSession {
             self.rtcp_latched = Some(src);
         }
         let remote = self.remote_ssrc();
-        let mut out = RtcpReceived::default();
+        let mut out = RtcpReceived {
+            key_frame_request: incoming.key_frame_request,
+            ..RtcpReceived::default()
+        };
+        self.stats.key_frame_requests += u64::from(incoming.key_frame_request);
         if let Some((ssrc, lsr)) = incoming.sender_report
             && remote.is_none_or(|r| r == ssrc)
         {
@@ -801,7 +814,7 @@ impl RtpSession {
         if now < at {
             return;
         }
-        self.queue_report(now, wall, None);
+        self.queue_report(now, wall, None, None);
         // RFC 3550 §6.3.1 (simplified): T × random[0.5, 1.5].
         let t = self.cfg.rtcp_interval.mul_f64(0.5 + self.rng.unit());
         self.rtcp_at = Some(now + t);
@@ -813,9 +826,26 @@ impl RtpSession {
         if self.closed {
             return;
         }
-        self.queue_report(now, wall, Some(reason));
+        self.queue_report(now, wall, None, Some(reason));
         self.closed = true;
         self.rtcp_at = None;
+    }
+
+    /// Asks the remote source for a key frame (a decoder lost its reference pictures):
+    /// queues a compound report ending in a PLI about it (RFC 4585 §6.3.1) at once, outside
+    /// the report schedule. False (nothing queued) before any remote source or after BYE.
+    pub fn request_key_frame(&mut self, now: Instant, wall: SystemTime) -> bool {
+        let Some(media) = self.remote_ssrc() else {
+            return false;
+        };
+        if self.closed {
+            return false;
+        }
+        let before = self.stats.rtcp_sent;
+        self.queue_report(now, wall, Some(media), None);
+        let sent = self.stats.rtcp_sent > before;
+        self.stats.plis_sent += u64::from(sent);
+        sent
     }
 
     /// The next RTCP datagram to send.
@@ -823,7 +853,13 @@ impl RtpSession {
         self.transmits.pop_front()
     }
 
-    fn queue_report(&mut self, now: Instant, wall: SystemTime, bye: Option<&str>) {
+    fn queue_report(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        pli: Option<u32>,
+        bye: Option<&str>,
+    ) {
         // RFC 3550 §6.4: an SR if we sent data since the report before the last one.
         let we_sent = match (self.last_sent_at, self.report_times[1]) {
             (Some(sent), Some(before_last)) => sent > before_last,
@@ -864,7 +900,7 @@ impl RtpSession {
         let Some(to) = self.remote_rtcp() else {
             return;
         };
-        let Ok(payload) = rtcp::build_compound(self.ssrc, sender, block, &self.cfg.cname, bye)
+        let Ok(payload) = rtcp::build_compound(self.ssrc, sender, block, &self.cfg.cname, pli, bye)
         else {
             return;
         };

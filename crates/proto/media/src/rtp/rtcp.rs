@@ -1,14 +1,24 @@
-//! RTCP (RFC 3550 §6): NTP time, our compound reports and what we read from the peer's.
+//! RTCP (RFC 3550 §6): NTP time, our compound reports and what we read from the peer's,
+//! including video key-frame requests (RFC 4585 PLI, RFC 5104 FIR, RFC 2032 FIR).
 //!
 //! The packet layer is `rtcp-types` (zero-copy parse of compound packets, builders for
-//! SR/RR/SDES/BYE); this module only maps it to and from the session's numbers.
+//! SR/RR/SDES/BYE/PLI); this module only maps it to and from the session's numbers.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rtcp_types::{
-    Bye, Compound, Packet, ReceiverReport, ReportBlock, ReportBlockBuilder, RtcpPacketWriter,
-    RtcpPacketWriterExt, RtcpParseError, RtcpWriteError, Sdes, SdesChunk, SdesItem, SenderReport,
+    Bye, Compound, Fir, Packet, PayloadFeedback, Pli, ReceiverReport, ReportBlock,
+    ReportBlockBuilder, RtcpPacketParserExt, RtcpPacketWriter, RtcpPacketWriterExt, RtcpParseError,
+    RtcpWriteError, Sdes, SdesChunk, SdesItem, SenderReport,
 };
+
+/// RFC 2032 §5.2.1 Full Intra Request (packet type 192, from the H.261 payload format):
+/// still what baresip and other `libre` phones send unless the SDP offers RFC 4585 `nack`.
+const RFC2032_FIR: u8 = 192;
+/// RFC 4585 §6.3.1: payload-specific feedback FMT 1, Picture Loss Indication.
+const FMT_PLI: u8 = 1;
+/// RFC 5104 §4.3.1: payload-specific feedback FMT 4, Full Intra Request.
+const FMT_FIR: u8 = 4;
 
 /// Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -99,12 +109,15 @@ impl Block {
 }
 
 /// Builds our compound packet (RFC 3550 §6.1): SR if we sent media lately, else RR; then
-/// SDES with the CNAME (required in every compound); then BYE if leaving.
+/// SDES with the CNAME (required in every compound); then a PLI about `pli`'s source if
+/// asking for a key frame (RFC 4585 §6.3.1, in a compound as its §3.1 wants); then BYE if
+/// leaving.
 pub(crate) fn build_compound(
     ssrc: u32,
     sender: Option<SenderInfo>,
     block: Option<Block>,
     cname: &str,
+    pli: Option<u32>,
     bye: Option<&str>,
 ) -> Result<Vec<u8>, RtcpWriteError> {
     let mut compound = Compound::builder();
@@ -133,6 +146,13 @@ pub(crate) fn build_compound(
         compound.add_packet(Sdes::builder().add_chunk(
             SdesChunk::builder(ssrc).add_item(SdesItem::builder(SdesItem::CNAME, cname)),
         ));
+    if let Some(media) = pli {
+        compound = compound.add_packet(
+            PayloadFeedback::builder_owned(Pli::builder())
+                .sender_ssrc(ssrc)
+                .media_ssrc(media),
+        );
+    }
     if let Some(reason) = bye {
         let mut b = Bye::builder().add_source(ssrc);
         if !reason.is_empty() {
@@ -158,6 +178,9 @@ pub(crate) struct Incoming {
     pub(crate) block_about_us: Option<Block>,
     /// SSRCs leaving (BYE).
     pub(crate) bye: Vec<u32>,
+    /// A key-frame request for our stream: PLI about us (RFC 4585 §6.3.1), FIR with an
+    /// entry for us (RFC 5104 §4.3.1) or an RFC 2032 FIR.
+    pub(crate) key_frame_request: bool,
 }
 
 /// Parses a compound packet (RFC 3550 §6.1; the header checks of A.2 except "the first
@@ -181,7 +204,20 @@ pub(crate) fn parse_compound(bytes: &[u8], our_ssrc: u32) -> Result<Incoming, Rt
                 }
             }
             Packet::Bye(bye) => incoming.bye.extend(bye.ssrcs()),
-            // SDES, APP, feedback, XR: nothing the session acts on.
+            Packet::PayloadFeedback(fb) => {
+                incoming.key_frame_request |= match fb.count() {
+                    // Some senders leave the media source 0.
+                    FMT_PLI => fb.media_ssrc() == our_ssrc || fb.media_ssrc() == 0,
+                    FMT_FIR => fb
+                        .parse_fci::<Fir>()
+                        .is_ok_and(|f| f.entries().any(|e| e.ssrc() == our_ssrc)),
+                    _ => false,
+                };
+            }
+            // One 32-bit word: the SSRC of the stream to refresh, which libre fills with
+            // its own; with one source per session it can only mean ours.
+            Packet::Unknown(u) if u.type_() == RFC2032_FIR => incoming.key_frame_request = true,
+            // SDES, APP, other feedback, XR: nothing the session acts on.
             _ => {}
         }
     }
@@ -238,6 +274,7 @@ mod tests {
             Some(info),
             Some(block),
             "gw@example",
+            None,
             Some("bye"),
         )
         .unwrap();
@@ -254,7 +291,7 @@ mod tests {
     #[test]
     fn rr_without_blocks_is_28_bytes_with_short_cname() {
         // RR (8) + SDES header (4) + chunk: SSRC (4) + CNAME item (2 + 9) + NUL, padded to 16.
-        let bytes = build_compound(7, None, None, "123456789", None).unwrap();
+        let bytes = build_compound(7, None, None, "123456789", None, None).unwrap();
         assert_eq!(bytes.len(), 8 + 4 + 16);
         assert_eq!(&bytes[..8], &[0x80, 201, 0, 1, 0, 0, 0, 7]);
         assert_eq!(bytes[9], 202);
@@ -264,8 +301,79 @@ mod tests {
     }
 
     #[test]
+    fn pli_round_trip() {
+        let bytes = build_compound(7, None, None, "x", Some(0x0102_0304), None).unwrap();
+        // RR, SDES, then PSFB (206) FMT 1 with sender 7 and media 0x01020304, no FCI.
+        let pli = &bytes[bytes.len() - 12..];
+        assert_eq!(pli, &[0x81, 206, 0, 2, 0, 0, 0, 7, 1, 2, 3, 4]);
+        assert!(
+            parse_compound(&bytes, 0x0102_0304)
+                .unwrap()
+                .key_frame_request
+        );
+        assert!(!parse_compound(&bytes, 5).unwrap().key_frame_request);
+        let plain = build_compound(7, None, None, "x", None, None).unwrap();
+        assert!(
+            !parse_compound(&plain, 0x0102_0304)
+                .unwrap()
+                .key_frame_request
+        );
+    }
+
+    #[test]
+    fn key_frame_requests_from_peers() {
+        let rr = build_compound(9, None, None, "peer", None, None).unwrap();
+        let with = |extra: &[u8]| [rr.as_slice(), extra].concat();
+        let us = 0xaabb_ccdd_u32.to_be_bytes();
+        // PLI with media source 0.
+        let pli0 = [0x81, 206, 0, 2, 0, 0, 0, 9, 0, 0, 0, 0];
+        assert!(
+            parse_compound(&with(&pli0), 0xaabb_ccdd)
+                .unwrap()
+                .key_frame_request
+        );
+        // RFC 5104 FIR: an entry (SSRC, seq, 3 reserved bytes) for us, and one for another.
+        let mut fir = vec![0x84, 206, 0, 4, 0, 0, 0, 9, 0, 0, 0, 0];
+        fir.extend_from_slice(&us);
+        fir.extend_from_slice(&[1, 0, 0, 0]);
+        assert!(
+            parse_compound(&with(&fir), 0xaabb_ccdd)
+                .unwrap()
+                .key_frame_request
+        );
+        assert!(!parse_compound(&with(&fir), 1).unwrap().key_frame_request);
+        // RFC 2032 FIR (what baresip sends), alone and after SR/RR + SDES.
+        let old = [0x80, 192, 0, 1, 0, 0, 0, 9];
+        assert!(parse_compound(&old, 1).unwrap().key_frame_request);
+        assert!(parse_compound(&with(&old), 1).unwrap().key_frame_request);
+        // Generic NACK (RTPFB) and a PSFB of another FMT (SLI) are not key-frame requests.
+        let nack = [
+            0x81, 205, 0, 3, 0, 0, 0, 9, 0xaa, 0xbb, 0xcc, 0xdd, 0, 5, 0, 0,
+        ];
+        assert!(
+            !parse_compound(&with(&nack), 0xaabb_ccdd)
+                .unwrap()
+                .key_frame_request
+        );
+        let sli = [
+            0x82, 206, 0, 3, 0, 0, 0, 9, 0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 0,
+        ];
+        assert!(
+            !parse_compound(&with(&sli), 0xaabb_ccdd)
+                .unwrap()
+                .key_frame_request
+        );
+        // A truncated FIR FCI, or a PSFB too short to name a media source: no request,
+        // and no panic.
+        let short_fir = [0x84, 206, 0, 3, 0, 0, 0, 9, 0, 0, 0, 0, 1, 2, 3, 4];
+        assert!(!parse_compound(&with(&short_fir), 0x0102_0304).is_ok_and(|i| i.key_frame_request));
+        let stub = [0x81, 206, 0, 1, 0, 0, 0, 9];
+        assert!(parse_compound(&with(&stub), 0).is_err());
+    }
+
+    #[test]
     fn malformed_compounds_are_errors() {
-        let good = build_compound(7, None, None, "x", None).unwrap();
+        let good = build_compound(7, None, None, "x", None, None).unwrap();
         for len in 0..good.len() {
             // Every truncation either parses to something shorter or fails; none panics.
             let _ = parse_compound(&good[..len], 1);
@@ -300,7 +408,8 @@ mod tests {
             packets: 3,
             octets: 4,
         };
-        let good = build_compound(1, Some(info), Some(block), "cname", Some("reason")).unwrap();
+        let good =
+            build_compound(1, Some(info), Some(block), "cname", Some(9), Some("reason")).unwrap();
         let mut rng = crate::rtp::rng::Rng::new(3550);
         let mut parsed = 0;
         for _ in 0..50_000 {

@@ -585,14 +585,13 @@ fn rtcp_interval_is_randomised_around_five_seconds() {
     assert_eq!(again.poll_timeout(), Some(t0 + first));
 }
 
-#[test]
-fn bye_is_sent_last_and_closes_the_session() {
-    let t0 = t0();
-    let mut a = RtpSession::new(t0, config(40));
-    let mut cb = config(41);
+/// Sessions A (at 192.0.2.99:6000) and B (at the SDP address) after B received three
+/// packets from A (its remote source); seeds `seed` and `seed + 1`.
+fn pair_with_source(t0: Instant, seed: u64) -> (RtpSession, RtpSession) {
+    let mut a = RtpSession::new(t0, config(seed));
+    let mut cb = config(seed + 1);
     cb.remote_rtp = Some(addr("192.0.2.99:6000"));
     let mut b = RtpSession::new(t0, cb);
-    // B learns A as its remote source.
     let mut buf = [0u8; 200];
     for i in 0..3 {
         let sent = a
@@ -608,6 +607,14 @@ fn bye_is_sent_last_and_closes_the_session() {
         let _ = b.receive(t0 + ms(20 * i), addr("192.0.2.99:6000"), &buf[..sent.len]);
     }
     assert_eq!(b.remote_ssrc(), Some(a.ssrc()));
+    (a, b)
+}
+
+#[test]
+fn bye_is_sent_last_and_closes_the_session() {
+    let t0 = t0();
+    let (mut a, mut b) = pair_with_source(t0, 40);
+    let mut buf = [0u8; 200];
     a.bye(t0 + ms(100), wall(ms(100)), "hangup");
     assert_eq!(a.poll_timeout(), None);
     assert_eq!(
@@ -638,7 +645,7 @@ fn bye_is_sent_last_and_closes_the_session() {
 fn rtcp_from_a_foreign_ip_is_dropped_and_symmetric_rtcp_latches() {
     let t0 = t0();
     let mut a = RtpSession::new(t0, config(50));
-    let rr = rtcp::build_compound(77, None, None, "peer", None).unwrap();
+    let rr = rtcp::build_compound(77, None, None, "peer", None, None).unwrap();
     assert_eq!(
         a.receive_rtcp(t0, addr("203.0.113.1:40001"), &rr),
         Err(DropReason::Source)
@@ -692,4 +699,37 @@ fn cname_is_truncated_to_an_sdes_item() {
     let at = s.poll_timeout().unwrap();
     s.handle_timeout(at, wall(Duration::ZERO));
     assert!(s.poll_transmit().is_some());
+}
+
+#[test]
+fn key_frame_request_is_a_pli_about_the_remote_source() {
+    let t0 = t0();
+    // No remote source yet: nothing to ask.
+    let mut lone = RtpSession::new(t0, config(72));
+    assert!(!lone.request_key_frame(t0, wall(Duration::ZERO)));
+    assert!(lone.poll_transmit().is_none());
+    let (mut a, mut b) = pair_with_source(t0, 70);
+    // Asked at once, not at the next report time.
+    assert!(b.request_key_frame(t0 + ms(60), wall(ms(60))));
+    let t = b.poll_transmit().unwrap();
+    assert_eq!(t.to, addr("192.0.2.99:6001"));
+    assert_eq!(b.stats().plis_sent, 1);
+    let r = a
+        .receive_rtcp(t0 + ms(61), addr("192.0.2.10:40001"), &t.payload)
+        .unwrap();
+    assert!(r.key_frame_request);
+    assert_eq!(a.stats().key_frame_requests, 1);
+    // An ordinary report is not a request.
+    let at = b.poll_timeout().unwrap();
+    b.handle_timeout(at, wall(ms(5000)));
+    let t = b.poll_transmit().unwrap();
+    let r = a
+        .receive_rtcp(at, addr("192.0.2.10:40001"), &t.payload)
+        .unwrap();
+    assert!(!r.key_frame_request);
+    // After BYE there is no one to ask.
+    b.bye(at, wall(ms(5000)), "");
+    let _ = b.poll_transmit();
+    assert!(!b.request_key_frame(at, wall(ms(5000))));
+    assert_eq!(b.stats().plis_sent, 1);
 }
