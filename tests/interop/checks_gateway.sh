@@ -463,3 +463,26 @@ check_gateway_baresip_video() {
     wait "$alice" || fail "alice: $(tail -1 "$CDIR/alice.err")"
     gateway_bv_verdict
 }
+
+# 9. The other way: baresip bob calls alice with audio and video; the python-librtmp phone
+#    accepts with (pcmu, h264) and runs the same media; bob hangs up after 7 s and alice
+#    gets byed(); gateway_bv_verdict holds. (baresip's ctrl_tcp serves one connection at a
+#    time: each command is its own.)
+check_gateway_baresip_video_in() {
+    local port=21800
+    gateway_bv_setup $port
+    gateway_client alice videoanswer "$port" "$CDIR/alice.flv" "$CDIR/remote.flv" 12 pcmu h264
+    local alice=$LAST_PID
+    gateway_wait_line alice '^connected' 10
+    "$PY" "$INTEROP_DIR/baresip_ctrl.py" cmd $((port + 30)) dial "sip:alice@127.0.0.1:$port" \
+        > "$CDIR/dial.out" 2>&1 || fail "baresip dial: $(tail -1 "$CDIR/dial.out")"
+    gateway_bv_observe $port
+    sleep 2
+    "$PY" "$INTEROP_DIR/baresip_ctrl.py" cmd $((port + 30)) hangup > "$CDIR/hangup.out" 2>&1 ||
+        fail "baresip hangup: $(tail -1 "$CDIR/hangup.out")"
+    wait "$alice" || fail "alice: $(tail -1 "$CDIR/alice.err")"
+    grep -q '^callback invited .*bob@127.0.0.1' "$CDIR/alice.out" ||
+        fail "no invited(bob, alice): $(grep callback "$CDIR/alice.out" | tr '\n' ' ')"
+    grep -q '^callback byed' "$CDIR/alice.out" || fail "no byed() after bob hung up"
+    gateway_bv_verdict
+}

@@ -31,6 +31,7 @@ ALL_CHECKS=(
     gateway_librtmp_video:60
     gateway_librtmp_xflv:60
     gateway_baresip_video:60
+    gateway_baresip_video_in:60
 )
 
 interop_main "$HERE/gateway.sh" "$@"

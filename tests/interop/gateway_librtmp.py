@@ -16,6 +16,9 @@ usage:
   gateway_librtmp.py videocall PORT AOR AUTHNAME AUTHPASS DEST FLV OUT SECONDS [CODEC...]
       as `callvideo`, and on the same connection also play `remote` (a second stream, the
       way Flash does it) and write what arrives (FLV) to OUT; then bye().
+  gateway_librtmp.py videoanswer PORT AOR AUTHNAME AUTHPASS FLV OUT SECONDS [CODEC...]
+      wait (20 s) for `invited`, accept(CODEC...), then as `videocall` until SECONDS have
+      passed or the caller hangs up (`byed`).
   gateway_librtmp.py drop PORT AOR AUTHNAME AUTHPASS WHEN [DEST]
       vanish without closing (the process exits, the socket is reset) once WHEN is reached:
       `ringing` (after invite(DEST) rang), `call` (2 s into the call with DEST), or
@@ -192,6 +195,14 @@ def main():
         p.publish_and_play(flv, out, float(seconds))
         if "byed" not in p.seen:
             p.call("bye")
+        p.conn.close()
+    elif len(a) >= 8 and a[0] == "videoanswer":
+        port, aor, user, password, flv, out, seconds = a[1:8]
+        p = Phone(port, aor, user, password)
+        p.wait("invited", 20)
+        p.call("accept", *a[8:])
+        p.wait("accepted", 10)
+        p.publish_and_play(flv, out, float(seconds))
         p.conn.close()
     elif len(a) >= 7 and a[0] == "record":
         port, aor, user, password, out, seconds = a[1:7]
