@@ -486,3 +486,21 @@ check_gateway_baresip_video_in() {
     grep -q '^callback byed' "$CDIR/alice.out" || fail "no byed() after bob hung up"
     gateway_bv_verdict
 }
+
+# 10. Key-frame requests from a real SIP video phone: as gateway_baresip_video, but alice
+#     leaves out her first key frame, so baresip's decoder starts on inter frames it
+#     cannot decode and asks for a key frame by RTCP (an RFC 2032 FIR: no `rtcp-fb nack`
+#     in our SDP). The gateway's video session must take it as a key-frame request (its
+#     log says so); baresip decodes from alice's next key frame on (gateway_bv_verdict).
+check_gateway_baresip_keyframe() {
+    local port=21900
+    gateway_bv_setup $port
+    gateway_client alice videocall-nokey "$port" "sip:bob@127.0.0.1:$port" "$CDIR/alice.flv" \
+        "$CDIR/remote.flv" 8 pcmu h264
+    local alice=$LAST_PID
+    gateway_bv_observe $port
+    wait "$alice" || fail "alice: $(tail -1 "$CDIR/alice.err")"
+    grep -aq 'RTCP key-frame request' "$CDIR/gw.err" ||
+        fail "the gateway saw no RTCP key-frame request from baresip"
+    gateway_bv_verdict
+}

@@ -32,6 +32,7 @@ ALL_CHECKS=(
     gateway_librtmp_xflv:60
     gateway_baresip_video:60
     gateway_baresip_video_in:60
+    gateway_baresip_keyframe:60
 )
 
 interop_main "$HERE/gateway.sh" "$@"

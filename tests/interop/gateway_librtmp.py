@@ -16,6 +16,9 @@ usage:
   gateway_librtmp.py videocall PORT AOR AUTHNAME AUTHPASS DEST FLV OUT SECONDS [CODEC...]
       as `callvideo`, and on the same connection also play `remote` (a second stream, the
       way Flash does it) and write what arrives (FLV) to OUT; then bye().
+  gateway_librtmp.py videocall-nokey PORT AOR AUTHNAME AUTHPASS DEST FLV OUT SECONDS [CODEC...]
+      as `videocall`, but the FLV's first key frame is left out: the far end's decoder
+      starts on inter frames and has to ask for a key frame.
   gateway_librtmp.py videoanswer PORT AOR AUTHNAME AUTHPASS FLV OUT SECONDS [CODEC...]
       wait (20 s) for `invited`, accept(CODEC...), then as `videocall` until SECONDS have
       passed or the caller hangs up (`byed`).
@@ -120,7 +123,7 @@ class Phone:
                 return int(v[3])
         fail("no createStream result")
 
-    def publish_and_play(self, flv, out, seconds):
+    def publish_and_play(self, flv, out, seconds, skip_first_key=False):
         """Publishes the FLV's audio and video tags on `local` in real time while writing
         what arrives on `remote` to OUT (FLV), on two streams of this connection, until
         SECONDS have passed or the call ends. librtmp is single-threaded: between tags it
@@ -130,6 +133,10 @@ class Phone:
         invoke(self.conn, local, "publish", 0, "local", "live")
         invoke(self.conn, remote, "play", 0, "remote", -1000)
         tags = [t for t in flv_tags(flv) if t[0] in (8, 9)]
+        if skip_first_key:
+            # FLV AVC: frame type 1 (key) with packet type 1 (NAL units).
+            first = next(i for i, t in enumerate(tags) if t[0] == 9 and t[2][:2] == b"\x17\x01")
+            del tags[first]
         t0, sent, got, i = time.time(), 0, {8: 0, 9: 0}, 0
         with open(out, "wb") as f:
             f.write(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")
@@ -187,12 +194,12 @@ def main():
         p.call("bye")
         stream.close()
         p.conn.close()
-    elif len(a) >= 9 and a[0] == "videocall":
+    elif len(a) >= 9 and a[0] in ("videocall", "videocall-nokey"):
         port, aor, user, password, dest, flv, out, seconds = a[1:9]
         p = Phone(port, aor, user, password)
         print("invite result", p.call("invite", dest, *a[9:]), flush=True)
         p.wait("accepted", 15)
-        p.publish_and_play(flv, out, float(seconds))
+        p.publish_and_play(flv, out, float(seconds), skip_first_key=a[0] == "videocall-nokey")
         if "byed" not in p.seen:
             p.call("bye")
         p.conn.close()
