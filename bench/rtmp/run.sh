@@ -6,7 +6,12 @@
 # usage: bench/rtmp/run.sh    env: LEVELS="10 100 500" WARMUP=5 MEASURE=20 PORT=25935
 #        RTMP_ARGS (extra `switchboard rtmp` options, e.g. "--threads 2")
 #        SWITCHBOARD_RELEASE, RTMP_LOAD (prebuilt release binaries; default: build them)
-# Prints one line per (server, N) and writes them to bench/rtmp/out/results.txt.
+#        SERVERS: the servers run at each level, in this order (default
+#          "switchboard nginx-rtmp"); NAME=PATH runs the switchboard binary PATH under
+#          the name NAME, for A/B runs of two builds: SERVERS="base=/tmp/a new=/tmp/b nginx-rtmp"
+#        REPS: repetitions of the whole alternation (default 1)
+# Prints one line per (server, N) and writes them to bench/rtmp/out/results.txt; with
+# REPS > 1 the median CPU % per player of each (server, N) follows.
 # Per line: players that connected / played / got every frame (>= 98 % of 25 fps x MEASURE
 # with no gap over 1 s), the fewest and median frames a player got, the longest gap, the
 # server's CPU seconds over the window (utime+stime from /proc) and CPU % of one core per
@@ -52,12 +57,17 @@ wait_port() {
   echo "server on $PORT did not start" >&2; return 1
 }
 
-start_server() { # $1: switchboard | nginx-rtmp
+start_server() { # $1: switchboard | nginx-rtmp | NAME=PATH (a switchboard binary)
   case $1 in
-    switchboard)
+    nginx-rtmp) ;;
+    *)
+      local bin=$SW name=${1%%=*}
+      [[ $1 == *=* ]] && bin=${1#*=}
       # shellcheck disable=SC2086
-      "$SW" rtmp -p "$PORT" -r "$OUT" ${RTMP_ARGS:-} > "$OUT/switchboard.log" 2>&1 &
+      "$bin" rtmp -p "$PORT" -r "$OUT" ${RTMP_ARGS:-} > "$OUT/$name.log" 2>&1 &
       SERVER_PID=$! ;;
+  esac
+  case $1 in
     nginx-rtmp)
       mkdir -p "$OUT/nginx"
       sed -e "s|@DIR@|$OUT/nginx|g" -e "s|@PORT@|$PORT|g" bench/rtmp/nginx.conf.in > "$OUT/nginx/nginx.conf"
@@ -66,22 +76,38 @@ start_server() { # $1: switchboard | nginx-rtmp
   esac
   wait_port
   ffmpeg -nostdin -hide_banner -loglevel error -re -stream_loop -1 -i "$SRC" -c copy \
-    -f flv "rtmp://127.0.0.1:$PORT/live/bench" > "$OUT/publisher-$1.log" 2>&1 &
+    -f flv "rtmp://127.0.0.1:$PORT/live/bench" > "$OUT/publisher-${1%%=*}.log" 2>&1 &
   PUB_PID=$!
   sleep 3
 }
 
 {
-  echo "# $(date -u +%FT%TZ) $(nproc) cores; warmup ${WARMUP}s, window ${MEASURE}s"
-  # Alternating per level, so that both servers see the same machine load.
-  for n in $LEVELS; do
-    for server in switchboard nginx-rtmp; do
-      start_server "$server"
-      ulimit -n 65536 2>/dev/null || true
-      line=$("$LOAD" "127.0.0.1:$PORT" live bench "$n" "$WARMUP" "$MEASURE" "$SERVER_PID" 25)
-      echo "server=$server $line"
-      stop
-      sleep 1
+  echo "# $(date -u +%FT%TZ) $(nproc) cores; warmup ${WARMUP}s, window ${MEASURE}s; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  # Alternating per level, so that all servers see the same machine load.
+  for rep in $(seq "${REPS:-1}"); do
+    for n in $LEVELS; do
+      for server in ${SERVERS:-switchboard nginx-rtmp}; do
+        start_server "$server"
+        ulimit -n 65536 2>/dev/null || true
+        line=$("$LOAD" "127.0.0.1:$PORT" live bench "$n" "$WARMUP" "$MEASURE" "$SERVER_PID" 25)
+        echo "server=${server%%=*} rep=$rep $line"
+        stop
+        sleep 1
+      done
     done
   done
 } | tee "$OUT/results.txt"
+
+if (( ${REPS:-1} > 1 )); then
+  echo "# median cpu %/player (and each run's), per server and level"
+  for n in $LEVELS; do
+    for server in ${SERVERS:-switchboard nginx-rtmp}; do
+      grep "^server=${server%%=*} .* players=$n " "$OUT/results.txt" \
+        | sed 's/.*cpu_pct_per_player=//' | sort -g \
+        | awk -v s="${server%%=*}" -v n="$n" '{ v[NR] = $1 } END {
+            m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            all = ""; for (i = 1; i <= NR; i++) all = all " " v[i]
+            printf "median server=%s players=%s cpu_pct_per_player=%.4f (%s )\n", s, n, m, all }'
+    done
+  done | tee -a "$OUT/results.txt"
+fi
