@@ -13,11 +13,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use rtmp::amf::{self, Value};
-use rtmp::{MediaKind, status};
-use tokio::sync::{Notify, oneshot};
+use rtmp::{ChunkedBody, MediaKind, status};
+use tokio::sync::oneshot;
 
 use crate::app::{Call, MediaTag};
 
@@ -122,6 +122,8 @@ pub(crate) enum Out {
     Media {
         stream: u32,
         tag: MediaTag,
+        /// The body in chunks, shared by every player of a relayed message.
+        chunks: Option<Arc<OnceLock<ChunkedBody>>>,
     },
     StreamEof {
         stream: u32,
@@ -142,6 +144,23 @@ pub(crate) struct Outbox {
     skipping_video: HashSet<u32>,
     /// Media messages dropped so far.
     pub(crate) dropped: u64,
+    /// The connection task, while it waits: woken by a new item when `want_items`, and
+    /// by an exceeded limit always. Taken by the wake, so a burst wakes it once.
+    waker: Option<Waker>,
+    /// The task takes new items (its socket is not backed up).
+    want_items: bool,
+}
+
+impl Outbox {
+    /// The waker to wake after an item was queued or a limit exceeded (call it
+    /// after unlocking).
+    fn take_waker(&mut self) -> Option<Waker> {
+        if self.want_items || self.overflow.is_some() {
+            self.waker.take()
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -151,7 +170,6 @@ pub(crate) struct Shared {
     pub(crate) app: OnceLock<String>,
     pub(crate) limits: QueueLimits,
     pub(crate) outbox: Mutex<Outbox>,
-    pub(crate) notify: Notify,
 }
 
 impl Shared {
@@ -159,6 +177,20 @@ impl Shared {
         // A panic while holding the lock cannot leave the queue inconsistent in a way
         // that matters more than losing the connection, so poisoning is ignored.
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// For the connection task: ready when a limit was exceeded, or when items wait
+    /// and `want_items`; otherwise the task's waker is kept for the next push.
+    pub(crate) fn poll_work(&self, cx: &mut Context<'_>, want_items: bool) -> Poll<()> {
+        let mut q = self.lock();
+        if q.overflow.is_some() || (want_items && !q.items.is_empty()) {
+            return Poll::Ready(());
+        }
+        q.want_items = want_items;
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            q.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -180,7 +212,6 @@ impl Client {
                 app: OnceLock::new(),
                 limits,
                 outbox: Mutex::new(Outbox::default()),
-                notify: Notify::new(),
             }),
         }
     }
@@ -211,7 +242,7 @@ impl Client {
     }
 
     fn push(&self, item: Out) -> Result<(), ClientError> {
-        {
+        let wake = {
             let mut q = self.shared.lock();
             if q.closed || q.overflow.is_some() {
                 return Err(ClientError::Closed);
@@ -225,8 +256,11 @@ impl Client {
                 q.commands += 1;
                 q.items.push_back(item);
             }
+            q.take_waker()
+        };
+        if let Some(w) = wake {
+            w.wake();
         }
-        self.shared.notify.notify_one();
         Ok(())
     }
 
@@ -357,8 +391,28 @@ impl Client {
     /// off (`receiveAudio(false)`, `receiveVideo(false)`, `pause`), are dropped when
     /// their turn comes.
     pub fn send_media(&self, stream: u32, tag: MediaTag) -> Result<bool, ClientError> {
+        self.queue_media(stream, tag, None)
+    }
+
+    /// [`Client::send_media`] for a message sent to many clients (the relay): the
+    /// first to write it cuts it into chunks in `chunks`, the others share those.
+    pub(crate) fn send_relayed(
+        &self,
+        stream: u32,
+        tag: MediaTag,
+        chunks: &Arc<OnceLock<ChunkedBody>>,
+    ) -> Result<bool, ClientError> {
+        self.queue_media(stream, tag, Some(chunks.clone()))
+    }
+
+    fn queue_media(
+        &self,
+        stream: u32,
+        tag: MediaTag,
+        chunks: Option<Arc<OnceLock<ChunkedBody>>>,
+    ) -> Result<bool, ClientError> {
         let limits = self.shared.limits;
-        {
+        let wake = {
             let mut q = self.shared.lock();
             if q.closed || q.overflow.is_some() {
                 return Err(ClientError::Closed);
@@ -385,10 +439,17 @@ impl Client {
                 ));
             } else {
                 q.media_bytes += len;
-                q.items.push_back(Out::Media { stream, tag });
+                q.items.push_back(Out::Media {
+                    stream,
+                    tag,
+                    chunks,
+                });
             }
+            q.take_waker()
+        };
+        if let Some(w) = wake {
+            w.wake();
         }
-        self.shared.notify.notify_one();
         Ok(true)
     }
 

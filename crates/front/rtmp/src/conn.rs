@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use rtmp::amf::{self, Value};
@@ -17,7 +18,7 @@ use rtmp::{
     ApiError, CloseReason, MediaKind, PublishType, Session, SessionConfig, SessionEvent,
     SessionOutput, StreamCommand, status,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -28,6 +29,7 @@ use crate::app::{
     StreamDecision,
 };
 use crate::client::{CallError, Client, Out, Reply, status_info};
+use crate::outbuf::OutBuf;
 use crate::server::Context;
 
 /// Pending output above which we stop reading from the client.
@@ -57,8 +59,7 @@ struct Conn {
     handler: Option<Box<dyn Connection>>,
     streams: HashMap<u32, StreamState>,
     calls: BTreeMap<u64, oneshot::Sender<Reply>>,
-    out: Vec<u8>,
-    out_pos: usize,
+    out: OutBuf,
     closing: Option<CloseInfo>,
     decision_deadline: Option<Instant>,
     reject_deadline: Option<Instant>,
@@ -74,6 +75,7 @@ pub(crate) async fn run(
     ctx: Arc<Context>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut socket = socket;
     let now = Instant::now();
     let config = SessionConfig {
         rng_seed,
@@ -90,32 +92,37 @@ pub(crate) async fn run(
         handler: None,
         streams: HashMap::new(),
         calls: BTreeMap::new(),
-        out: Vec::new(),
-        out_pos: 0,
+        out: OutBuf::default(),
         closing: None,
         decision_deadline: None,
         reject_deadline: None,
         last_input: now,
         pinged: false,
     };
-    let (mut rd, mut wr) = socket.into_split();
     let mut rbuf = vec![0u8; 16 * 1024];
 
     enum Ev {
-        Read(std::io::Result<usize>),
-        Wrote(std::io::Result<usize>),
+        Readable,
+        Writable,
         Queue,
         Timer,
         Stop,
         StopGone,
     }
     let mut stop_alive = true;
+    // The stop future stays registered once polled; after that a cheap version check
+    // tells whether it needs polling again.
+    let stop_probe = stop.clone();
+    let mut stop_polled = false;
+    let stop_changed = stop.changed();
+    tokio::pin!(stop_changed);
     // One timer, re-armed only when the deadline comes closer or has passed: a player
     // wakes for every relayed message, and registering a fresh timer each time costs
     // more than the message.
     let mut deadline = c.next_deadline();
     let timer = tokio::time::sleep_until(deadline);
     tokio::pin!(timer);
+    let mut timer_polled = false;
 
     loop {
         c.pump();
@@ -123,10 +130,13 @@ pub(crate) async fn run(
             break;
         }
         // Write at once while the socket takes it, instead of a trip through the
-        // select below (a relayed message reaches every player this way in one wake-up).
-        if c.out_pos < c.out.len() {
-            match wr.try_write(&c.out[c.out_pos..]) {
-                Ok(n) => c.wrote(n),
+        // wait below (a relayed message reaches every player this way in one wake-up).
+        if c.out.pending() > 0 {
+            match c.out.write_with(|iov| match iov {
+                [one] => socket.try_write(one),
+                _ => socket.try_write_vectored(iov),
+            }) {
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     c.close_error(format!("write failed: {e}"));
@@ -134,31 +144,58 @@ pub(crate) async fn run(
                 }
             }
         }
-        let pending = c.out.len() - c.out_pos;
+        let pending = c.out.pending();
         // A later deadline (input moved the idle timer) waits for the armed one to fire.
         let next = c.next_deadline();
         if next < deadline || timer.is_elapsed() {
             deadline = next;
             timer.as_mut().reset(deadline);
+            timer_polled = false;
         }
-        let ev = tokio::select! {
-            r = rd.read(&mut rbuf), if pending < OUT_HIGH => Ev::Read(r),
-            r = wr.write(&c.out[c.out_pos..]), if pending > 0 => Ev::Wrote(r),
-            _ = c.client.shared.notify.notified(), if pending < OUT_LOW => Ev::Queue,
-            _ = &mut timer => Ev::Timer,
-            r = stop.changed(), if stop_alive => if r.is_ok() { Ev::Stop } else { Ev::StopGone },
-        };
+        // One hand-written wait instead of a select!: no futures built and dropped per
+        // wake-up, and the queue wakes the task through the waker it keeps under the
+        // queue's own lock.
+        let ev = std::future::poll_fn(|cx| {
+            if stop_alive && (!stop_polled || !matches!(stop_probe.has_changed(), Ok(false))) {
+                stop_polled = true;
+                if let Poll::Ready(r) = stop_changed.as_mut().poll(cx) {
+                    return Poll::Ready(if r.is_ok() { Ev::Stop } else { Ev::StopGone });
+                }
+            }
+            if c.client.shared.poll_work(cx, pending < OUT_LOW).is_ready() {
+                return Poll::Ready(Ev::Queue);
+            }
+            if pending < OUT_HIGH && socket.poll_read_ready(cx).is_ready() {
+                return Poll::Ready(Ev::Readable);
+            }
+            if pending > 0 && socket.poll_write_ready(cx).is_ready() {
+                return Poll::Ready(Ev::Writable);
+            }
+            // Polled once after each reset (to leave the waker), then only once it
+            // has fired.
+            if !timer_polled || timer.is_elapsed() {
+                timer_polled = true;
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ev::Timer);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
         let now = Instant::now();
         match ev {
-            Ev::Read(Ok(0)) => c.session.handle_eof(now.into_std()),
-            Ev::Read(Ok(n)) => {
-                c.last_input = now;
-                c.pinged = false;
-                c.session.handle_input(now.into_std(), &rbuf[..n]);
-            }
-            Ev::Read(Err(e)) => c.close_error(format!("read failed: {e}")),
-            Ev::Wrote(Ok(n)) => c.wrote(n),
-            Ev::Wrote(Err(e)) => c.close_error(format!("write failed: {e}")),
+            Ev::Readable => match read_drained(&socket, &mut rbuf) {
+                Ok(0) => c.session.handle_eof(now.into_std()),
+                Ok(n) => {
+                    c.last_input = now;
+                    c.pinged = false;
+                    c.session.handle_input(now.into_std(), &rbuf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => c.close_error(format!("read failed: {e}")),
+            },
+            // The write is tried at the top of the loop.
+            Ev::Writable => {}
             Ev::Queue => c.drain_queue(),
             Ev::Timer => c.on_timer(now),
             Ev::Stop => c.closing = Some(CloseInfo::Shutdown),
@@ -168,11 +205,31 @@ pub(crate) async fn run(
 
     // Write what is pending (a rejection, a policy file, a last status), then close.
     c.pump_session_only();
-    if c.out_pos < c.out.len() {
-        let _ = tokio::time::timeout(FLUSH_TIMEOUT, wr.write_all(&c.out[c.out_pos..])).await;
+    if c.out.pending() > 0 {
+        let last = c.out.take_all();
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, socket.write_all(&last)).await;
     }
-    let _ = wr.shutdown().await;
+    let _ = socket.shutdown().await;
     c.finish();
+}
+
+/// Reads what the socket has. A read shorter than the buffer emptied the socket, so
+/// its readiness is cleared at once (the next bytes raise it again), instead of by a
+/// read that fails with `WouldBlock`: one system call less per wake-up.
+fn read_drained(socket: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut short = None;
+    let len = buf.len();
+    let r = socket.try_io(Interest::READABLE, || match socket.try_read(buf) {
+        Ok(n) if n > 0 && n < len => {
+            short = Some(n);
+            Err(std::io::ErrorKind::WouldBlock.into())
+        }
+        other => other,
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => r,
+    }
 }
 
 impl Conn {
@@ -232,52 +289,45 @@ impl Conn {
     fn pump(&mut self) {
         while let Some(o) = self.session.poll_output() {
             match o {
-                SessionOutput::Send(b) => self.append(b),
+                SessionOutput::Send(b) => {
+                    let empty = self.out.push(b);
+                    self.session.recycle(empty);
+                }
+                SessionOutput::SendWith { bytes, mut shared } => {
+                    let empty = self.out.push_with(bytes, &mut shared);
+                    self.session.recycle(empty);
+                    self.session.recycle_shared(shared);
+                }
                 SessionOutput::Event(e) => self.on_event(e),
             }
         }
-        let overflow = self.client.shared.lock().overflow.take();
-        if let Some(why) = overflow {
-            if self.streams.values().any(|s| s.playing.is_some()) {
-                for (&id, s) in &self.streams {
-                    if s.playing.is_some() {
-                        let _ = self.session.on_status_info(
-                            id,
-                            status_info("error", status::FAILED, "Too slow: disconnecting"),
-                        );
-                    }
-                }
+    }
+
+    /// A queue limit was exceeded (a player too slow for its stream): tell each
+    /// playing stream, then close.
+    fn on_overflow(&mut self, why: String) {
+        for (&id, s) in &self.streams {
+            if s.playing.is_some() {
+                let _ = self.session.on_status_info(
+                    id,
+                    status_info("error", status::FAILED, "Too slow: disconnecting"),
+                );
             }
-            self.close_error(why);
         }
+        self.close_error(why);
     }
 
     fn pump_session_only(&mut self) {
         while let Some(o) = self.session.poll_output() {
-            if let SessionOutput::Send(b) = o {
-                self.append(b);
+            match o {
+                SessionOutput::Send(b) => {
+                    let _ = self.out.push(b);
+                }
+                SessionOutput::SendWith { bytes, mut shared } => {
+                    let _ = self.out.push_with(bytes, &mut shared);
+                }
+                SessionOutput::Event(_) => {}
             }
-        }
-    }
-
-    /// `n` bytes of the write buffer reached the socket.
-    fn wrote(&mut self, n: usize) {
-        self.out_pos += n;
-        if self.out_pos == self.out.len() {
-            self.out.clear();
-            self.out_pos = 0;
-        }
-    }
-
-    fn append(&mut self, b: Vec<u8>) {
-        if self.out_pos == self.out.len() {
-            // Nothing pending: take the session's buffer instead of copying it, and
-            // give it the written one back to fill next.
-            let written = std::mem::replace(&mut self.out, b);
-            self.out_pos = 0;
-            self.session.recycle(written);
-        } else {
-            self.out.extend_from_slice(&b);
         }
     }
 
@@ -740,13 +790,16 @@ impl Conn {
         let start = self.session.bytes_sent();
         loop {
             let produced = (self.session.bytes_sent() - start) as usize;
-            if self.out.len() - self.out_pos + produced >= OUT_LOW {
-                // Come back when the socket has taken some.
-                self.client.shared.notify.notify_one();
-                return;
-            }
             let item = {
                 let mut q = self.client.shared.lock();
+                if let Some(why) = q.overflow.clone() {
+                    drop(q);
+                    return self.on_overflow(why);
+                }
+                if self.out.pending() + produced >= OUT_LOW {
+                    // The task asks again once the socket has taken some.
+                    return;
+                }
                 let item = q.items.pop_front();
                 match &item {
                     Some(Out::Media { tag, .. }) => q.media_bytes -= tag.payload.len(),
@@ -810,7 +863,11 @@ impl Conn {
             },
             Out::Status { stream, info } => self.session.on_status_info(stream, info),
             Out::StreamEof { stream } => self.session.stream_eof(stream),
-            Out::Media { stream, tag } => {
+            Out::Media {
+                stream,
+                tag,
+                chunks,
+            } => {
                 let Some(s) = self.streams.get(&stream) else {
                     return;
                 };
@@ -821,8 +878,18 @@ impl Conn {
                 if off {
                     return;
                 }
-                self.session
-                    .send_media(stream, tag.kind, tag.timestamp, &tag.payload)
+                match chunks {
+                    Some(c) => self.session.send_media_chunked(
+                        stream,
+                        tag.kind,
+                        tag.timestamp,
+                        &tag.payload,
+                        &c,
+                    ),
+                    None => self
+                        .session
+                        .send_media(stream, tag.kind, tag.timestamp, &tag.payload),
+                }
             }
             Out::Close => {
                 if self.closing.is_none() {

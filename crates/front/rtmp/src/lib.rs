@@ -23,6 +23,7 @@ pub mod app;
 mod client;
 mod conn;
 mod live;
+mod outbuf;
 mod server;
 
 pub use app::{

@@ -26,12 +26,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rtmp::flv::{self, FlvReader};
-use rtmp::{MediaKind, PublishType, status};
+use rtmp::{ChunkedBody, MediaKind, PublishType, status};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -132,8 +132,9 @@ impl Player {
         }
     }
 
-    /// Sends a relayed tag; false if the player is gone.
-    fn relay(&mut self, tag: &MediaTag) -> bool {
+    /// Sends a relayed tag, whose chunks all players share; false if the player is
+    /// gone.
+    fn relay(&mut self, tag: &MediaTag, chunks: &Arc<OnceLock<ChunkedBody>>) -> bool {
         if tag.kind == MediaKind::Video && !tag.is_sequence_header() {
             if self.wait_key && !tag.is_keyframe() {
                 return true;
@@ -146,7 +147,7 @@ impl Player {
             timestamp: tag.timestamp.saturating_sub(base),
             ..tag.clone()
         };
-        self.client.send_media(self.stream, t).is_ok()
+        self.client.send_relayed(self.stream, t, chunks).is_ok()
     }
 
     /// Codec headers and metadata for a player that joins a running stream.
@@ -339,7 +340,9 @@ impl Connection for LiveConn {
                 );
             }
         }
-        s.players.retain_mut(|p| p.relay(&tag));
+        // Cut into chunks once, by the first player that writes it, for all of them.
+        let chunks = Arc::new(OnceLock::new());
+        s.players.retain_mut(|p| p.relay(&tag, &chunks));
     }
 
     fn unpublish(&mut self, stream: u32) {

@@ -97,17 +97,22 @@ async fn server_basics(tag: &str, config: ServerConfig) {
     }
     assert_eq!(status.as_deref(), Some("NetStream.Play.Start"));
 
-    // Audio, then a key frame (a player joins at a key frame), then more audio.
-    let sent: [(u8, u32, &[u8]); 3] = [
+    // Audio, then a key frame (a player joins at a key frame), then more audio, then
+    // an inter frame of three chunks (4096 bytes each: its chunks are cut once and
+    // shared by the players).
+    let mut inter: Vec<u8> = (0..9000u32).map(|i| (i % 251) as u8).collect();
+    inter[0] = 0x27;
+    let sent: [(u8, u32, &[u8]); 4] = [
         (9, 40, &[0x17, 1, 0, 0, 0, 5, 6]),
         (8, 60, &[0xB2, 1, 2, 3]),
         (8, 80, &[0xB2, 4, 5, 6]),
+        (9, 80, &inter),
     ];
     for (t, ts, body) in sent {
         publisher.media(ps, t, ts, body).await;
     }
     let mut got = Vec::new();
-    while got.len() < 3 {
+    while got.len() < sent.len() {
         let m = player.next(WAIT).await.expect("media");
         if matches!(m.type_id, 8 | 9) {
             got.push((m.type_id, m.payload.to_vec()));

@@ -445,7 +445,9 @@ struct OutState {
 #[derive(Debug)]
 pub struct ChunkEncoder {
     chunk_size: usize,
-    streams: HashMap<u32, OutState>,
+    /// The previous message per chunk stream: a handful of entries, searched in order
+    /// (cheaper than hashing for every message sent).
+    streams: Vec<(u32, OutState)>,
 }
 
 impl Default for ChunkEncoder {
@@ -459,7 +461,7 @@ impl ChunkEncoder {
     pub fn new() -> ChunkEncoder {
         ChunkEncoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
-            streams: HashMap::new(),
+            streams: Vec::new(),
         }
     }
 
@@ -505,14 +507,60 @@ impl ChunkEncoder {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), ChunkError> {
+        let head = self.first_header(csid, timestamp, type_id, stream_id, payload.len())?;
+        let chunks = payload.len().div_ceil(self.chunk_size).max(1);
+        out.reserve(payload.len() + 18 + (chunks - 1) * (3 + if head.extended { 4 } else { 0 }));
+        head.write(out);
+        head.write_rest(out, self.chunk_size, payload);
+        Ok(())
+    }
+
+    /// Like [`ChunkEncoder::encode_parts`] for a message whose body was cut into
+    /// chunks beforehand ([`ChunkedBody`], shared by the receivers of a relayed
+    /// stream): writes the first chunk header to `out` and returns `body`'s bytes,
+    /// which follow it on the wire, when they fit this encoder (same chunk size and
+    /// chunk stream, no extended timestamp); otherwise writes the whole message to
+    /// `out` and returns `None`.
+    pub fn encode_chunked(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        body: &ChunkedBody,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Bytes>, ChunkError> {
+        let payload = &body.payload;
+        let head = self.first_header(csid, timestamp, type_id, stream_id, payload.len())?;
+        head.write(out);
+        // Spec §5.3.1.3: format 3 chunks repeat an extended timestamp, which is this
+        // receiver's own.
+        if !head.extended && !payload.is_empty() && body.fits(self.chunk_size, csid, payload.len())
+        {
+            return Ok(Some(body.bytes.clone()));
+        }
+        head.write_rest(out, self.chunk_size, payload);
+        Ok(None)
+    }
+
+    /// Chooses the first chunk's header for a message and records the message as the
+    /// chunk stream's previous one.
+    fn first_header(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        length: usize,
+    ) -> Result<FirstHeader, ChunkError> {
         if !(MIN_CSID..=MAX_CSID).contains(&csid) {
             return Err(ChunkError::BadChunkStreamId(csid));
         }
-        let length = payload.len();
         if length > MAX_MESSAGE_LEN {
             return Err(ChunkError::EncodeTooLong(length));
         }
-        let (fmt, field) = match self.streams.get(&csid) {
+        let slot = self.streams.iter().position(|(c, _)| *c == csid);
+        let (fmt, field) = match slot.map(|i| &self.streams[i].1) {
             Some(p) if p.stream_id == stream_id && timestamp > p.timestamp => {
                 let delta = timestamp - p.timestamp;
                 if p.length != length || p.type_id != type_id {
@@ -523,46 +571,141 @@ impl ChunkEncoder {
             }
             _ => (0, timestamp),
         };
-        let extended = field >= EXTENDED;
-        let chunks = length.div_ceil(self.chunk_size).max(1);
-        out.reserve(length + 18 + (chunks - 1) * (3 + if extended { 4 } else { 0 }));
+        let state = OutState {
+            timestamp,
+            length,
+            type_id,
+            stream_id,
+        };
+        match slot {
+            Some(i) => self.streams[i].1 = state,
+            None => self.streams.push((csid, state)),
+        }
+        Ok(FirstHeader {
+            fmt,
+            csid,
+            field,
+            extended: field >= EXTENDED,
+            length,
+            type_id,
+            stream_id,
+        })
+    }
+}
 
-        write_basic_header(out, fmt, csid);
-        let ts = if extended { EXTENDED } else { field };
+/// The header of a message's first chunk (spec §5.3.1).
+struct FirstHeader {
+    fmt: u8,
+    csid: u32,
+    /// Timestamp (format 0) or delta (formats 1, 2).
+    field: u32,
+    extended: bool,
+    length: usize,
+    type_id: u8,
+    stream_id: u32,
+}
+
+impl FirstHeader {
+    /// The payload in chunks after this header (see [`write_body`]).
+    fn write_rest(&self, out: &mut Vec<u8>, chunk_size: usize, payload: &[u8]) {
+        let ext = self.extended.then_some(self.field);
+        write_body(out, self.csid, ext, chunk_size, payload);
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        write_basic_header(out, self.fmt, self.csid);
+        let ts = if self.extended { EXTENDED } else { self.field };
         out.extend_from_slice(&ts.to_be_bytes()[1..]);
-        if fmt <= 1 {
-            out.extend_from_slice(&(length as u32).to_be_bytes()[1..]);
-            out.push(type_id);
+        if self.fmt <= 1 {
+            out.extend_from_slice(&(self.length as u32).to_be_bytes()[1..]);
+            out.push(self.type_id);
         }
-        if fmt == 0 {
-            out.extend_from_slice(&stream_id.to_le_bytes());
+        if self.fmt == 0 {
+            out.extend_from_slice(&self.stream_id.to_le_bytes());
         }
-        if extended {
+        if self.extended {
+            out.extend_from_slice(&self.field.to_be_bytes());
+        }
+    }
+}
+
+/// A message body cut into chunks once, for many receivers of the same message (the
+/// players of a live stream): the body with a format 3 basic header before every chunk
+/// but the first, for one chunk size and chunk stream id. Only the first chunk's
+/// header differs between receivers (timestamp or delta, message stream id), so each
+/// sends its own first header followed by these shared bytes
+/// ([`ChunkEncoder::encode_chunked`]). A body that fits one chunk is the payload itself,
+/// not copied.
+#[derive(Debug, Clone)]
+pub struct ChunkedBody {
+    chunk_size: usize,
+    csid: u32,
+    /// The message body.
+    payload: Bytes,
+    /// What follows the first chunk header.
+    bytes: Bytes,
+}
+
+impl ChunkedBody {
+    /// Cuts `payload` for `chunk_size` on chunk stream `csid`.
+    pub fn new(payload: &Bytes, chunk_size: usize, csid: u32) -> ChunkedBody {
+        let chunk_size = chunk_size.clamp(1, MAX_MESSAGE_LEN);
+        let bytes = if payload.len() <= chunk_size {
+            payload.clone()
+        } else {
+            let chunks = payload.len().div_ceil(chunk_size);
+            let mut out = Vec::with_capacity(payload.len() + (chunks - 1) * 3);
+            write_body(&mut out, csid, None, chunk_size, payload);
+            Bytes::from(out)
+        };
+        ChunkedBody {
+            chunk_size,
+            csid,
+            payload: payload.clone(),
+            bytes,
+        }
+    }
+
+    /// True if these are the bytes an encoder with `chunk_size` writes after the first
+    /// header of a `length`-byte message on `csid` without an extended timestamp. A
+    /// body of one chunk is the same for every chunk size at least as large.
+    pub fn fits(&self, chunk_size: usize, csid: u32, length: usize) -> bool {
+        if length != self.payload.len() {
+            false
+        } else if length <= self.chunk_size {
+            length <= chunk_size
+        } else {
+            chunk_size == self.chunk_size && csid == self.csid
+        }
+    }
+
+    /// The message body.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The bytes that follow a receiver's first chunk header.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+}
+
+/// The body of a message after its first chunk header: the payload in chunks of
+/// `chunk_size`, each after the first preceded by a format 3 header (and the extended
+/// timestamp `ext` when the first header had one, spec §5.3.1.3).
+fn write_body(out: &mut Vec<u8>, csid: u32, ext: Option<u32>, chunk_size: usize, payload: &[u8]) {
+    let mut rest = payload;
+    loop {
+        let n = rest.len().min(chunk_size);
+        out.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        if rest.is_empty() {
+            break;
+        }
+        write_basic_header(out, 3, csid);
+        if let Some(field) = ext {
             out.extend_from_slice(&field.to_be_bytes());
         }
-        let mut rest = payload;
-        loop {
-            let n = rest.len().min(self.chunk_size);
-            out.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if rest.is_empty() {
-                break;
-            }
-            write_basic_header(out, 3, csid);
-            if extended {
-                out.extend_from_slice(&field.to_be_bytes());
-            }
-        }
-        self.streams.insert(
-            csid,
-            OutState {
-                timestamp,
-                length,
-                type_id,
-                stream_id,
-            },
-        );
-        Ok(())
     }
 }
 

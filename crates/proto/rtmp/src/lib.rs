@@ -41,7 +41,8 @@ pub mod stream;
 
 pub use amf::{AmfError, Command, ObjectEncoding, Value};
 pub use chunk::{
-    ChunkDecoder, ChunkEncoder, ChunkError, Control, DecoderLimits, Message, UserControl,
+    ChunkDecoder, ChunkEncoder, ChunkError, ChunkedBody, Control, DecoderLimits, Message,
+    UserControl,
 };
 pub use handshake::{Handshake, HandshakeError};
 pub use session::{

@@ -29,14 +29,15 @@
 //! connect rather than at the first `play`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::amf::{self, AmfError, Command, ObjectEncoding, Value};
 use crate::chunk::{
-    ChunkDecoder, ChunkEncoder, ChunkError, Control, DecoderLimits, Message, UserControl, msg_type,
-    split_aggregate,
+    ChunkDecoder, ChunkEncoder, ChunkError, ChunkedBody, Control, DecoderLimits, Message,
+    UserControl, msg_type, split_aggregate,
 };
 use crate::handshake::{Handshake, HandshakeError, Progress};
 use crate::stream::status;
@@ -226,8 +227,40 @@ pub enum SessionEvent {
 pub enum SessionOutput {
     /// Bytes to write to the connection, in order.
     Send(Vec<u8>),
+    /// Bytes to write with shared pieces between them (the chunks of relayed media,
+    /// [`Session::send_media_chunked`]): each `(at, piece)` goes after `bytes[..at]`,
+    /// in order.
+    SendWith {
+        /// This session's own bytes.
+        bytes: Vec<u8>,
+        /// Shared pieces and where they go in `bytes`, ascending.
+        shared: Vec<(usize, Bytes)>,
+    },
     /// An event for the application.
     Event(SessionEvent),
+}
+
+impl SessionOutput {
+    /// The bytes to write with the shared pieces in place (a copy, for tests and
+    /// simple drivers); `None` for an event.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            SessionOutput::Send(b) => Some(b),
+            SessionOutput::SendWith { bytes, shared } => {
+                let extra: usize = shared.iter().map(|(_, p)| p.len()).sum();
+                let mut v = Vec::with_capacity(bytes.len() + extra);
+                let mut from = 0;
+                for (at, piece) in &shared {
+                    v.extend_from_slice(&bytes[from..*at]);
+                    v.extend_from_slice(piece);
+                    from = *at;
+                }
+                v.extend_from_slice(&bytes[from..]);
+                Some(v)
+            }
+            SessionOutput::Event(_) => None,
+        }
+    }
 }
 
 /// How the application misused the session.
@@ -287,6 +320,8 @@ pub struct Session {
     encoder: ChunkEncoder,
     out: VecDeque<SessionOutput>,
     tx: Vec<u8>,
+    /// Shared pieces that go between the bytes of `tx` (see [`SessionOutput::SendWith`]).
+    tx_shared: Vec<(usize, Bytes)>,
     deadline: Option<Instant>,
     encoding: ObjectEncoding,
     app: Option<String>,
@@ -311,6 +346,7 @@ impl Session {
             encoder: ChunkEncoder::new(),
             out: VecDeque::new(),
             tx: Vec::new(),
+            tx_shared: Vec::new(),
             deadline: Some(now + config.connect_timeout),
             encoding: ObjectEncoding::Amf0,
             app: None,
@@ -393,10 +429,23 @@ impl Session {
         if let Some(o) = self.out.pop_front() {
             return Some(o);
         }
+        // A shared piece always follows its own chunk header in `tx`.
         if self.tx.is_empty() {
             None
         } else {
-            Some(SessionOutput::Send(std::mem::take(&mut self.tx)))
+            Some(self.take_tx())
+        }
+    }
+
+    fn take_tx(&mut self) -> SessionOutput {
+        let bytes = std::mem::take(&mut self.tx);
+        if self.tx_shared.is_empty() {
+            SessionOutput::Send(bytes)
+        } else {
+            SessionOutput::SendWith {
+                bytes,
+                shared: std::mem::take(&mut self.tx_shared),
+            }
         }
     }
 
@@ -406,6 +455,14 @@ impl Session {
         if self.tx.is_empty() && buf.capacity() > self.tx.capacity() {
             buf.clear();
             self.tx = buf;
+        }
+    }
+
+    /// Hands back the list of a [`SessionOutput::SendWith`], like [`Session::recycle`].
+    pub fn recycle_shared(&mut self, mut list: Vec<(usize, Bytes)>) {
+        if self.tx_shared.is_empty() && list.capacity() > self.tx_shared.capacity() {
+            list.clear();
+            self.tx_shared = list;
         }
     }
 
@@ -664,6 +721,45 @@ impl Session {
         self.send_message(csid, timestamp, kind.type_id(), stream_id, payload)
     }
 
+    /// Like [`Session::send_media`] for a message that many sessions send (the players
+    /// of a relayed live stream). The first session to send it cuts `payload` into
+    /// chunks for its chunk size and chunk stream and leaves them in `chunks`; every
+    /// session whose chunks come out the same writes only its own first chunk header,
+    /// and the shared chunks follow in a [`SessionOutput::SendWith`] without being
+    /// copied. Others (another chunk size or stream id, an extended timestamp) chunk
+    /// the payload for themselves, exactly as [`Session::send_media`] does.
+    pub fn send_media_chunked(
+        &mut self,
+        stream_id: u32,
+        kind: MediaKind,
+        timestamp: u32,
+        payload: &Bytes,
+        chunks: &OnceLock<ChunkedBody>,
+    ) -> Result<(), ApiError> {
+        self.require_stream(stream_id)?;
+        if stream_id == 0 {
+            return Err(ApiError::UnknownStream(0));
+        }
+        let csid = stream_csid(stream_id, kind);
+        let size = self.encoder.chunk_size();
+        let body = chunks.get_or_init(|| ChunkedBody::new(payload, size, csid));
+        let before = self.tx.len();
+        let shared = self.encoder.encode_chunked(
+            csid,
+            timestamp,
+            kind.type_id(),
+            stream_id,
+            body,
+            &mut self.tx,
+        )?;
+        self.bytes_sent += (self.tx.len() - before) as u64;
+        if let Some(piece) = shared {
+            self.bytes_sent += piece.len() as u64;
+            self.tx_shared.push((self.tx.len(), piece));
+        }
+        Ok(())
+    }
+
     // ---- inside ----
 
     fn close(&mut self, reason: CloseReason) {
@@ -674,8 +770,8 @@ impl Session {
 
     fn push_event(&mut self, e: SessionEvent) {
         if !self.tx.is_empty() {
-            self.out
-                .push_back(SessionOutput::Send(std::mem::take(&mut self.tx)));
+            let bytes = self.take_tx();
+            self.out.push_back(bytes);
         }
         self.out.push_back(SessionOutput::Event(e));
     }

@@ -63,11 +63,11 @@ impl Pair {
             }
             while let Some(o) = self.s.poll_output() {
                 match o {
-                    SessionOutput::Send(b) => {
-                        moved = true;
-                        self.c.handle_input(self.now, &b);
-                    }
                     SessionOutput::Event(e) => self.sev.push(e),
+                    o => {
+                        moved = true;
+                        self.c.handle_input(self.now, &o.into_bytes().unwrap());
+                    }
                 }
             }
             if !moved {
@@ -673,6 +673,7 @@ fn byte_by_byte_from_the_server() {
                     panic!("server closed: {reason:?}")
                 }
                 SessionOutput::Event(_) => {}
+                SessionOutput::SendWith { .. } => unreachable!("no relayed media here"),
             }
         }
     }

@@ -66,14 +66,15 @@ impl Client {
         self.raw.clear();
         while let Some(o) = s.poll_output() {
             match o {
-                SessionOutput::Send(b) => {
+                SessionOutput::Event(e) => d.events.push(e),
+                o => {
+                    let b = o.into_bytes().unwrap();
                     self.raw.extend_from_slice(&b);
                     self.dec.push(&b);
                     while let Some(m) = self.dec.next_message().unwrap() {
                         d.messages.push(m);
                     }
                 }
-                SessionOutput::Event(e) => d.events.push(e),
             }
         }
         d
@@ -958,8 +959,8 @@ fn byte_by_byte_session() {
         s.handle_input(c.now, std::slice::from_ref(b));
         while let Some(o) = s.poll_output() {
             match o {
-                SessionOutput::Send(v) => sent += v.len(),
                 SessionOutput::Event(e) => events.push(e),
+                o => sent += o.into_bytes().unwrap().len(),
             }
         }
     }
@@ -1014,4 +1015,116 @@ fn connect_answers_with_extra_fields() {
         get(&cmd.args[0], "description").and_then(as_str),
         Some("403 Forbidden")
     );
+}
+
+/// A connected session with `streams` created streams, its output drained.
+fn player(config: SessionConfig, streams: u32) -> (Session, Client) {
+    let (_, mut c) = session();
+    let mut s = Session::new(config, c.now);
+    connect(&mut s, &mut c, "live", 0.0, vec![]);
+    s.accept_connect("ok").unwrap();
+    for i in 0..streams {
+        s.accept_create_stream(2.0 + f64::from(i)).unwrap();
+    }
+    c.drain(&mut s);
+    (s, c)
+}
+
+#[test]
+fn relayed_media_shares_its_chunks_and_matches_per_session_encoding() {
+    let small = SessionConfig {
+        chunk_size: 1000,
+        ..SessionConfig::default()
+    };
+    // (config, streams, stream played): two alike, another chunk size, another
+    // chunk stream (stream 2).
+    let kinds = [
+        (SessionConfig::default(), 1, 1),
+        (SessionConfig::default(), 1, 1),
+        (small, 1, 1),
+        (SessionConfig::default(), 2, 2),
+    ];
+    let mut shared: Vec<(Session, Client)> = kinds
+        .iter()
+        .map(|(cfg, n, _)| player(cfg.clone(), *n))
+        .collect();
+    let mut plain: Vec<(Session, Client)> = kinds
+        .iter()
+        .map(|(cfg, n, _)| player(cfg.clone(), *n))
+        .collect();
+    let msgs: Vec<(MediaKind, u32, Bytes)> = vec![
+        (MediaKind::Video, 0, Bytes::from(vec![0x17; 10_000])),
+        (MediaKind::Audio, 0, Bytes::from_static(&[0xAF, 1, 2])),
+        (MediaKind::Video, 40, Bytes::from(vec![0x27; 5_000])),
+        (MediaKind::Video, 80, Bytes::from(vec![0x27; 3_000])),
+        (MediaKind::Video, 80, Bytes::new()),
+        // A delta past 24 bits: the extended timestamp repeats in every chunk header,
+        // so this one is cut per session.
+        (
+            MediaKind::Video,
+            0x0200_0000,
+            Bytes::from(vec![0x27; 9_000]),
+        ),
+        (
+            MediaKind::Video,
+            0x0200_0028,
+            Bytes::from(vec![0x27; 9_000]),
+        ),
+    ];
+    for (kind, ts, payload) in &msgs {
+        let chunks = OnceLock::new();
+        let mut pieces = Vec::new();
+        for ((s, c), (_, _, stream)) in shared.iter_mut().zip(&kinds) {
+            s.send_media_chunked(*stream, *kind, *ts, payload, &chunks)
+                .unwrap();
+            // The bytes on the wire are those of a session that chunks for itself.
+            let mut raw = Vec::new();
+            while let Some(o) = s.poll_output() {
+                if let SessionOutput::SendWith { shared, .. } = &o {
+                    pieces.push(shared.iter().map(|(_, p)| p.as_ptr()).collect::<Vec<_>>());
+                } else {
+                    pieces.push(Vec::new());
+                }
+                let b = o.into_bytes().unwrap();
+                c.dec.push(&b);
+                raw.extend_from_slice(&b);
+            }
+            let m = c.dec.next_message().unwrap().unwrap();
+            assert_eq!(
+                (m.type_id, m.timestamp, &m.payload),
+                (kind.type_id(), *ts, payload)
+            );
+            c.raw = raw;
+        }
+        for ((s, c), (_, _, stream)) in plain.iter_mut().zip(&kinds) {
+            s.send_media(*stream, *kind, *ts, payload).unwrap();
+            c.drain(s);
+        }
+        for (i, ((_, a), (_, b))) in shared.iter().zip(&plain).enumerate() {
+            assert_eq!(
+                a.raw,
+                b.raw,
+                "session {i}, message at {ts} of {} bytes",
+                payload.len()
+            );
+        }
+        // The two alike sessions wrote the very same shared bytes (not copies) unless
+        // the timestamp is extended or the message empty.
+        let extended = *ts == 0x0200_0000;
+        if payload.is_empty() || extended {
+            assert!(pieces[0].is_empty() && pieces[1].is_empty());
+        } else {
+            assert_eq!(pieces[0].len(), 1);
+            assert_eq!(pieces[0], pieces[1]);
+        }
+        // Another chunk size shares only a body of one chunk; another chunk stream
+        // shares no body of several.
+        if payload.len() > 1000 || extended || payload.is_empty() {
+            assert!(pieces[2].is_empty());
+        }
+        if payload.len() > 4096 || extended || payload.is_empty() {
+            assert!(pieces[3].is_empty());
+        }
+    }
+    assert!(shared[0].0.bytes_sent() == plain[0].0.bytes_sent());
 }
