@@ -41,6 +41,10 @@ pub struct Registrar<L: Locations> {
     locations: L,
     rng: Rng,
     tag: String,
+    /// Value of the Server header of every response, if any.
+    server: Option<String>,
+    /// The Date header value last built, and its second (it changes once a second).
+    date: (u64, String),
 }
 
 impl<L: Locations> Registrar<L> {
@@ -59,7 +63,14 @@ impl<L: Locations> Registrar<L> {
             locations,
             rng,
             tag,
+            server: None,
+            date: (u64::MAX, String::new()),
         }
+    }
+
+    /// Puts a Server header in every response (RFC 3261 §20.35).
+    pub fn set_server(&mut self, value: &str) {
+        self.server = (!value.is_empty()).then(|| value.to_string());
     }
 
     pub fn config(&self) -> &RegistrarConfig {
@@ -102,7 +113,11 @@ impl<L: Locations> Registrar<L> {
     }
 
     fn reply(&self, req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
-        ResponseBuilder::new(req, code, reason).to_tag(&self.tag)
+        let b = ResponseBuilder::new(req, code, reason).to_tag(&self.tag);
+        match &self.server {
+            Some(s) => b.header("Server", s),
+            None => b,
+        }
     }
 
     /// Handles a validated REGISTER that arrived on `flow`; returns the final response.
@@ -156,7 +171,7 @@ impl<L: Locations> Registrar<L> {
                 AuthOutcome::Challenge { stale } => {
                     let salt = self.rng.next_u64();
                     let challenges = auth.challenges(now, salt, stale);
-                    let mut b = ResponseBuilder::new(req, 401, None).to_tag(&self.tag);
+                    let mut b = self.reply(req, 401, None);
                     for c in &challenges {
                         b = b.header("WWW-Authenticate", c);
                     }
@@ -288,14 +303,26 @@ impl<L: Locations> Registrar<L> {
         self.ok_with(req, &bindings, now)
     }
 
-    fn ok_with(&self, req: &Message, bindings: &[Binding], now: u64) -> Message {
+    fn ok_with(&mut self, req: &Message, bindings: &[Binding], now: u64) -> Message {
         let mut b = self.reply(req, 200, None);
+        let mut value = String::with_capacity(128);
         for binding in bindings {
-            let mut value = format!("<{}>;expires={}", binding.contact, binding.remaining(now));
+            use std::fmt::Write;
+            value.clear();
+            let _ = write!(
+                value,
+                "<{}>;expires={}",
+                binding.contact,
+                binding.remaining(now)
+            );
             if let Some(q) = binding.q {
-                value.push_str(&format!(";q={}", format_q(q)));
+                value.push_str(";q=");
+                value.push_str(&format_q(q));
             }
             b = b.header("Contact", &value);
+        }
+        if self.date.0 != now {
+            self.date = (now, sip::builder::http_date(now));
         }
         // The request's interval (or the default), as granted: for clients that read only
         // the header (the original's UA did; seed-spec §8 item 24).
@@ -304,7 +331,7 @@ impl<L: Locations> Registrar<L> {
             .unwrap_or(self.config.default_expires)
             .min(self.config.max_expires);
         b.header("Expires", &granted.to_string())
-            .header("Date", &sip::builder::http_date(now))
+            .header("Date", &self.date.1)
             .build()
     }
 }

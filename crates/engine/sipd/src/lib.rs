@@ -90,12 +90,13 @@ impl<L: Locations> Sipd<L> {
     /// `now`/`now_unix` anchor the wall clock used for binding expiry.
     pub fn new(
         config: SipdConfig,
-        registrar: Registrar<L>,
+        mut registrar: Registrar<L>,
         proxy: Proxy,
         now: Instant,
         now_unix: u64,
     ) -> Self {
         let next_purge = now + config.purge_interval;
+        registrar.set_server(&config.server);
         Sipd {
             txns: Transactions::new(config.txn.clone()),
             config,
@@ -332,7 +333,6 @@ impl<L: Locations> Sipd<L> {
                 self.proxy.learn_flow(flow);
                 let unix = self.wall.unix(now);
                 let r = self.registrar.handle(msg, &flow, unix);
-                let r = r.append_header("Server", &self.config.server);
                 let _ = self.txns.respond(now, id, r);
             }
             // Health checks (the original answered sipsak) and OPTIONS addressed to the

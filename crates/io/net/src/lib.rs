@@ -2,10 +2,11 @@
 //!
 //! One task owns the [`sipd::Sipd`] core. It reads the UDP sockets itself (a batch of
 //! datagrams per wake-up, straight from the socket into the core, no copy and no channel
-//! hop); the UDP datagrams it produces are handed, a batch at a time, to a sender thread
-//! that makes the `sendto` calls (on loopback the kernel delivers the datagram to its
-//! receiver inside `sendto`, a quarter of the work per message), so receiving and
-//! processing overlap with sending on another core. Stream transports (a task per TCP or WebSocket
+//! hop). It sends the UDP datagrams it produces itself, after each wake-up's batch
+//! (`sendto` on a non-blocking socket); only when a send would block do the rest go to a
+//! sender thread, which waits for room and keeps the order. Handing every batch to that
+//! thread cost a futex wake-up and two context switches per batch, more than the
+//! overlap of sending with processing gained. Stream transports (a task per TCP or WebSocket
 //! connection) turn bytes into [`NetEvent`]s on a bounded channel. The core task feeds
 //! everything in, drains transmits to the right socket or connection, and sleeps until
 //! the core's next deadline. No SIP logic lives here.
@@ -189,9 +190,11 @@ where
     let mut udp_addrs = Vec::new();
     let mut readers = Vec::new();
     let mut senders = Vec::new();
+    let mut writers = Vec::new();
     for addr in udp {
         let (sock, send) =
             bind_udp(*addr).map_err(|e| anyhow::anyhow!("cannot bind SIP UDP {addr}: {e}"))?;
+        writers.push(send.try_clone()?);
         let sock = Arc::new(sock);
         let local = sock.local_addr()?;
         udp_addrs.push(local);
@@ -223,6 +226,7 @@ where
     };
     let udp = Udp {
         readers,
+        writers,
         sockets,
         sender,
         pending: Vec::new(),
@@ -275,7 +279,8 @@ struct SendShared {
     work: std::sync::Condvar,
 }
 
-/// The thread that sends the core's UDP datagrams, in order.
+/// The thread that sends the datagrams the core task could not send without blocking,
+/// in order.
 struct UdpSender {
     shared: Arc<SendShared>,
 }
@@ -288,6 +293,17 @@ impl UdpSender {
             .name("sip-udp-send".into())
             .spawn(move || udp_send_loop(&sockets, &s))?;
         Ok(UdpSender { shared })
+    }
+
+    /// True when the thread has nothing queued and nothing in hand: a datagram sent
+    /// now by someone else cannot overtake one of its own.
+    fn is_idle(&self) -> bool {
+        let q = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.idle && q.items.is_empty()
     }
 
     /// Hands a batch over; wakes the thread only if it is waiting.
@@ -363,10 +379,13 @@ fn udp_send_loop(sockets: &[std::net::UdpSocket], shared: &SendShared) {
     }
 }
 
-/// The UDP sockets: read by the core task, written by the sender thread.
+/// The UDP sockets: read by the core task; written by the core task while that never
+/// blocks, by the sender thread otherwise.
 struct Udp {
     /// In bind order; polled round-robin.
     readers: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// Non-blocking handles on the same sockets, in the same order, for direct sends.
+    writers: Vec<std::net::UdpSocket>,
     /// Local address to index in `readers`.
     sockets: HashMap<SocketAddr, usize>,
     sender: UdpSender,
@@ -375,8 +394,29 @@ struct Udp {
 }
 
 impl Udp {
-    /// Hands the datagrams produced so far to the sender thread.
+    /// Sends the datagrams produced so far. While the sender thread is idle they go out
+    /// at once from this task (no hand-over, no wake-up of another thread); what would
+    /// block, and everything after it, goes to the thread, which keeps the order.
     fn kick(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.sender.is_idle() {
+            let mut sent = 0;
+            for (i, remote, bytes) in &self.pending {
+                let Some(sock) = self.writers.get(*i) else {
+                    sent += 1;
+                    continue;
+                };
+                match sock.send_to(bytes, *remote) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => debug!(error = %e, %remote, "udp send"),
+                    Ok(_) => {}
+                }
+                sent += 1;
+            }
+            self.pending.drain(..sent);
+        }
         self.sender.send(&mut self.pending);
     }
 

@@ -26,8 +26,14 @@ use tracing::{debug, error};
 /// Longest time a change waits in memory before its batch is committed.
 pub const GROUP_DELAY: Duration = Duration::from_millis(5);
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS bindings (
+/// Schema version in `PRAGMA user_version`. Version 2: the bindings are the primary-key
+/// B-tree itself (`WITHOUT ROWID`) and no secondary index, so a refresh updates one row
+/// in place (version 1 had a rowid table, a primary-key index and indexes on `conn` and
+/// `expires_at`: a refresh re-inserted the row into four B-trees). Lookups by `conn` or
+/// expiry are served from memory; the purge every 30 s scans the table.
+const VERSION: i64 = 2;
+
+const TABLE: &str = "(
     aor        TEXT NOT NULL,
     contact    TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
@@ -40,10 +46,7 @@ CREATE TABLE IF NOT EXISTS bindings (
     conn       INTEGER,
     user_agent TEXT,
     PRIMARY KEY (aor, contact)
-);
-CREATE INDEX IF NOT EXISTS bindings_conn ON bindings(conn) WHERE conn IS NOT NULL;
-CREATE INDEX IF NOT EXISTS bindings_expiry ON bindings(expires_at);
-";
+) WITHOUT ROWID";
 
 const COLUMNS: &str =
     "aor, contact, expires_at, q, call_id, cseq, transport, remote, local, conn, user_agent";
@@ -153,7 +156,7 @@ impl SqliteLocations {
             .map_err(err)?;
         db.execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(err)?;
-        db.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&db).map_err(err)?;
         db.execute("DELETE FROM bindings WHERE transport IN ('WS','WSS')", [])
             .map_err(err)?;
         let mut mem = MemoryLocations::new();
@@ -202,6 +205,35 @@ impl Drop for SqliteLocations {
     }
 }
 
+/// Creates the table, or brings one written by an older version to [`VERSION`].
+fn migrate(db: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= VERSION {
+        return Ok(());
+    }
+    let old: i64 = db.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'bindings'",
+        [],
+        |r| r.get(0),
+    )?;
+    let copy = if old > 0 {
+        format!(
+            "INSERT OR REPLACE INTO bindings_v{VERSION} ({COLUMNS}) SELECT {COLUMNS} FROM bindings;
+             DROP TABLE bindings;"
+        )
+    } else {
+        String::new()
+    };
+    db.execute_batch(&format!(
+        "BEGIN;
+         CREATE TABLE bindings_v{VERSION} {TABLE};
+         {copy}
+         ALTER TABLE bindings_v{VERSION} RENAME TO bindings;
+         PRAGMA user_version = {VERSION};
+         COMMIT;"
+    ))
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Binding>> {
     let transport: String = r.get(6)?;
     let remote: String = r.get(7)?;
@@ -229,7 +261,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Binding>> {
 }
 
 /// The writer thread: waits for a batch to gather, commits it in one transaction.
-fn writer(mut db: Connection, shared: &Shared) {
+fn writer(db: Connection, shared: &Shared) {
+    // The batch being written. Swapped with the queue's, so both keep their capacity:
+    // the core's pushes do not grow a fresh vector every batch.
+    let mut ops = Vec::new();
     loop {
         let mut q = shared.lock();
         while q.ops.is_empty() && !q.shutdown {
@@ -251,12 +286,12 @@ fn writer(mut db: Connection, shared: &Shared) {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        let ops = std::mem::take(&mut q.ops);
+        std::mem::swap(&mut q.ops, &mut ops);
         let upto = q.queued;
         q.urgent = false;
         drop(q);
         let started = Instant::now();
-        if let Err(e) = apply(&mut db, &ops) {
+        if let Err(e) = apply(&db, &ops) {
             error!(error = %e, changes = ops.len(), "location store: write failed");
         }
         debug!(changes = ops.len(), took = ?started.elapsed(), "location store: committed");
@@ -264,45 +299,58 @@ fn writer(mut db: Connection, shared: &Shared) {
         q.done = upto;
         drop(q);
         shared.committed.notify_all();
+        ops.clear();
     }
 }
 
-fn apply(db: &mut Connection, ops: &[Op]) -> rusqlite::Result<()> {
-    let tx = db.transaction()?;
-    {
-        let mut upsert = tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO bindings ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"
-        ))?;
-        let mut remove =
-            tx.prepare_cached("DELETE FROM bindings WHERE aor = ?1 AND contact = ?2")?;
-        let mut purge = tx.prepare_cached("DELETE FROM bindings WHERE expires_at <= ?1")?;
-        for op in ops {
-            match op {
-                Op::Upsert(b) => {
-                    upsert.execute(params![
-                        b.aor,
-                        b.contact,
-                        b.expires_at as i64,
-                        b.q.map(i64::from),
-                        b.call_id,
-                        b.cseq as i64,
-                        b.flow.transport.as_str(),
-                        b.flow.remote.to_string(),
-                        b.flow.local.to_string(),
-                        b.flow.conn.map(|c| c as i64),
-                        b.user_agent,
-                    ])?;
-                }
-                Op::Remove { aor, contact } => {
-                    remove.execute(params![aor, contact])?;
-                }
-                Op::Purge(now) => {
-                    purge.execute(params![*now as i64])?;
-                }
+const UPSERT: &str = "INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, \
+    transport, remote, local, conn, user_agent) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) \
+    ON CONFLICT (aor, contact) DO UPDATE SET expires_at = ?3, q = ?4, call_id = ?5, cseq = ?6, \
+    transport = ?7, remote = ?8, local = ?9, conn = ?10, user_agent = ?11";
+
+/// Applies one batch in one transaction. Every statement, BEGIN and COMMIT included, is
+/// prepared once and cached on the connection.
+fn apply(db: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
+    db.prepare_cached("BEGIN")?.execute([])?;
+    let done = write_ops(db, ops).and_then(|()| db.prepare_cached("COMMIT")?.execute([]));
+    if let Err(e) = done {
+        let _ = db.execute_batch("ROLLBACK");
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn write_ops(db: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
+    // An update in place when the binding exists (a refresh, the common case).
+    let mut upsert = db.prepare_cached(UPSERT)?;
+    let mut remove = db.prepare_cached("DELETE FROM bindings WHERE aor = ?1 AND contact = ?2")?;
+    let mut purge = db.prepare_cached("DELETE FROM bindings WHERE expires_at <= ?1")?;
+    for op in ops {
+        match op {
+            Op::Upsert(b) => {
+                upsert.execute(params![
+                    b.aor,
+                    b.contact,
+                    b.expires_at as i64,
+                    b.q.map(i64::from),
+                    b.call_id,
+                    b.cseq as i64,
+                    b.flow.transport.as_str(),
+                    b.flow.remote.to_string(),
+                    b.flow.local.to_string(),
+                    b.flow.conn.map(|c| c as i64),
+                    b.user_agent,
+                ])?;
+            }
+            Op::Remove { aor, contact } => {
+                remove.execute(params![aor, contact])?;
+            }
+            Op::Purge(now) => {
+                purge.execute(params![*now as i64])?;
             }
         }
     }
-    tx.commit()
+    Ok(())
 }
 
 impl Locations for SqliteLocations {
@@ -452,6 +500,63 @@ mod tests {
             std::thread::sleep(GROUP_DELAY);
         }
         assert_eq!(rows_on_disk(&path), 1);
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_with_its_bindings() {
+        let (dir, path) = temp_db("migrate");
+        {
+            // The schema written by the first release (rowid table and three indexes).
+            let db = Connection::open(&path).unwrap();
+            db.execute_batch(
+                "CREATE TABLE bindings (aor TEXT NOT NULL, contact TEXT NOT NULL,
+                 expires_at INTEGER NOT NULL, q INTEGER, call_id TEXT NOT NULL,
+                 cseq INTEGER NOT NULL, transport TEXT NOT NULL, remote TEXT NOT NULL,
+                 local TEXT NOT NULL, conn INTEGER, user_agent TEXT, PRIMARY KEY (aor, contact));
+                 CREATE INDEX bindings_conn ON bindings(conn) WHERE conn IS NOT NULL;
+                 CREATE INDEX bindings_expiry ON bindings(expires_at);
+                 INSERT INTO bindings VALUES ('sip:a@x', 'sip:a@h', 1000, 500, 'c', 1, 'UDP',
+                 '127.0.0.1:4000', '127.0.0.1:5060', NULL, 'ua');",
+            )
+            .unwrap();
+        }
+        let mut db = SqliteLocations::open(&path).unwrap();
+        assert_eq!(
+            db.lookup("sip:a@x", 10).unwrap(),
+            vec![binding("sip:a@x", "sip:a@h", Transport::Udp, None)]
+        );
+        // A refresh after the migration updates the row in place.
+        let mut b = binding("sip:a@x", "sip:a@h", Transport::Udp, None);
+        b.expires_at = 2000;
+        b.cseq = 2;
+        db.upsert(&b).unwrap();
+        db.flush();
+        drop(db);
+        let raw = Connection::open(&path).unwrap();
+        let version: i64 = raw
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        let indexes: i64 = raw
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0);
+        let (expires, cseq): (i64, i64) = raw
+            .query_row("SELECT expires_at, cseq FROM bindings", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((expires, cseq), (2000, 2));
+        drop(raw);
+        // Opening the migrated file again changes nothing.
+        let mut db = SqliteLocations::open(&path).unwrap();
+        assert_eq!(db.lookup("sip:a@x", 10).unwrap(), vec![b]);
         drop(db);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,5 +1,7 @@
 //! Building new requests and responses (RFC 3261 §8.1.1, §8.2.6).
 
+use std::borrow::Cow;
+
 use crate::header::HeaderName;
 use crate::message::Message;
 use crate::method::Method;
@@ -105,8 +107,11 @@ pub fn sanitize_reason(reason: &str) -> String {
 /// from the request (§8.2.6.2), plus any headers added.
 pub struct ResponseBuilder {
     code: u16,
-    reason: String,
+    reason: Cow<'static, str>,
     head: String,
+    /// Byte range of the To value in `head` when the request has exactly one To.
+    to: Option<(usize, usize)>,
+    to_lines: usize,
     extra: String,
     body: Vec<u8>,
     content_type: Option<String>,
@@ -114,10 +119,17 @@ pub struct ResponseBuilder {
 
 impl ResponseBuilder {
     pub fn new(req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
-        let reason = sanitize_reason(reason.unwrap_or(reason_phrase(code)));
-        let mut head = String::with_capacity(512);
-        for (name, value) in req.headers() {
-            let kind = HeaderName::classify(name);
+        let reason = match reason {
+            None => Cow::Borrowed(reason_phrase(code)),
+            Some(r) if r.len() <= 200 && !r.chars().any(char::is_control) => {
+                Cow::Owned(r.to_string())
+            }
+            Some(r) => Cow::Owned(sanitize_reason(r)),
+        };
+        let mut head = String::with_capacity(req.len().min(1024));
+        let mut to = None;
+        let mut to_lines = 0;
+        for (kind, value) in req.classified_headers() {
             match kind {
                 HeaderName::Via
                 | HeaderName::From
@@ -126,6 +138,10 @@ impl ResponseBuilder {
                 | HeaderName::CSeq => {
                     head.push_str(kind.as_str());
                     head.push_str(": ");
+                    if kind == HeaderName::To {
+                        to_lines += 1;
+                        to = Some((head.len(), head.len() + value.len()));
+                    }
                     head.push_str(value);
                     head.push_str("\r\n");
                 }
@@ -136,7 +152,9 @@ impl ResponseBuilder {
             code,
             reason,
             head,
-            extra: String::new(),
+            to,
+            to_lines,
+            extra: String::with_capacity(256),
             body: Vec::new(),
             content_type: None,
         }
@@ -144,14 +162,24 @@ impl ResponseBuilder {
 
     /// Adds `tag` to the To header unless it already has one (§8.2.6.2).
     pub fn to_tag(mut self, tag: &str) -> ResponseBuilder {
+        let has_tag = |v: &str| {
+            crate::header::NameAddr::parse(v)
+                .map(|na| na.tag().is_some())
+                .unwrap_or(true)
+        };
+        if let (1, Some((start, end))) = (self.to_lines, self.to) {
+            if !has_tag(&self.head[start..end]) {
+                self.head.insert_str(end, tag);
+                self.head.insert_str(end, ";tag=");
+            }
+            self.to = None;
+            return self;
+        }
         let mut out = String::with_capacity(self.head.len() + tag.len() + 5);
         for line in self.head.split_inclusive("\r\n") {
             if let Some(v) = line.strip_prefix("To: ") {
                 let v = v.trim_end();
-                let has_tag = crate::header::NameAddr::parse(v)
-                    .map(|na| na.tag().is_some())
-                    .unwrap_or(true);
-                if has_tag {
+                if has_tag(v) {
                     out.push_str(line);
                 } else {
                     out.push_str("To: ");
@@ -165,6 +193,7 @@ impl ResponseBuilder {
             }
         }
         self.head = out;
+        self.to = None;
         self
     }
 
@@ -183,20 +212,37 @@ impl ResponseBuilder {
     }
 
     pub fn build(self) -> Message {
-        let mut s = format!("SIP/2.0 {} {}\r\n", self.code, self.reason);
-        s.push_str(&self.head);
-        s.push_str(&self.extra);
-        if let Some(ct) = &self.content_type {
-            s.push_str("Content-Type: ");
-            s.push_str(ct);
-            s.push_str("\r\n");
+        let ct = self.content_type.as_deref();
+        let mut bytes = Vec::with_capacity(
+            40 + self.reason.len()
+                + self.head.len()
+                + self.extra.len()
+                + ct.map_or(0, |c| c.len() + 16)
+                + self.body.len(),
+        );
+        let mut code = [b'0'; 3];
+        code[0] += (self.code / 100 % 10) as u8;
+        code[1] += (self.code / 10 % 10) as u8;
+        code[2] += (self.code % 10) as u8;
+        bytes.extend_from_slice(b"SIP/2.0 ");
+        bytes.extend_from_slice(&code);
+        bytes.push(b' ');
+        bytes.extend_from_slice(self.reason.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(self.head.as_bytes());
+        bytes.extend_from_slice(self.extra.as_bytes());
+        if let Some(ct) = ct {
+            bytes.extend_from_slice(b"Content-Type: ");
+            bytes.extend_from_slice(ct.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
         }
-        s.push_str(&format!("Content-Length: {}\r\n\r\n", self.body.len()));
-        let mut bytes = s.into_bytes();
+        bytes.extend_from_slice(b"Content-Length: ");
+        bytes.extend_from_slice(self.body.len().to_string().as_bytes());
+        bytes.extend_from_slice(b"\r\n\r\n");
         bytes.extend_from_slice(&self.body);
         // Parts came from a parsed request and from our own code; a failure here is a
         // bug in a caller-supplied header, so fall back to a minimal valid message.
-        Message::parse(&bytes).unwrap_or_else(|_| minimal_response(self.code))
+        Message::parse_owned(bytes).unwrap_or_else(|_| minimal_response(self.code))
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::error::ParseError;
 use crate::header::{CSeq, Contact, HeaderName, NameAddr, Via, parse_delta_seconds, split_list};
@@ -97,16 +97,29 @@ impl Message {
         if input.len() > MAX_MESSAGE {
             return Err(ParseError::TooLarge);
         }
-        let header_end =
-            memchr::memmem::find(input, b"\r\n\r\n").ok_or(ParseError::Unterminated)?;
-        let mut buf = BytesMut::from(input);
+        Self::parse_buf(input.to_vec())
+    }
+
+    /// [`Message::parse`] of bytes we own (a message built here): no copy.
+    pub(crate) fn parse_owned(bytes: Vec<u8>) -> Result<Message, ParseError> {
+        if bytes.len() > MAX_MESSAGE || bytes.first().is_none_or(|&c| c == b'\r' || c == b'\n') {
+            return Self::parse(&bytes);
+        }
+        Self::parse_buf(bytes)
+    }
+
+    /// Parses a message that starts with its start line.
+    fn parse_buf(mut buf: Vec<u8>) -> Result<Message, ParseError> {
+        let header_end = memchr::memmem::find(&buf, b"\r\n\r\n").ok_or(ParseError::Unterminated)?;
         // Unfold continuation lines (CRLF followed by SP/HT) into spaces (RFC 3261 §7.3.1).
-        for i in 0..header_end {
-            if buf[i] == b'\r' && buf[i + 1] == b'\n' && (buf[i + 2] == b' ' || buf[i + 2] == b'\t')
-            {
+        let mut from = 0;
+        while let Some(off) = memchr::memchr(b'\r', &buf[from..header_end]) {
+            let i = from + off;
+            if buf[i + 1] == b'\n' && (buf[i + 2] == b' ' || buf[i + 2] == b'\t') {
                 buf[i] = b' ';
                 buf[i + 1] = b' ';
             }
+            from = i + 1;
         }
         let b = &buf[..];
         std::str::from_utf8(&b[..header_end]).map_err(|_| ParseError::NotUtf8)?;
@@ -218,8 +231,11 @@ impl Message {
         };
         let total = body_start + body_len;
         buf.truncate(total);
+        // An exact fit becomes a `Bytes` without another allocation (shrinking a block
+        // is done in place by the allocator).
+        buf.shrink_to_fit();
         Ok(Message {
-            buf: buf.freeze(),
+            buf: Bytes::from(buf),
             start,
             headers,
             headers_start,
@@ -304,6 +320,11 @@ impl Message {
         self.headers
             .iter()
             .map(|h| (self.text(h.raw_name), self.text(h.value)))
+    }
+
+    /// Every header as `(classified name, value)`, in order.
+    pub fn classified_headers(&self) -> impl Iterator<Item = (HeaderName, &str)> {
+        self.headers.iter().map(|h| (h.name, self.text(h.value)))
     }
 
     /// Values of every line of a known header, in order.
@@ -462,13 +483,13 @@ impl Message {
     // --- Editing by splicing -------------------------------------------------
 
     fn rebuild(&self, parts: &[&[u8]]) -> Message {
-        let mut out = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
         for p in parts {
             out.extend_from_slice(p);
         }
         // Re-parsing spliced, already valid bytes cannot fail unless an inserted value
         // broke the syntax; callers insert only values they built themselves.
-        match Message::parse(&out) {
+        match Message::parse_owned(out) {
             Ok(m) => m,
             Err(_) => self.clone(),
         }
