@@ -506,6 +506,9 @@ impl Session {
                 let answer = match self.prepare_peer(&codecs, sdp, sip_offer.as_deref()).await {
                     Ok(a) => a,
                     Err(e) => {
+                        // Still ringing: the page may accept again (with a usable offer) or reject.
+                        self.call = Call::Incoming;
+                        self.sip_offer = sip_offer;
                         self.send(protocol::result_error(&id, &e));
                         return Flow::Go;
                     }
