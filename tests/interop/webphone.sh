@@ -40,7 +40,7 @@ ALL_CHECKS=(
     webphone_tab_closed:90
     webphone_calls_rtmp_phone:$((70 + 2 * SECS))
     rtmp_phone_calls_webphone:$((70 + 2 * SECS))
-    jssip_calls_webphone:$((70 + 2 * SECS))
+    jssip_calls_webphone:$((75 + 2 * SECS))
 )
 
 # Nothing in these checks needs an ICE address besides loopback (baresip speaks plain RTP).
@@ -343,7 +343,7 @@ check_jssip_calls_webphone() {
     gateway_wait_line wp '^connected' 20
     timeout -k 3 $((40 + 2 * SECS)) node "$BROWSER_DIR/driver.js" call --work "$CDIR/jssip" \
         --ws "ws://127.0.0.1:$HTTP/sip" --uri sip:alice@127.0.0.1 --password alicepw \
-        --wav "$CDIR/tone1000-48k.wav" --target sip:bob@127.0.0.1 --seconds "$SECS" \
+        --wav "$CDIR/tone1000-48k.wav" --target sip:bob@127.0.0.1 --seconds "$((SECS + 3))" \
         > "$CDIR/jssip.out" 2> "$CDIR/jssip.err" < /dev/null ||
         fail "driver.js (JsSIP) failed: $(grep -E '^(register-failed|call-failed|error)' "$CDIR/jssip.out" | head -1)"
     wait "$WP" || fail "webphone.js failed: $(wp_why)"
