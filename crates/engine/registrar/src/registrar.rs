@@ -120,6 +120,14 @@ impl<L: Locations> Registrar<L> {
         }
     }
 
+    /// Whether `req` carries no credentials while registration requires them. Such a
+    /// REGISTER changes nothing (it ends at step 3 or before), so its answer can be sent
+    /// without a server transaction: RFC 3261 §26.3.2.4 "challenge questionable requests
+    /// with only a single 401 ... behaving statelessly towards unauthenticated requests".
+    pub fn lacks_credentials(&self, req: &Message) -> bool {
+        self.auth.is_some() && req.header_lines(HeaderName::Authorization).next().is_none()
+    }
+
     /// Handles a validated REGISTER that arrived on `flow`; returns the final response.
     pub fn handle(&mut self, req: &Message, flow: &Flow, now_unix: u64) -> Message {
         match self.process(req, flow, now_unix) {

@@ -172,6 +172,17 @@ impl<L: Locations> Sipd<L> {
         } else {
             msg
         };
+        if msg.method() == Some(&Method::Register) && self.registrar.lacks_credentials(&msg) {
+            // The 401 (or an earlier error) goes out statelessly: no transaction is kept
+            // for Timer J's 32 s, and a retransmission is simply challenged again.
+            self.counters.registers += 1;
+            let r = self.registrar.handle(&msg, &flow, self.wall.unix(now));
+            self.out.push_back(Transmit {
+                flow,
+                bytes: r.bytes(),
+            });
+            return;
+        }
         self.txns.receive(now, msg, flow);
         self.drain(now);
     }

@@ -1219,6 +1219,34 @@ fn register_authed(sim: &mut Sim, user: &str, pass: &str, contact: &str, flow: F
     assert_eq!(r.code(), Some(200), "{r:?}");
 }
 
+/// RFC 3261 §26.3.2.4: a REGISTER without credentials gets a single 401 and leaves no
+/// transaction behind; its retransmission is challenged again. The authenticated one
+/// keeps its transaction (Timer J) so that a retransmission gets the same 200.
+#[test]
+fn unauthenticated_register_is_challenged_statelessly() {
+    let mut sim = auth_sim(false);
+    let r = sim.register_in(
+        "alice",
+        REALM,
+        "<sip:alice@127.0.0.1:16092>",
+        udp(CALLER),
+        "",
+    );
+    assert_eq!(r.code(), Some(401));
+    assert!(r.header(HeaderName::WwwAuthenticate).is_some());
+    assert_eq!(sim.s.transactions(), 0);
+    register_authed(
+        &mut sim,
+        "alice",
+        "secret",
+        "<sip:alice@127.0.0.1:16092>",
+        udp(CALLER),
+    );
+    assert_eq!(sim.s.transactions(), 1);
+    sim.run_out();
+    assert_eq!(sim.s.transactions(), 0);
+}
+
 /// With users configured the proxy is no open relay: a foreign destination needs a
 /// local From (else 403), and that From must prove itself (407, RFC 3261 §22.3).
 #[test]

@@ -24,7 +24,7 @@ use sip::Transport;
 use tracing::{debug, error};
 
 /// Longest time a change waits in memory before its batch is committed.
-pub const GROUP_DELAY: Duration = Duration::from_millis(5);
+pub const GROUP_DELAY: Duration = Duration::from_millis(50);
 
 /// Schema version in `PRAGMA user_version`. Version 2: the bindings are the primary-key
 /// B-tree itself (`WITHOUT ROWID`) and no secondary index, so a refresh updates one row
