@@ -629,6 +629,10 @@ pub fn parse_auth_params(value: &str) -> Result<(String, Vec<(String, String)>),
         }
         let v = if let Some(inner) = raw.strip_prefix('"') {
             let inner = inner.strip_suffix('"').ok_or(bad.clone())?;
+            if !inner.contains('\\') {
+                params.push((name.to_ascii_lowercase(), inner.to_string()));
+                continue;
+            }
             let mut out = String::with_capacity(inner.len());
             let mut chars = inner.chars();
             while let Some(c) = chars.next() {
