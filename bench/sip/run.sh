@@ -28,6 +28,10 @@ RATES_AUTH=${RATES_AUTH:-"1000 1500 2000 2500 3000 3500 4000 4500 5000 5500 6000
 RATES_NOAUTH=${RATES_NOAUTH:-"2000 3000 4000 5000 6000 7000 8000 9000 10000 11000 12000 14000"}
 RATES_CALLS=${RATES_CALLS:-"250 500 750 1000 1250 1500 1750 2000"}
 RETRANS_PCT=${RETRANS_PCT:-1}
+# sipp's socket buffers (-buff_size, bytes; the kernel caps them at net.core.rmem_max). At
+# several thousand messages/s sipp's default 128 KiB receive buffer overflows whenever sipp
+# itself is preempted, and the resulting retransmissions then fail a step of either server.
+SIPP_BUFF=${SIPP_BUFF:-4194304}
 MEM_USERS=${MEM_USERS:-100000}
 MEM_RATE=${MEM_RATE:-2000}
 LAT_RATE=${LAT_RATE:-100}
@@ -157,6 +161,7 @@ server_port() { if [ "$1" = kamailio ]; then echo "$KAM_PORT"; else echo "$SB_PO
 start_uas() {
     local label=$1
     timeout --kill-after=2 $((SECS + 60)) sipp -sf "$HERE/uas_fast.xml" -i 127.0.0.1 -p "$UAS_PORT" \
+        -buff_size "$SIPP_BUFF" \
         -nostdin -timeout $((SECS + 50)) -trace_err -error_file "$OUT/$label.uas.err" \
         > "$OUT/$label.uas.screen" 2>&1 &
     UAS_WRAP=$!
@@ -199,7 +204,7 @@ run_step() {
     local t0 t1
     t0=$(date +%s.%N)
     timeout $((SECS + 40)) sipp "127.0.0.1:$port" "$@" -i 127.0.0.1 -r "$rate" -rp 1000 -m "$n" \
-        -timeout $((SECS + 25)) -recv_timeout 5000 -nostdin -trace_stat -stf "$OUT/$label.csv" \
+        -buff_size "$SIPP_BUFF" -timeout $((SECS + 25)) -recv_timeout 5000 -nostdin -trace_stat -stf "$OUT/$label.csv" \
         -fd 1 -trace_err -error_file "$OUT/$label.err" > "$OUT/$label.screen" 2>&1
     rc=$?
     t1=$(date +%s.%N)
@@ -393,7 +398,7 @@ phase_latency() {
 
 {
     echo "started $(date -u '+%Y-%m-%d %H:%M:%S UTC') phases: ${PHASES[*]}"
-    echo "REPS=$REPS SECS=$SECS RETRANS_PCT=$RETRANS_PCT"
+    echo "REPS=$REPS SECS=$SECS RETRANS_PCT=$RETRANS_PCT SIPP_BUFF=$SIPP_BUFF"
     echo "RATES_AUTH=$RATES_AUTH"
     echo "RATES_NOAUTH=$RATES_NOAUTH"
     echo "RATES_CALLS=$RATES_CALLS"
