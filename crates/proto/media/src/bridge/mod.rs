@@ -935,7 +935,7 @@ fn decoder_for(
     #[cfg(feature = "opus")]
     if from == Codec::Opus && cfg.opus_at_leg_rate {
         let rate = opus_rate::api_rate(to.pcm_rate());
-        return Ok((Box::new(opus_rate::OpusDecoderAt::new(rate)?), rate));
+        return Ok((Box::new(opus_rate::decoder(rate)?), rate));
     }
     if from == Codec::SpeexWb && cfg.speex_narrowband_layer && to.pcm_rate() == 8000 {
         return Ok((codec::decoder(Codec::SpeexNb)?, 8000));
@@ -952,7 +952,7 @@ fn encoder_for(
     #[cfg(feature = "opus")]
     if to == Codec::Opus && cfg.opus_at_leg_rate {
         let rate = opus_rate::api_rate(dec_rate);
-        let enc = opus_rate::OpusEncoderAt::new(rate, &cfg.encoder, cfg.opus_low_delay)?;
+        let enc = opus_rate::encoder(rate, &cfg.encoder, cfg.opus_low_delay)?;
         return Ok((Box::new(enc), rate));
     }
     if to == Codec::SpeexWb && cfg.speex_narrowband_layer && dec_rate == 8000 {

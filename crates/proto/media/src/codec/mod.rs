@@ -19,6 +19,8 @@ pub mod g711;
 mod g722;
 #[cfg(feature = "opus")]
 mod opus;
+#[cfg(feature = "opus")]
+pub(crate) use opus::{OpusDecoder, OpusEncoder};
 mod plc;
 #[cfg(feature = "speex")]
 mod speex;

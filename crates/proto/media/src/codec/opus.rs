@@ -1,32 +1,43 @@
 //! Opus (RFC 6716, RTP payload RFC 7587) through the `opus` crate, which builds the bundled
-//! libopus with cmake. Mono, 48 kHz, VoIP application; 20 ms frames (40/60 ms when given
-//! two or three frames at once). Loss is concealed with libopus' PLC, or rebuilt from the
-//! next packet's in-band FEC when the sender enabled it.
+//! libopus with cmake. Mono; 20 ms frames (40/60 ms when given two or three frames at
+//! once). Loss is concealed with libopus' PLC, or rebuilt from the next packet's in-band
+//! FEC when the sender enabled it.
+//!
+//! The codec registry's Opus is PCM at 48 kHz, VoIP application. libopus also takes and
+//! gives PCM at 8, 12, 16 or 24 kHz whatever the stream's bandwidth (RFC 6716 §2; the RTP
+//! clock stays 48 kHz, RFC 7587 §4.1): the media bridge uses that ([`OpusEncoder::at`],
+//! [`OpusDecoder::at`]) to transcode without a resampler.
 
 use super::{Codec, CodecError, Decoder, Encoder, EncoderConfig};
 use opus::{Application, Bitrate, Channels};
 
-/// 20 ms at 48 kHz.
-const FRAME: usize = 960;
-/// The longest Opus packet: 120 ms.
-const MAX_PACKET_SAMPLES: usize = 5760;
 /// RFC 6716 §3.4 R1-R4 bound a packet to 1275 bytes per frame; 3 × 1275 for 60 ms.
 const MAX_PAYLOAD: usize = 3 * 1275;
-/// Concealment must be a multiple of 2.5 ms.
-const PLC_QUANTUM: usize = 120;
 
 fn lib(e: opus::Error) -> CodecError {
     CodecError::Library(e.to_string())
 }
 
-pub(super) struct OpusEncoder {
+pub(crate) struct OpusEncoder {
     enc: opus::Encoder,
+    /// 20 ms of PCM.
+    frame: usize,
     scratch: Vec<u8>,
 }
 
 impl OpusEncoder {
+    /// 48 kHz PCM, VoIP application.
     pub(super) fn new(config: &EncoderConfig) -> Result<Self, CodecError> {
-        let mut enc = opus::Encoder::new(48000, Channels::Mono, Application::Voip).map_err(lib)?;
+        OpusEncoder::at(48000, config, Application::Voip)
+    }
+
+    /// An encoder taking PCM at `rate` (8, 12, 16, 24 or 48 kHz).
+    pub(crate) fn at(
+        rate: u32,
+        config: &EncoderConfig,
+        app: Application,
+    ) -> Result<Self, CodecError> {
+        let mut enc = opus::Encoder::new(rate, Channels::Mono, app).map_err(lib)?;
         let bitrate = i32::try_from(config.opus_bitrate.clamp(6000, 510_000)).unwrap_or(32_000);
         enc.set_bitrate(Bitrate::Bits(bitrate)).map_err(lib)?;
         enc.set_complexity(i32::from(config.opus_complexity.min(10)))
@@ -36,6 +47,7 @@ impl OpusEncoder {
             .map_err(lib)?;
         Ok(OpusEncoder {
             enc,
+            frame: (rate / 50) as usize,
             scratch: vec![0; MAX_PAYLOAD],
         })
     }
@@ -48,24 +60,36 @@ impl Encoder for OpusEncoder {
 
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
         // 20, 40 or 60 ms: all frame sizes libopus accepts directly.
-        super::whole_frames(pcm.len(), FRAME, 3)?;
+        super::whole_frames(pcm.len(), self.frame, 3)?;
         let n = self.enc.encode(pcm, &mut self.scratch).map_err(lib)?;
         out.extend_from_slice(&self.scratch[..n.min(self.scratch.len())]);
         Ok(())
     }
 }
 
-pub(super) struct OpusDecoder {
+pub(crate) struct OpusDecoder {
     dec: opus::Decoder,
+    /// 20 ms of PCM.
+    frame: usize,
+    /// Concealment must be asked in multiples of 2.5 ms.
+    quantum: usize,
+    /// 120 ms, the longest packet.
     scratch: Vec<i16>,
 }
 
 impl OpusDecoder {
+    /// 48 kHz PCM.
     pub(super) fn new() -> Result<Self, CodecError> {
-        let dec = opus::Decoder::new(48000, Channels::Mono).map_err(lib)?;
+        OpusDecoder::at(48000)
+    }
+
+    /// A decoder giving PCM at `rate` (8, 12, 16, 24 or 48 kHz).
+    pub(crate) fn at(rate: u32) -> Result<Self, CodecError> {
         Ok(OpusDecoder {
-            dec,
-            scratch: vec![0; MAX_PACKET_SAMPLES],
+            dec: opus::Decoder::new(rate, Channels::Mono).map_err(lib)?,
+            frame: (rate / 50) as usize,
+            quantum: (rate / 400) as usize,
+            scratch: vec![0; (rate * 120 / 1000) as usize],
         })
     }
 }
@@ -91,8 +115,8 @@ impl Decoder for OpusDecoder {
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
         let mut left = samples;
         while left > 0 {
-            let want = left.min(FRAME);
-            let ask = want.div_ceil(PLC_QUANTUM) * PLC_QUANTUM;
+            let want = left.min(self.frame);
+            let ask = want.div_ceil(self.quantum) * self.quantum;
             let got = self
                 .dec
                 .decode(&[], &mut self.scratch[..ask], false)
@@ -108,7 +132,7 @@ impl Decoder for OpusDecoder {
     fn recover(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
         // RFC 6716 §4.2.5 / opus_decode(…, decode_fec = 1): the LBRR data in the next packet
         // describes this lost one. The asked length must be a multiple of 2.5 ms.
-        let ask = samples.div_ceil(PLC_QUANTUM) * PLC_QUANTUM;
+        let ask = samples.div_ceil(self.quantum) * self.quantum;
         if next_payload.is_empty() || next_payload.len() > MAX_PAYLOAD || ask > self.scratch.len() {
             return self.conceal(samples, out);
         }
@@ -130,6 +154,11 @@ impl Decoder for OpusDecoder {
 mod tests {
     use super::*;
     use crate::testsig::{Lcg, best_lag_snr, dominant_frequency, rms, tone};
+
+    /// 20 ms at 48 kHz.
+    const FRAME: usize = 960;
+    /// The longest Opus packet: 120 ms at 48 kHz.
+    const MAX_PACKET_SAMPLES: usize = 5760;
 
     fn round_trip(config: &EncoderConfig, freq: f64) -> (Vec<i16>, Vec<i16>) {
         let mut enc = OpusEncoder::new(config).unwrap();
