@@ -19,6 +19,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use proxy::{Local, Proxy, ProxyConfig};
 use registrar::{Authenticator, MemoryLocations, Registrar, RegistrarConfig, Users};
 use sip::auth::{Challenge, DigestConfig, answer};
@@ -30,9 +31,18 @@ const USERS: usize = 1000;
 const REALM: &str = "switchboard";
 /// Simulated registrations per second.
 const RATE: u64 = 2000;
-/// Registrations before the timed part (fills Timer J's 32 s of transactions).
+/// Registrations before the timed part (fills Timer J's 32 s of transactions), and
+/// timed; `REGISTER_BENCH_WARM` and `REGISTER_BENCH_TIMED` override them (e.g. to count
+/// instructions under `valgrind --tool=callgrind --toggle-collect='*Bench::serve*'`).
 const WARM: usize = 80_000;
 const TIMED: usize = 60_000;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
 
 fn thread_cpu() -> Duration {
     cpu_time::ThreadTime::now().as_duration()
@@ -110,17 +120,20 @@ impl Bench {
     /// One request in, the one response out (timed).
     fn exchange(&mut self, request: &str) -> Message {
         let started = thread_cpu();
-        self.sipd
-            .handle_message(self.now, request.as_bytes(), client_flow());
+        let response = self.serve(request.as_bytes());
+        self.cpu += thread_cpu() - started;
+        Message::parse(&response.expect("a response")).expect("a valid response")
+    }
+
+    /// The server's part of an exchange.
+    #[inline(never)]
+    fn serve(&mut self, request: &[u8]) -> Option<Bytes> {
+        self.sipd.handle_message(self.now, request, client_flow());
         let mut response = None;
         while let Some(t) = self.sipd.poll_transmit() {
             response = Some(t.bytes);
         }
-        if self.sipd.poll_timeout().is_some_and(|d| d <= self.now) {
-            self.sipd.handle_timeout(self.now);
-        }
-        self.cpu += thread_cpu() - started;
-        Message::parse(&response.expect("a response")).expect("a valid response")
+        response
     }
 
     /// One registration of `user`: REGISTER, and with digest the 401 round trip.
@@ -161,15 +174,19 @@ impl Bench {
 
 /// µs of server CPU per registration in the timed part of one run.
 fn run(digest: bool) -> f64 {
+    let (warm, timed) = (
+        env_or("REGISTER_BENCH_WARM", WARM),
+        env_or("REGISTER_BENCH_TIMED", TIMED),
+    );
     let mut b = Bench::new(digest);
-    for i in 0..WARM {
+    for i in 0..warm {
         b.registration(i % USERS);
     }
     b.cpu = Duration::ZERO;
-    for i in 0..TIMED {
+    for i in 0..timed {
         b.registration(i % USERS);
     }
-    b.cpu.as_secs_f64() * 1e6 / TIMED as f64
+    b.cpu.as_secs_f64() * 1e6 / timed.max(1) as f64
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -178,14 +195,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let runs: usize = std::env::var("REGISTER_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    for (name, digest) in [
-        ("REGISTER without auth", false),
-        ("REGISTER with digest", true),
+    let runs = env_or("REGISTER_BENCH_RUNS", 5);
+    // REGISTER_BENCH_ONLY=open or =digest runs one of the two.
+    let only = std::env::var("REGISTER_BENCH_ONLY").unwrap_or_default();
+    for (name, mode) in [
+        ("REGISTER without auth", "open"),
+        ("REGISTER with digest", "digest"),
     ] {
+        if !only.is_empty() && only != mode {
+            continue;
+        }
+        let digest = mode == "digest";
         let all: Vec<f64> = (0..runs).map(|_| run(digest)).collect();
         let shown: Vec<String> = all.iter().map(|v| format!("{v:.1}")).collect();
         println!(

@@ -162,11 +162,8 @@ impl ResponseBuilder {
 
     /// Adds `tag` to the To header unless it already has one (§8.2.6.2).
     pub fn to_tag(mut self, tag: &str) -> ResponseBuilder {
-        let has_tag = |v: &str| {
-            crate::header::NameAddr::parse(v)
-                .map(|na| na.tag().is_some())
-                .unwrap_or(true)
-        };
+        // A value that is not even bracketed properly is left alone.
+        let has_tag = |v: &str| crate::header::has_tag(v).unwrap_or(true);
         if let (1, Some((start, end))) = (self.to_lines, self.to) {
             if !has_tag(&self.head[start..end]) {
                 self.head.insert_str(end, tag);

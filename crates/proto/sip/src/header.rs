@@ -288,6 +288,21 @@ impl NameAddr {
     }
 }
 
+/// Whether a name-addr or addr-spec header value (To, From) has a non-empty `tag`
+/// parameter, without parsing it into a [`NameAddr`]. `None` when the value is not even
+/// bracketed properly. The header parameters are what follows `>` in the name-addr form,
+/// or the first `;` in the addr-spec form (§20.10).
+pub fn has_tag(value: &str) -> Option<bool> {
+    let params = match find_unquoted(value, b'<') {
+        Some(lt) => &value[lt + value[lt..].find('>')? + 1..],
+        None => value.find(';').map_or("", |i| &value[i..]),
+    };
+    Some(params.split(';').any(|p| {
+        let (name, v) = p.split_once('=').unwrap_or((p, ""));
+        name.trim().eq_ignore_ascii_case("tag") && !v.trim().is_empty()
+    }))
+}
+
 fn parse_display(raw: &str) -> Result<Option<String>, ParseError> {
     if raw.is_empty() {
         return Ok(None);
@@ -670,6 +685,25 @@ mod tests {
             ]
         );
         assert_eq!(split_list(" , ,").count(), 0);
+    }
+
+    #[test]
+    fn has_tag_agrees_with_the_parser() {
+        for v in [
+            r#""Doe, John" <sip:j@x;tag=no>;q=0.5"#,
+            "<sip:j@x;tag=no>;tag=yes",
+            "<sip:a@b>",
+            "<sip:a@b>;TAG = 7",
+            "<sip:a@b>;tag=",
+            "sip:a@b;tag=1",
+            "sip:a@b ;tag=1;x",
+            "sip:a@b",
+            r#""a;tag=1" <sip:a@b>"#,
+        ] {
+            let parsed = NameAddr::parse(v).unwrap().tag().is_some();
+            assert_eq!(has_tag(v), Some(parsed), "{v}");
+        }
+        assert_eq!(has_tag("<sip:a@b;tag=1"), None);
     }
 
     #[test]
