@@ -5,13 +5,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use front_rtmp::{Client, MediaTag};
 use media::bridge::{FrameKind, LegFormat};
 use media::codec::Codec;
 use tokio::sync::mpsc;
 use tracing::debug;
-use ua::{Frame, FramePort, MediaInfo};
+use ua::{Frame, FramePort, FrameRef, FrameSink, MediaInfo, SinkError};
 
 use crate::video::VideoLink;
 
@@ -165,83 +165,96 @@ impl Link {
     pub(crate) fn port(&self, info: &MediaInfo, client: Client, start: Instant) -> FramePort {
         let format = client_format(info);
         let (to_call, from_front) = mpsc::channel(QUEUE);
-        let (to_front, from_call) = mpsc::channel(QUEUE);
         self.lock().to_call = Some((format, to_call));
-        tokio::spawn(to_client(self.clone(), format, from_call, client, start));
         FramePort {
             format,
             from_front,
-            to_front,
+            to_front: Box::new(ToClient {
+                link: self.clone(),
+                header: flv_audio_header(format.codec()),
+                clock: u64::from(format.codec().rtp_clock()),
+                client,
+                start,
+                base: None,
+                last_ms: None,
+            }),
         }
     }
 }
 
-/// Sends the call's frames as FLV audio tags on the played stream. RTMP time =
-/// connection time at the first frame after each play + media time since (seed-spec
-/// §3.2, with 64-bit media time: no wrap).
-async fn to_client(
+/// Writes the call's frames as FLV audio tags on the played stream, on the call's media
+/// task as the bridge hands them over (no task in between). RTMP time = connection time
+/// at the first frame after each play + media time since (seed-spec §3.2, with 64-bit
+/// media time: no wrap).
+struct ToClient {
     link: Link,
-    format: LegFormat,
-    mut from_call: mpsc::Receiver<Frame>,
+    header: Option<u8>,
+    clock: u64,
     client: Client,
     start: Instant,
-) {
-    let Some(header) = flv_audio_header(format.codec()) else {
-        return;
-    };
-    let clock = u64::from(format.codec().rtp_clock());
-    // (epoch, first media time, its RTMP ms); RTMP time never runs backwards on a stream.
-    let mut base: Option<(u64, u64, u64)> = None;
-    let mut last_ms: Option<u64> = None;
-    while let Some(frame) = from_call.recv().await {
-        if frame.kind != FrameKind::Audio {
-            continue;
-        }
-        let (stream, epoch) = {
-            let l = link.lock();
-            match l.play {
-                Some(s) => (s, l.play_epoch),
-                None => continue,
-            }
+    /// (epoch, first media time, its RTMP ms); RTMP time never runs backwards on a stream.
+    base: Option<(u64, u64, u64)>,
+    last_ms: Option<u64>,
+}
+
+impl FrameSink for ToClient {
+    fn send(&mut self, frame: FrameRef<'_>) -> Result<(), SinkError> {
+        let Some(header) = self.header else {
+            return Err(SinkError::Closed);
         };
+        if frame.kind != FrameKind::Audio {
+            return Ok(());
+        }
+        let Some((stream, epoch)) = self.link.play() else {
+            return Ok(());
+        };
+        let clock = self.clock;
         // Saturating: a peer's RTP timestamps may jump by 2³¹ per packet for a long time.
         let at = |b: (u64, u64, u64)| {
             b.2.saturating_add(frame.media_time.saturating_sub(b.1).saturating_mul(1000) / clock)
         };
-        let ms = match base {
+        let ms = match self.base {
             Some(b)
                 if b.0 == epoch
                     && frame.media_time >= b.1
-                    && last_ms.is_none_or(|l| at(b) >= l) =>
+                    && self.last_ms.is_none_or(|l| at(b) >= l) =>
             {
                 at(b)
             }
             // A new play, or the call's media time restarted (a long gap, a codec change):
             // re-base at the connection's clock, after what was sent.
             _ => {
-                let now_ms = start.elapsed().as_millis() as u64;
-                let ms0 = match last_ms {
-                    Some(l) if base.is_some_and(|b| b.0 == epoch) => {
+                let now_ms = self.start.elapsed().as_millis() as u64;
+                let ms0 = match self.last_ms {
+                    Some(l) if self.base.is_some_and(|b| b.0 == epoch) => {
                         now_ms.max(l.saturating_add(1))
                     }
                     _ => now_ms,
                 };
-                base = Some((epoch, frame.media_time, ms0));
+                self.base = Some((epoch, frame.media_time, ms0));
                 ms0
             }
         };
-        last_ms = Some(ms);
+        self.last_ms = Some(ms);
         let mut payload = BytesMut::with_capacity(frame.payload.len() + 1);
         payload.put_u8(header);
-        payload.put_slice(&frame.payload);
-        let tag = MediaTag::audio(ms as u32, Bytes::from(payload));
-        if client.send_media(stream, tag).is_err() {
-            break;
+        payload.put_slice(frame.payload);
+        let tag = MediaTag::audio(ms as u32, payload.freeze());
+        match self.client.send_media(stream, tag) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SinkError::Full),
+            Err(_) => Err(SinkError::Closed),
         }
     }
-    let mut l = link.lock();
-    if l.to_call.as_ref().is_some_and(|(_, tx)| tx.is_closed()) {
-        l.to_call = None;
+}
+
+impl Drop for ToClient {
+    /// The call's media ended (its task dropped this and the receiver of `to_call`).
+    fn drop(&mut self) {
+        let mut l = self.link.lock();
+        if l.to_call.as_ref().is_some_and(|(_, tx)| tx.is_closed()) {
+            l.to_call = None;
+        }
     }
 }
 

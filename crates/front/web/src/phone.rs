@@ -828,7 +828,7 @@ fn audio_factory(plan: Arc<Mutex<Option<Plan>>>, rtc: RtcHandle) -> AudioFactory
         Ok(Port::Frames(FramePort {
             format,
             from_front,
-            to_front,
+            to_front: Box::new(to_front),
         }))
     })
 }

@@ -38,22 +38,80 @@ pub struct Frame {
     pub marker: bool,
 }
 
+/// A frame the call hands its front, borrowed from the media task: a sink that writes it
+/// on at once copies only what it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    pub kind: FrameKind,
+    pub payload: &'a [u8],
+    /// As [`Frame::media_time`].
+    pub media_time: u64,
+    pub marker: bool,
+}
+
+impl FrameRef<'_> {
+    /// An owned copy.
+    pub fn to_frame(&self) -> Frame {
+        Frame {
+            kind: self.kind,
+            payload: self.payload.to_vec(),
+            media_time: self.media_time,
+            marker: self.marker,
+        }
+    }
+}
+
+/// Why a [`FrameSink`] did not take a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkError {
+    /// The front is behind: this frame is dropped.
+    Full,
+    /// The front is gone.
+    Closed,
+}
+
+/// Where a call's frames for the front go. Called on the call's media task for each
+/// frame as soon as the bridge has it, so it must not block. A tokio
+/// `mpsc::Sender<Frame>` is one (the front reads the channel on its own task); a front
+/// that can pass the frame on at once (the RTMP gateway queues it as an FLV tag on its
+/// connection) saves a task wake-up per frame.
+pub trait FrameSink: Send {
+    fn send(&mut self, frame: FrameRef<'_>) -> Result<(), SinkError>;
+}
+
+impl FrameSink for mpsc::Sender<Frame> {
+    fn send(&mut self, frame: FrameRef<'_>) -> Result<(), SinkError> {
+        self.try_send(frame.to_frame()).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SinkError::Full,
+            mpsc::error::TrySendError::Closed(_) => SinkError::Closed,
+        })
+    }
+}
+
 /// The encoded-frame side of a call. The media task runs a [`media::bridge::Bridge`]
 /// between the RTP leg (the codec negotiated in SDP) and this port's `format`: payloads
 /// pass through untouched when the codecs match and are transcoded otherwise. Frames
 /// received from RTP are re-timed by a jitter buffer only when they are transcoded.
 ///
-/// Both channels are bounded and never block the call: a full `to_front` drops the
-/// newest frame (the front is too slow), a closed one is ignored. Telephone-event frames
+/// Neither side blocks the call: `from_front` is bounded, and a `to_front` that reports
+/// [`SinkError::Full`] has dropped the newest frame (the front is too slow); a closed one
+/// is ignored. Telephone-event frames
 /// from the front reach the SIP side only when it negotiated telephone-event; use the
 /// line's `sendDTMF` command for DTMF that must always arrive (it falls back to SIP INFO).
-#[derive(Debug)]
 pub struct FramePort {
     pub format: LegFormat,
     /// What the front sends into the call.
     pub from_front: mpsc::Receiver<Frame>,
-    /// What the call sends to the front.
-    pub to_front: mpsc::Sender<Frame>,
+    /// What the call sends to the front (e.g. `Box::new(mpsc_sender)`).
+    pub to_front: Box<dyn FrameSink>,
+}
+
+impl std::fmt::Debug for FramePort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramePort")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A call's audio port: PCM or encoded frames.

@@ -31,7 +31,10 @@ mod ports;
 mod video;
 mod wav;
 
-pub use audio::{AudioFactory, AudioPort, Frame, FramePort, MediaInfo, Port, SilencePort, WavPort};
+pub use audio::{
+    AudioFactory, AudioPort, Frame, FramePort, FrameRef, FrameSink, MediaInfo, Port, SilencePort,
+    SinkError, WavPort,
+};
 pub use driver::{LineSetup, MediaStats, Ua, UaConfig, UaError, UaEvent, UaHandle};
 pub use ports::PortRange;
 pub use video::{VideoFactory, VideoInfo, VideoPacket, VideoPort};

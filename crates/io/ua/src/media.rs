@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
-use crate::audio::{AudioPort, Frame, FramePort, Port, SilencePort};
+use crate::audio::{
+    AudioPort, Frame, FramePort, FrameRef, FrameSink, Port, SilencePort, SinkError,
+};
 use crate::driver::{MediaStats, UaEvent};
 
 /// The telephone-event clock when the SDP does not say (our offers use 8000).
@@ -310,7 +312,7 @@ impl Unwrapper {
 struct FrameLeg {
     format: LegFormat,
     from_front: Option<mpsc::Receiver<Frame>>,
-    to_front: mpsc::Sender<Frame>,
+    to_front: Box<dyn FrameSink>,
     bridge: Option<Bridge>,
     /// In front of the bridge when it transcodes what RTP brings (it drops late packets).
     jitter: Option<JitterBuffer>,
@@ -446,13 +448,13 @@ impl FrameLeg {
             return;
         };
         while let Some(out) = bridge.poll(Side::B) {
-            let frame = Frame {
+            let frame = FrameRef {
                 kind: out.kind,
-                payload: out.payload.to_vec(),
+                payload: out.payload,
                 media_time: out.media_time,
                 marker: out.marker,
             };
-            if let Err(mpsc::error::TrySendError::Full(_)) = self.to_front.try_send(frame) {
+            if let Err(SinkError::Full) = self.to_front.send(frame) {
                 self.dropped_to_front += 1;
             }
         }
@@ -568,6 +570,11 @@ impl MediaTask {
         // A late task catches up (Burst): the RTP timeline stays in step with real time.
         let mut tick = tokio::time::interval(FRAME);
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        // One timer for the sans-IO deadlines, re-armed only when the deadline changes:
+        // a fresh timer per wake-up (every packet) costs a timer-wheel insert and removal.
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             let timer = [
                 session.poll_timeout(),
@@ -577,6 +584,12 @@ impl MediaTask {
             .into_iter()
             .flatten()
             .min();
+            if let Some(at) = timer
+                && armed != Some(at)
+            {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                armed = Some(at);
+            }
             tokio::select! {
                 _ = tick.tick(), if is_pcm => {
                     if let Leg::Pcm(p) = &mut leg {
@@ -623,7 +636,8 @@ impl MediaTask {
                         None => leg.from_front = None,
                     }
                 },
-                _ = sleep_until(timer), if timer.is_some() => {
+                _ = &mut sleep, if timer.is_some() => {
+                    armed = None;
                     let now = now();
                     session.handle_timeout(now, SystemTime::now());
                     dtmf_tx.handle_timeout(now);

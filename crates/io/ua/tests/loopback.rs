@@ -301,7 +301,7 @@ fn frame_front(format: LegFormat, rec: Arc<Mutex<Vec<i16>>>) -> FramePort {
     FramePort {
         format,
         from_front,
-        to_front,
+        to_front: Box::new(to_front),
     }
 }
 
