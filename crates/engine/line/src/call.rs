@@ -911,8 +911,8 @@ impl Line {
             .build();
         sh.respond(now, txn, ringing);
         sh.server_owner.insert(txn, self.owner());
-        let from = msg.from().map(|f| display_addr(&f)).unwrap_or_default();
-        let to = msg.to().map(|t| display_addr(&t)).unwrap_or_default();
+        let from = msg.from().map(display_addr).unwrap_or_default();
+        let to = msg.to().map(display_addr).unwrap_or_default();
         self.call = Some(Call {
             call_id: msg.call_id().unwrap_or_default().to_string(),
             local_tag,

@@ -353,12 +353,13 @@ impl Stack {
     }
 
     fn find_line(&self, msg: &Message) -> Option<LineId> {
-        let user = msg.uri().ok()?.user?;
+        let uri = msg.uri().ok()?;
+        let user = uri.user.as_deref()?;
         self.sh
             .contact_users
-            .get(&user)
+            .get(user)
             .copied()
-            .or_else(|| self.sh.aor_users.get(&user)?.last().copied())
+            .or_else(|| self.sh.aor_users.get(user)?.last().copied())
     }
 
     fn on_request(&mut self, now: Instant, txn: TxnId, msg: &Message, flow: Flow) {

@@ -339,7 +339,7 @@ impl Proxy {
         // is the last Route.
         if let Ok(ruri) = msg.uri()
             && ruri.user.is_none()
-            && self.local.is_us(&ruri)
+            && self.local.is_us(ruri)
             && let Some(last) = routes.pop()
         {
             let target = sip::NameAddr::parse(&last)
@@ -525,10 +525,10 @@ impl Proxy {
                 }
                 Err(_) => return self.respond(now, txns, id, msg, 400, Some("Bad Route header")),
             }
-        } else if via_us && !self.local.is_us(&ruri) {
+        } else if via_us && !self.local.is_us(ruri) {
             // In a dialog we record-routed: the Request-URI is the remote target.
-            vec![(routed.uri_str().to_string(), self.dest_for_uri(&ruri))]
-        } else if self.serves_user(&ruri, in_dialog) {
+            vec![(routed.uri_str().to_string(), self.dest_for_uri(ruri))]
+        } else if self.serves_user(ruri, in_dialog) {
             let Some(user) = ruri.user_unescaped() else {
                 return self.respond(now, txns, id, msg, 404, None);
             };
@@ -568,7 +568,7 @@ impl Proxy {
             if !self.may_relay(now, txns, reg, unix, id, msg) {
                 return;
             }
-            vec![(routed.uri_str().to_string(), self.dest_for_uri(&ruri))]
+            vec![(routed.uri_str().to_string(), self.dest_for_uri(ruri))]
         };
 
         // §16.6: build and send one branch per target.
@@ -1111,7 +1111,7 @@ impl Proxy {
                 Ok(na) => self.dest_for_uri(&na.uri),
                 Err(_) => return,
             }
-        } else if !via_us && self.serves_user(&ruri, true) {
+        } else if !via_us && self.serves_user(ruri, true) {
             // A UA that ignored Record-Route sent the ACK to us: find the callee.
             match reg.lookup(&ruri.aor(), unix).first() {
                 Some(b) => {
@@ -1123,7 +1123,7 @@ impl Proxy {
                 None => return,
             }
         } else {
-            self.dest_for_uri(&ruri)
+            self.dest_for_uri(ruri)
         };
         self.send_stateless_ack(txns, &routed, flow, loop_hash, dest);
     }
@@ -1178,7 +1178,7 @@ impl Proxy {
             return;
         }
         let Ok(top) = resp.top_via() else { return };
-        if !self.via_is_us(&top) {
+        if !self.via_is_us(top) {
             return;
         }
         let upstream = resp.remove_first_value(HeaderName::Via);

@@ -351,7 +351,7 @@ impl<L: Locations> Sipd<L> {
             Method::Options
                 if msg.max_forwards().ok().flatten() == Some(0)
                     || msg.uri().is_ok_and(|u| {
-                        u.user.is_none() && self.proxy.local().is_local_domain(&u)
+                        u.user.is_none() && self.proxy.local().is_local_domain(u)
                     }) =>
             {
                 let r = self

@@ -6,6 +6,7 @@
 //! forwarding splices bytes and never re-prints headers it did not touch.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -63,6 +64,18 @@ pub struct Message {
     headers_end: usize,
     body: Span,
     content_length: Option<usize>,
+    /// Header values parsed on first use, shared by the clones (a message never changes).
+    typed: Arc<Typed>,
+}
+
+/// The header values every hop looks at more than once: the transaction layer, validation,
+/// the registrar and the proxy would each parse them again.
+#[derive(Default)]
+struct Typed {
+    top_via: OnceLock<Result<Via, ParseError>>,
+    from: OnceLock<Result<NameAddr, ParseError>>,
+    to: OnceLock<Result<NameAddr, ParseError>>,
+    uri: OnceLock<Result<Uri, ParseError>>,
 }
 
 impl fmt::Debug for Message {
@@ -242,6 +255,7 @@ impl Message {
             headers_end: header_end + 2,
             body: Span::new(body_start, total),
             content_length,
+            typed: Arc::default(),
         })
     }
 
@@ -288,8 +302,13 @@ impl Message {
         }
     }
 
-    pub fn uri(&self) -> Result<Uri, ParseError> {
-        Uri::parse(self.uri_str())
+    /// The Request-URI (requests only).
+    pub fn uri(&self) -> Result<&Uri, ParseError> {
+        self.typed
+            .uri
+            .get_or_init(|| Uri::parse(self.uri_str()))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Status code; `None` for requests.
@@ -358,24 +377,38 @@ impl Message {
     }
 
     /// The topmost Via element.
-    pub fn top_via(&self) -> Result<Via, ParseError> {
-        let v = self
-            .values(HeaderName::Via)
-            .next()
-            .ok_or(ParseError::MissingHeader("Via"))?;
-        Via::parse(v)
+    pub fn top_via(&self) -> Result<&Via, ParseError> {
+        self.typed
+            .top_via
+            .get_or_init(|| {
+                let v = self
+                    .values(HeaderName::Via)
+                    .next()
+                    .ok_or(ParseError::MissingHeader("Via"))?;
+                Via::parse(v)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
         self.values(HeaderName::Via).map(Via::parse).collect()
     }
 
-    pub fn from(&self) -> Result<NameAddr, ParseError> {
-        NameAddr::parse(self.required(HeaderName::From, "From")?)
+    pub fn from(&self) -> Result<&NameAddr, ParseError> {
+        self.typed
+            .from
+            .get_or_init(|| NameAddr::parse(self.required(HeaderName::From, "From")?))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
-    pub fn to(&self) -> Result<NameAddr, ParseError> {
-        NameAddr::parse(self.required(HeaderName::To, "To")?)
+    pub fn to(&self) -> Result<&NameAddr, ParseError> {
+        self.typed
+            .to
+            .get_or_init(|| NameAddr::parse(self.required(HeaderName::To, "To")?))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn call_id(&self) -> Result<&str, ParseError> {
@@ -447,8 +480,9 @@ impl Message {
     pub fn validate(&self) -> Result<(), ParseError> {
         // Every Via, not just the top one: responses travel back along all of them
         // (RFC 4475 §3.1.2.1 has junk in a lower Via value).
-        if self.vias()?.is_empty() {
-            return Err(ParseError::MissingHeader("Via"));
+        self.top_via()?;
+        for v in self.values(HeaderName::Via).skip(1) {
+            Via::parse(v)?;
         }
         // Single-valued headers must appear once (RFC 3261 §7.3.1, RFC 4475 §3.3.8).
         for (name, label) in [
@@ -577,16 +611,17 @@ impl Message {
 
     /// Records the source address in the top Via per RFC 3261 §18.2.1 (`received`)
     /// and RFC 3581 §4 (`rport`).
-    pub fn with_received(&self, ip: &str, port: u16) -> Message {
-        let Ok(mut via) = self.top_via() else {
-            return self.clone();
+    pub fn with_received(self, ip: &str, port: u16) -> Message {
+        let Ok(via) = self.top_via() else {
+            return self;
         };
         let ip_host = ip.trim_start_matches('[').trim_end_matches(']');
         let sent_host = via.host.trim_start_matches('[').trim_end_matches(']');
         let has_rport = via.rport().is_some();
         if sent_host == ip_host && !has_rport {
-            return self.clone();
+            return self;
         }
+        let mut via = via.clone();
         via.params.retain(|p| {
             let stale_rport = has_rport && p.name.eq_ignore_ascii_case("rport");
             !(p.name.eq_ignore_ascii_case("received") || stale_rport)
@@ -756,7 +791,7 @@ v=0\nEXTRA";
             .remove_first_value(HeaderName::Via)
             .remove_first_value(HeaderName::Via);
         assert_eq!(m2.top_via().unwrap().host, "h2");
-        let r = m.with_received("192.0.2.9", 5070);
+        let r = m.clone().with_received("192.0.2.9", 5070);
         assert_eq!(r.top_via().unwrap().received(), Some("192.0.2.9"));
         let u = m.with_uri("sip:bob@10.0.0.2:5062");
         assert_eq!(u.uri_str(), "sip:bob@10.0.0.2:5062");

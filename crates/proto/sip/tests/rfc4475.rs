@@ -644,7 +644,7 @@ fn rfc4475_3_1_2_11_escruri() {
     // The element may reject (400) or ignore the escaped headers; the parser exposes
     // them so a proxy can strip them before forwarding.
     let m = valid(dat!("escruri"));
-    let mut uri = m.uri().unwrap();
+    let mut uri = m.uri().unwrap().clone();
     assert_eq!(uri.headers.as_deref(), Some("Route=%3Csip:example.com%3E"));
     uri.headers = None;
     let fwd = m.with_uri(&uri.to_string());

@@ -321,16 +321,16 @@ pub(super) enum LegacyMatch {
 impl Legacy {
     /// `None` if From, To or Call-ID cannot be parsed: such a request cannot be matched
     /// and is dropped.
-    pub(super) fn of(msg: &Message, via: Via, cseq: CSeq) -> Option<Legacy> {
+    pub(super) fn of(msg: &Message, via: &Via, cseq: CSeq) -> Option<Legacy> {
         let uri = msg.uri_str().to_string();
         Some(Legacy {
-            parsed_uri: Uri::parse(&uri).ok(),
+            parsed_uri: msg.uri().ok().cloned(),
             uri,
             to_tag: msg.to().ok()?.tag().map(str::to_string),
             from_tag: msg.from().ok()?.tag().map(str::to_string),
             call_id: msg.call_id().ok()?.to_string(),
             cseq,
-            via,
+            via: via.clone(),
             final_to_tag: None,
         })
     }
