@@ -66,45 +66,63 @@ impl HeaderName {
                 _ => HeaderName::Other,
             };
         }
-        const TABLE: &[(&str, HeaderName)] = &[
-            ("via", HeaderName::Via),
-            ("from", HeaderName::From),
-            ("to", HeaderName::To),
-            ("call-id", HeaderName::CallId),
-            ("cseq", HeaderName::CSeq),
-            ("contact", HeaderName::Contact),
-            ("content-length", HeaderName::ContentLength),
-            ("content-type", HeaderName::ContentType),
-            ("content-encoding", HeaderName::ContentEncoding),
-            ("max-forwards", HeaderName::MaxForwards),
-            ("route", HeaderName::Route),
-            ("record-route", HeaderName::RecordRoute),
-            ("expires", HeaderName::Expires),
-            ("min-expires", HeaderName::MinExpires),
-            ("authorization", HeaderName::Authorization),
-            ("proxy-authorization", HeaderName::ProxyAuthorization),
-            ("www-authenticate", HeaderName::WwwAuthenticate),
-            ("proxy-authenticate", HeaderName::ProxyAuthenticate),
-            ("authentication-info", HeaderName::AuthenticationInfo),
-            ("supported", HeaderName::Supported),
-            ("require", HeaderName::Require),
-            ("proxy-require", HeaderName::ProxyRequire),
-            ("unsupported", HeaderName::Unsupported),
-            ("allow", HeaderName::Allow),
-            ("user-agent", HeaderName::UserAgent),
-            ("server", HeaderName::Server),
-            ("date", HeaderName::Date),
-            ("path", HeaderName::Path),
-            ("event", HeaderName::Event),
-            ("subject", HeaderName::Subject),
-            ("refer-to", HeaderName::ReferTo),
-            ("retry-after", HeaderName::RetryAfter),
-        ];
-        TABLE
+        use HeaderName as H;
+        // Only the names of the same length are compared (this runs for every header line).
+        let same_length: &[(&str, HeaderName)] = match name.len() {
+            2 => &[("to", H::To)],
+            3 => &[("via", H::Via)],
+            4 => &[
+                ("from", H::From),
+                ("cseq", H::CSeq),
+                ("date", H::Date),
+                ("path", H::Path),
+            ],
+            5 => &[
+                ("route", H::Route),
+                ("allow", H::Allow),
+                ("event", H::Event),
+            ],
+            6 => &[("server", H::Server)],
+            7 => &[
+                ("call-id", H::CallId),
+                ("contact", H::Contact),
+                ("expires", H::Expires),
+                ("require", H::Require),
+                ("subject", H::Subject),
+            ],
+            8 => &[("refer-to", H::ReferTo)],
+            9 => &[("supported", H::Supported)],
+            10 => &[("user-agent", H::UserAgent)],
+            11 => &[
+                ("min-expires", H::MinExpires),
+                ("unsupported", H::Unsupported),
+                ("retry-after", H::RetryAfter),
+            ],
+            12 => &[
+                ("content-type", H::ContentType),
+                ("max-forwards", H::MaxForwards),
+                ("record-route", H::RecordRoute),
+            ],
+            13 => &[
+                ("authorization", H::Authorization),
+                ("proxy-require", H::ProxyRequire),
+            ],
+            14 => &[("content-length", H::ContentLength)],
+            16 => &[
+                ("content-encoding", H::ContentEncoding),
+                ("www-authenticate", H::WwwAuthenticate),
+            ],
+            18 => &[("proxy-authenticate", H::ProxyAuthenticate)],
+            19 => &[
+                ("proxy-authorization", H::ProxyAuthorization),
+                ("authentication-info", H::AuthenticationInfo),
+            ],
+            _ => &[],
+        };
+        same_length
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, h)| *h)
-            .unwrap_or(HeaderName::Other)
+            .map_or(HeaderName::Other, |(_, h)| *h)
     }
 
     /// The canonical long form, used when printing.
@@ -685,6 +703,62 @@ mod tests {
             ]
         );
         assert_eq!(split_list(" , ,").count(), 0);
+    }
+
+    #[test]
+    fn every_known_header_name_classifies_in_any_case() {
+        use HeaderName as H;
+        let all = [
+            H::Via,
+            H::From,
+            H::To,
+            H::CallId,
+            H::CSeq,
+            H::Contact,
+            H::ContentLength,
+            H::ContentType,
+            H::ContentEncoding,
+            H::MaxForwards,
+            H::Route,
+            H::RecordRoute,
+            H::Expires,
+            H::MinExpires,
+            H::Authorization,
+            H::ProxyAuthorization,
+            H::WwwAuthenticate,
+            H::ProxyAuthenticate,
+            H::AuthenticationInfo,
+            H::Supported,
+            H::Require,
+            H::ProxyRequire,
+            H::Unsupported,
+            H::Allow,
+            H::UserAgent,
+            H::Server,
+            H::Date,
+            H::Path,
+            H::Event,
+            H::Subject,
+            H::ReferTo,
+            H::RetryAfter,
+        ];
+        for h in all {
+            let name = h.as_str();
+            assert_eq!(HeaderName::classify(name), h, "{name}");
+            assert_eq!(
+                HeaderName::classify(&name.to_ascii_uppercase()),
+                h,
+                "{name}"
+            );
+            assert_eq!(
+                HeaderName::classify(&name.to_ascii_lowercase()),
+                h,
+                "{name}"
+            );
+        }
+        for other in ["", "X-Foo", "Vias", "Fro", "Content-Lengths"] {
+            assert_eq!(HeaderName::classify(other), H::Other, "{other}");
+        }
     }
 
     #[test]
