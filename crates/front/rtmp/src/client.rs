@@ -8,15 +8,20 @@
 //! with a log line. So a player that reads slower than its stream arrives costs at
 //! most `hard_bytes` of memory, never more.
 
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
+use bytes::Bytes;
 use rtmp::amf::{self, Value};
-use rtmp::{ChunkedBody, MediaKind, status};
+use rtmp::{ChunkedBody, FullHeader, MediaKind, MediaWriter, status};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::app::{Call, MediaTag};
@@ -149,18 +154,195 @@ pub(crate) struct Outbox {
     waker: Option<Waker>,
     /// The task takes new items (its socket is not backed up).
     want_items: bool,
+    /// How to write media straight into the socket; used while `direct_on`.
+    pub(crate) direct: Option<Direct>,
+    /// Set by the task while it waits with nothing to write and nothing queued: media
+    /// then goes from the sender's task into the socket, without waking this task.
+    pub(crate) direct_on: bool,
+    /// Messages taken that way and not yet written: the sender writes them at the end
+    /// of its turn ([`turn`]), all with one vectored write (the messages of one read
+    /// of a publisher).
+    pub(crate) batch: Vec<(FullHeader, Bytes)>,
+    /// Media timestamp of the batch's first message.
+    pub(crate) batch_first: Option<u32>,
+    /// The batch is on the current turn's list.
+    pub(crate) batch_due: bool,
+    /// Bytes written that way since the task last looked (it tells its session).
+    pub(crate) direct_bytes: u64,
+    /// The rest of a batch that the socket took only part of: the task writes it
+    /// before anything else.
+    pub(crate) spill: Option<Vec<u8>>,
+}
+
+/// Most messages in one batch (two slices each in the vectored write).
+const MAX_BATCH: usize = 32;
+/// Stream time (ms) that relayed media may wait in a batch for the next messages.
+const MERGE_MS: u32 = 40;
+
+/// What a sender needs to write media into an idle player's socket itself, as
+/// nginx-rtmp does: the socket, and the playing streams with what they take.
+#[derive(Debug)]
+pub(crate) struct Direct {
+    pub(crate) socket: Arc<TcpStream>,
+    pub(crate) streams: Vec<DirectStream>,
+}
+
+/// A playing stream of a [`Direct`] connection.
+#[derive(Debug)]
+pub(crate) struct DirectStream {
+    pub(crate) writer: MediaWriter,
+    pub(crate) audio: bool,
+    pub(crate) video: bool,
+    pub(crate) data: bool,
+}
+
+impl Direct {
+    /// A message's bytes for this connection: `Some(None)` when its stream does not
+    /// take this kind now (dropped, as the task would drop it), `None` when it must
+    /// go through the queue.
+    fn message(
+        &self,
+        stream: u32,
+        tag: &MediaTag,
+        chunks: &OnceLock<ChunkedBody>,
+    ) -> Option<Option<(FullHeader, Bytes)>> {
+        let s = self
+            .streams
+            .iter()
+            .find(|s| s.writer.stream_id() == stream)?;
+        let takes = match tag.kind {
+            MediaKind::Audio => s.audio,
+            MediaKind::Video => s.video,
+            MediaKind::Data => s.data,
+        };
+        if !takes {
+            return Some(None);
+        }
+        s.writer
+            .message(tag.kind, tag.timestamp, &tag.payload, chunks)
+            .map(Some)
+    }
 }
 
 impl Outbox {
     /// The waker to wake after an item was queued or a limit exceeded (call it
     /// after unlocking).
     fn take_waker(&mut self) -> Option<Waker> {
-        if self.want_items || self.overflow.is_some() {
+        if self.want_items || self.overflow.is_some() || self.has_leftovers() {
             self.waker.take()
         } else {
             None
         }
     }
+
+    /// Directly written output that the task must take over (the socket was full).
+    fn has_leftovers(&self) -> bool {
+        self.spill.is_some() || (!self.direct_on && !self.batch.is_empty())
+    }
+
+    /// Writes the batch into the socket. What the socket does not take is left to
+    /// the task (direct writing stops): returns its waker then.
+    fn flush_batch(&mut self) -> Option<Waker> {
+        self.batch_first = None;
+        self.batch_due = false;
+        let Some(d) = &self.direct else {
+            return None;
+        };
+        if self.batch.is_empty() || !self.direct_on {
+            return None;
+        }
+        let mut iov = [IoSlice::new(&[]); 2 * MAX_BATCH];
+        let mut total = 0;
+        for (i, (head, body)) in self.batch.iter().enumerate() {
+            iov[2 * i] = IoSlice::new(head.as_bytes());
+            iov[2 * i + 1] = IoSlice::new(body);
+            total += head.as_bytes().len() + body.len();
+        }
+        let k = 2 * self.batch.len();
+        match d.socket.try_write_vectored(&iov[..k]) {
+            Ok(n) if n >= total => {}
+            Ok(n) => {
+                let mut rest = Vec::with_capacity(total - n);
+                let mut skip = n;
+                for s in &iov[..k] {
+                    let t = skip.min(s.len());
+                    rest.extend_from_slice(&s[t..]);
+                    skip -= t;
+                }
+                self.spill = Some(rest);
+            }
+            // Would block (or failed: the task meets the error on its own write):
+            // the task takes the batch.
+            Err(_) => {
+                self.direct_on = false;
+                return self.take_waker();
+            }
+        }
+        self.batch.clear();
+        self.direct_bytes += total as u64;
+        if self.spill.is_some() {
+            self.direct_on = false;
+            return self.take_waker();
+        }
+        None
+    }
+}
+
+thread_local! {
+    /// Connections with a batch to write at the end of this thread's current turn, and
+    /// those whose batch waits for more of the stream (see [`turn`]).
+    static TURN: RefCell<Option<Turn>> = const { RefCell::new(None) };
+}
+
+#[derive(Default)]
+struct Turn {
+    due: Vec<Arc<Shared>>,
+    held: Vec<Arc<Shared>>,
+}
+
+/// Wall-clock bound on how long relayed media waits in a batch ([`MERGE_MS`] of stream
+/// time), for a publisher that stops sending.
+pub(crate) const MERGE_WAIT: Duration = Duration::from_millis(MERGE_MS as u64);
+
+/// Runs a connection's turn `f` (its session's events, where a publisher's messages
+/// reach every player), then writes the batches of direct media it left, one vectored
+/// write per player. Returns the connections whose batch waits for more of the stream:
+/// the caller writes them with [`flush`] within [`MERGE_WAIT`]. Media sent outside a
+/// turn is written at once.
+pub(crate) fn turn(f: impl FnOnce()) -> Vec<Arc<Shared>> {
+    let outer = TURN.with(|t| {
+        let mut t = t.borrow_mut();
+        t.is_none().then(|| *t = Some(Turn::default())).is_some()
+    });
+    f();
+    if !outer {
+        return Vec::new();
+    }
+    let t = TURN.with(|t| t.borrow_mut().take()).unwrap_or_default();
+    flush(t.due);
+    t.held
+}
+
+/// Writes the batches of these connections.
+pub(crate) fn flush(list: Vec<Arc<Shared>>) {
+    for shared in list {
+        let wake = shared.lock().flush_batch();
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+}
+
+/// Puts `shared` on the current turn's list of due (or held) batches; false outside a
+/// turn.
+fn join_turn(shared: &Arc<Shared>, held: bool) -> bool {
+    TURN.with(|t| match t.borrow_mut().as_mut() {
+        Some(t) => {
+            if held { &mut t.held } else { &mut t.due }.push(shared.clone());
+            true
+        }
+        None => false,
+    })
 }
 
 #[derive(Debug)]
@@ -183,7 +365,7 @@ impl Shared {
     /// and `want_items`; otherwise the task's waker is kept for the next push.
     pub(crate) fn poll_work(&self, cx: &mut Context<'_>, want_items: bool) -> Poll<()> {
         let mut q = self.lock();
-        if q.overflow.is_some() || (want_items && !q.items.is_empty()) {
+        if q.overflow.is_some() || q.has_leftovers() || (want_items && !q.items.is_empty()) {
             return Poll::Ready(());
         }
         q.want_items = want_items;
@@ -430,6 +612,46 @@ impl Client {
                     q.skipping_video.insert(stream);
                     q.dropped += 1;
                     return Ok(false);
+                }
+            }
+            // An idle player: straight into its socket, in order since nothing waits.
+            if q.direct_on
+                && q.items.is_empty()
+                && let Some(d) = &q.direct
+            {
+                let own = OnceLock::new();
+                match d.message(stream, &tag, chunks.as_deref().unwrap_or(&own)) {
+                    Some(None) => return Ok(true),
+                    Some(Some(m)) => {
+                        q.batch.push(m);
+                        let first = *q.batch_first.get_or_insert(tag.timestamp);
+                        // Relayed media waits for the stream's next messages, up to
+                        // MERGE_MS of stream time, so that one write carries several
+                        // (fewer system calls and TCP segments per player; SRS calls
+                        // this merged write). Other media waits to the end of the turn.
+                        let waited = tag.timestamp.wrapping_sub(first);
+                        let hold = chunks.is_some() && waited < MERGE_MS;
+                        let n = q.batch.len();
+                        let room = n < MAX_BATCH;
+                        if room && q.batch_due {
+                            return Ok(true);
+                        }
+                        // The first held message puts the batch on the turn's held list
+                        // (written within MERGE_WAIT if the stream stops).
+                        if room && hold && (n > 1 || join_turn(&self.shared, true)) {
+                            return Ok(true);
+                        }
+                        if room && join_turn(&self.shared, false) {
+                            q.batch_due = true;
+                            return Ok(true);
+                        }
+                        if let Some(w) = q.flush_batch() {
+                            drop(q);
+                            w.wake();
+                        }
+                        return Ok(true);
+                    }
+                    None => q.direct_on = false,
                 }
             }
             if q.media_bytes + len > limits.hard_bytes {

@@ -6,6 +6,11 @@
 //! make us buffer its answers), room in the socket for pending bytes, the client queue
 //! (drained only while less than [`OUT_LOW`] bytes are pending, so media waits in the
 //! bounded queue where the slow-player policy applies), and the next deadline.
+//!
+//! While it waits with nothing pending and nothing queued, the media that a sender
+//! queues (the relay's publisher) is written by the sender's task straight into the
+//! socket (`client::Direct`), so an idle player's task does not wake per message; a
+//! socket that would block sends the message through the queue, where the limits apply.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -28,7 +33,7 @@ use crate::app::{
     Call, CloseInfo, ConnectRequest, Connection, MediaTag, PlayRequest, PublishRequest,
     StreamDecision,
 };
-use crate::client::{CallError, Client, Out, Reply, status_info};
+use crate::client::{self, CallError, Client, Direct, DirectStream, Out, Reply, status_info};
 use crate::outbuf::OutBuf;
 use crate::server::Context;
 
@@ -38,6 +43,8 @@ const OUT_HIGH: usize = 256 * 1024;
 const OUT_LOW: usize = 64 * 1024;
 /// Calls to the client remembered while waiting for their answers (as the session).
 const MAX_PENDING_CALLS: usize = 1024;
+/// Longest time a player stays on a publisher's list of held batches.
+const HELD_SWEEP: Duration = Duration::from_secs(1);
 /// Time to write what is pending when closing.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -65,6 +72,10 @@ struct Conn {
     reject_deadline: Option<Instant>,
     last_input: Instant,
     pinged: bool,
+    /// Players whose batch of this connection's media waits for more of the stream.
+    held: Vec<Arc<client::Shared>>,
+    /// When the first of them started waiting.
+    held_since: Instant,
 }
 
 pub(crate) async fn run(
@@ -75,7 +86,9 @@ pub(crate) async fn run(
     ctx: Arc<Context>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut socket = socket;
+    // Shared with the client queue, whose senders write relayed media into it while
+    // this task is idle (see `Conn::enter_direct`).
+    let socket = Arc::new(socket);
     let now = Instant::now();
     let config = SessionConfig {
         rng_seed,
@@ -98,6 +111,8 @@ pub(crate) async fn run(
         reject_deadline: None,
         last_input: now,
         pinged: false,
+        held: Vec::new(),
+        held_since: now,
     };
     let mut rbuf = vec![0u8; 16 * 1024];
 
@@ -125,7 +140,18 @@ pub(crate) async fn run(
     let mut timer_polled = false;
 
     loop {
-        c.pump();
+        // Media this turn relays to idle players is written at its end, or within
+        // MERGE_WAIT if it waits for more of the stream (`client::turn`).
+        let held = client::turn(|| c.pump());
+        if !held.is_empty() {
+            if c.held.is_empty() {
+                c.held_since = Instant::now();
+            }
+            c.held.extend(held);
+        }
+        if !c.held.is_empty() && Instant::now() >= c.held_deadline() {
+            client::flush(std::mem::take(&mut c.held));
+        }
         if c.closing.is_some() {
             break;
         }
@@ -147,10 +173,15 @@ pub(crate) async fn run(
         let pending = c.out.pending();
         // A later deadline (input moved the idle timer) waits for the armed one to fire.
         let next = c.next_deadline();
-        if next < deadline || timer.is_elapsed() {
+        // While batches are held the deadline follows the input (a silent publisher
+        // writes them), so it may move later too: once per turn of a publisher.
+        if next < deadline || timer.is_elapsed() || (!c.held.is_empty() && next != deadline) {
             deadline = next;
             timer.as_mut().reset(deadline);
             timer_polled = false;
+        }
+        if pending == 0 {
+            c.enter_direct(&socket);
         }
         // One hand-written wait instead of a select!: no futures built and dropped per
         // wake-up, and the queue wakes the task through the waker it keeps under the
@@ -182,6 +213,7 @@ pub(crate) async fn run(
             Poll::Pending
         })
         .await;
+        c.leave_direct();
         let now = Instant::now();
         match ev {
             Ev::Readable => match read_drained(&socket, &mut rbuf) {
@@ -204,12 +236,16 @@ pub(crate) async fn run(
     }
 
     // Write what is pending (a rejection, a policy file, a last status), then close.
+    client::flush(std::mem::take(&mut c.held));
     c.pump_session_only();
-    if c.out.pending() > 0 {
-        let last = c.out.take_all();
-        let _ = tokio::time::timeout(FLUSH_TIMEOUT, socket.write_all(&last)).await;
+    c.client.shared.lock().direct = None;
+    if let Ok(mut socket) = Arc::try_unwrap(socket) {
+        if c.out.pending() > 0 {
+            let last = c.out.take_all();
+            let _ = tokio::time::timeout(FLUSH_TIMEOUT, socket.write_all(&last)).await;
+        }
+        let _ = socket.shutdown().await;
     }
-    let _ = socket.shutdown().await;
     c.finish();
 }
 
@@ -233,9 +269,78 @@ fn read_drained(socket: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 impl Conn {
+    /// Before waiting with nothing to write: lets the senders of relayed media write
+    /// it into the socket themselves while nothing is queued (no wake-up of this task
+    /// per message).
+    fn enter_direct(&mut self, socket: &Arc<TcpStream>) {
+        if self.closing.is_some() {
+            return;
+        }
+        let mut q = self.client.shared.lock();
+        if q.closed || !q.items.is_empty() || q.spill.is_some() {
+            return;
+        }
+        let d = q.direct.get_or_insert_with(|| Direct {
+            socket: socket.clone(),
+            streams: Vec::new(),
+        });
+        d.streams.clear();
+        for (&id, s) in &self.streams {
+            if s.playing.is_none() {
+                continue;
+            }
+            if let Some(writer) = self.session.media_writer(id) {
+                let on = !s.paused;
+                d.streams.push(DirectStream {
+                    writer,
+                    audio: on && !s.no_audio,
+                    video: on && !s.no_video,
+                    data: on,
+                });
+            }
+        }
+        q.direct_on = !d.streams.is_empty();
+    }
+
+    /// After waking: takes the socket back, with what senders wrote meanwhile and
+    /// what the socket did not take.
+    fn leave_direct(&mut self) {
+        let (mut bytes, spill, batch) = {
+            let mut q = self.client.shared.lock();
+            q.direct_on = false;
+            let batch = (!q.batch.is_empty()).then(|| std::mem::take(&mut q.batch));
+            q.batch_first = None;
+            q.batch_due = false;
+            (std::mem::take(&mut q.direct_bytes), q.spill.take(), batch)
+        };
+        if let Some(rest) = spill {
+            let empty = self.out.push(rest);
+            self.session.recycle(empty);
+        }
+        for (head, body) in batch.into_iter().flatten() {
+            let head = head.as_bytes();
+            bytes += (head.len() + body.len()) as u64;
+            let mut shared = vec![(head.len(), body)];
+            let _ = self.out.push_with(head.to_vec(), &mut shared);
+        }
+        if bytes > 0 {
+            self.session.sent_elsewhere(bytes);
+        }
+    }
+
+    /// When the batches held for more of this publisher's stream are written: once it
+    /// has sent nothing for MERGE_WAIT, or a second after the oldest entry of the list
+    /// (which bounds it; batches the stream completed are already written).
+    fn held_deadline(&self) -> Instant {
+        (self.last_input + client::MERGE_WAIT).min(self.held_since + HELD_SWEEP)
+    }
+
     fn next_deadline(&self) -> Instant {
         let idle = self.ctx.config.idle_timeout;
         let mut d = self.last_input + if self.pinged { idle } else { idle / 2 };
+        if !self.held.is_empty() {
+            d = d.min(self.held_deadline());
+        }
         if let Some(t) = self.session.poll_timeout() {
             d = d.min(Instant::from_std(t));
         }

@@ -591,6 +591,66 @@ impl ChunkEncoder {
             stream_id,
         })
     }
+
+    /// Forgets the previous message of every chunk stream, so that the next message
+    /// on each starts with a format 0 header. For bytes written to the peer around
+    /// this encoder (whose format 0 headers changed what the peer's decoder holds).
+    pub fn forget_headers(&mut self) {
+        self.streams.clear();
+    }
+}
+
+/// A message's first chunk header in format 0 (spec §5.3.1.2.1): it carries the
+/// whole message header, so it is right whatever was sent on the chunk stream before.
+#[derive(Debug, Clone, Copy)]
+pub struct FullHeader {
+    buf: [u8; 14],
+    len: u8,
+}
+
+impl FullHeader {
+    /// The header of a `length`-byte message; `None` for a timestamp that needs the
+    /// extended field (its format 3 chunks would repeat it), a bad chunk stream id or
+    /// a message too long.
+    pub fn new(
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        length: usize,
+    ) -> Option<FullHeader> {
+        if !(MIN_CSID..=MAX_CSID).contains(&csid) || length > MAX_MESSAGE_LEN {
+            return None;
+        }
+        if timestamp >= EXTENDED {
+            return None;
+        }
+        let mut buf = [0u8; 14];
+        let mut n = if csid < 64 {
+            buf[0] = csid as u8;
+            1
+        } else if csid < 64 + 256 {
+            buf[1] = (csid - 64) as u8;
+            2
+        } else {
+            let c = csid - 64;
+            buf[0] = 1;
+            buf[1] = (c & 0xFF) as u8;
+            buf[2] = (c >> 8) as u8;
+            3
+        };
+        buf[n..n + 3].copy_from_slice(&timestamp.to_be_bytes()[1..]);
+        buf[n + 3..n + 6].copy_from_slice(&(length as u32).to_be_bytes()[1..]);
+        buf[n + 6] = type_id;
+        buf[n + 7..n + 11].copy_from_slice(&stream_id.to_le_bytes());
+        n += 11;
+        Some(FullHeader { buf, len: n as u8 })
+    }
+
+    /// The header's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
 }
 
 /// The header of a message's first chunk (spec §5.3.1).

@@ -41,11 +41,12 @@ pub mod stream;
 
 pub use amf::{AmfError, Command, ObjectEncoding, Value};
 pub use chunk::{
-    ChunkDecoder, ChunkEncoder, ChunkError, ChunkedBody, Control, DecoderLimits, Message,
-    UserControl,
+    ChunkDecoder, ChunkEncoder, ChunkError, ChunkedBody, Control, DecoderLimits, FullHeader,
+    Message, UserControl,
 };
 pub use handshake::{Handshake, HandshakeError};
 pub use session::{
-    ApiError, CloseReason, MediaKind, Session, SessionConfig, SessionEvent, SessionOutput,
+    ApiError, CloseReason, MediaKind, MediaWriter, Session, SessionConfig, SessionEvent,
+    SessionOutput,
 };
 pub use stream::{PublishType, StreamCommand, status};

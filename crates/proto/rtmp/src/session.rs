@@ -36,8 +36,8 @@ use bytes::Bytes;
 
 use crate::amf::{self, AmfError, Command, ObjectEncoding, Value};
 use crate::chunk::{
-    ChunkDecoder, ChunkEncoder, ChunkError, ChunkedBody, Control, DecoderLimits, Message,
-    UserControl, msg_type, split_aggregate,
+    ChunkDecoder, ChunkEncoder, ChunkError, ChunkedBody, Control, DecoderLimits, FullHeader,
+    Message, UserControl, msg_type, split_aggregate,
 };
 use crate::handshake::{Handshake, HandshakeError, Progress};
 use crate::stream::status;
@@ -760,6 +760,28 @@ impl Session {
         Ok(())
     }
 
+    /// A [`MediaWriter`] for a created stream (not 0) of a connected session: how to
+    /// put this stream's media on the wire without the session, for a relay that
+    /// writes straight into an idle player's socket. Bytes written that way must be
+    /// reported with [`Session::sent_elsewhere`] before the session sends again.
+    pub fn media_writer(&self, stream_id: u32) -> Option<MediaWriter> {
+        (stream_id != 0 && self.streams.contains(&stream_id) && self.is_connected()).then(|| {
+            MediaWriter {
+                stream_id,
+                chunk_size: self.encoder.chunk_size(),
+            }
+        })
+    }
+
+    /// `bytes` were written to the peer around the session (by a [`MediaWriter`]):
+    /// they count as sent, and since their format 0 headers changed what the peer's
+    /// chunk streams hold, the session's next message on each chunk stream starts
+    /// with a format 0 header too.
+    pub fn sent_elsewhere(&mut self, bytes: u64) {
+        self.bytes_sent += bytes;
+        self.encoder.forget_headers();
+    }
+
     // ---- inside ----
 
     fn close(&mut self, reason: CloseReason) {
@@ -1112,6 +1134,47 @@ fn merge_fields(info: &mut Value, extra: Vec<(String, Value)>) {
                 None => entries.push(amf::Pair { key, value }),
             }
         }
+    }
+}
+
+/// Writes one stream's media messages as a session would, with a format 0 first
+/// header (so it needs nothing of what was sent before) followed by the message's
+/// chunks shared by all its receivers; see [`Session::media_writer`].
+#[derive(Debug, Clone, Copy)]
+pub struct MediaWriter {
+    stream_id: u32,
+    chunk_size: usize,
+}
+
+impl MediaWriter {
+    /// The message stream this writes on.
+    pub fn stream_id(&self) -> u32 {
+        self.stream_id
+    }
+
+    /// The bytes of a media message: its first chunk header and the shared bytes
+    /// that follow it (cut into chunks by the first receiver, see
+    /// [`Session::send_media_chunked`]). `None` when the session must write it
+    /// itself: a timestamp that needs the extended field, or chunks cut for another
+    /// chunk size or stream.
+    pub fn message(
+        &self,
+        kind: MediaKind,
+        timestamp: u32,
+        payload: &Bytes,
+        chunks: &OnceLock<ChunkedBody>,
+    ) -> Option<(FullHeader, Bytes)> {
+        let csid = stream_csid(self.stream_id, kind);
+        let head = FullHeader::new(
+            csid,
+            timestamp,
+            kind.type_id(),
+            self.stream_id,
+            payload.len(),
+        )?;
+        let body = chunks.get_or_init(|| ChunkedBody::new(payload, self.chunk_size, csid));
+        body.fits(self.chunk_size, csid, payload.len())
+            .then(|| (head, body.bytes().clone()))
     }
 }
 

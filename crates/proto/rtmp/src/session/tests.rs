@@ -1128,3 +1128,79 @@ fn relayed_media_shares_its_chunks_and_matches_per_session_encoding() {
     }
     assert!(shared[0].0.bytes_sent() == plain[0].0.bytes_sent());
 }
+
+#[test]
+fn media_written_around_the_session_interleaves_with_its_own() {
+    let (mut s, mut c) = player(SessionConfig::default(), 1);
+    assert!(s.media_writer(0).is_none());
+    assert!(s.media_writer(2).is_none(), "not created");
+    let w = s.media_writer(1).unwrap();
+    assert_eq!(w.stream_id(), 1);
+    let video = |n: usize, b: u8| Bytes::from(vec![b; n]);
+    // Session, writer, writer, session again on the same chunk streams: the peer
+    // reads every message with its own timestamp, length and body.
+    let plan: Vec<(bool, MediaKind, u32, Bytes)> = vec![
+        (false, MediaKind::Video, 0, video(9_000, 0x17)),
+        (false, MediaKind::Video, 40, video(300, 0x27)),
+        (true, MediaKind::Video, 80, video(300, 0x28)),
+        (
+            true,
+            MediaKind::Audio,
+            90,
+            Bytes::from_static(&[0xAF, 1, 2]),
+        ),
+        (true, MediaKind::Video, 120, video(10_000, 0x29)),
+        (false, MediaKind::Video, 160, video(300, 0x2A)),
+        (
+            false,
+            MediaKind::Audio,
+            170,
+            Bytes::from_static(&[0xAF, 1, 3]),
+        ),
+        (false, MediaKind::Video, 200, video(300, 0x2B)),
+    ];
+    let mut elsewhere = 0u64;
+    let (start, mut wire) = (s.bytes_sent(), 0u64);
+    for (direct, kind, ts, payload) in &plan {
+        let chunks = OnceLock::new();
+        let got = if *direct {
+            let (head, body) = w.message(*kind, *ts, payload, &chunks).unwrap();
+            let mut b = head.as_bytes().to_vec();
+            b.extend_from_slice(&body);
+            elsewhere += b.len() as u64;
+            wire += b.len() as u64;
+            c.dec.push(&b);
+            c.dec.next_message().unwrap().unwrap()
+        } else {
+            if elsewhere > 0 {
+                s.sent_elsewhere(elsewhere);
+                elsewhere = 0;
+            }
+            s.send_media_chunked(1, *kind, *ts, payload, &chunks)
+                .unwrap();
+            let d = c.drain(&mut s);
+            wire += c.raw.len() as u64;
+            assert_eq!(d.messages.len(), 1);
+            d.messages.into_iter().next().unwrap()
+        };
+        assert_eq!(
+            (got.type_id, got.timestamp, got.stream_id, &got.payload),
+            (kind.type_id(), *ts, 1, payload),
+            "message at {ts}"
+        );
+    }
+    assert_eq!(s.bytes_sent() - start, wire);
+    // An extended timestamp, or chunks cut for another chunk size, are left to the
+    // session.
+    let chunks = OnceLock::new();
+    assert!(
+        w.message(MediaKind::Video, 0x0100_0000, &video(10, 0x27), &chunks)
+            .is_none()
+    );
+    let chunks = OnceLock::new();
+    let _ = chunks.set(ChunkedBody::new(&video(9_000, 0x27), 1000, 6));
+    assert!(
+        w.message(MediaKind::Video, 10, &video(9_000, 0x27), &chunks)
+            .is_none()
+    );
+}
