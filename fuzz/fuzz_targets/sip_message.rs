@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_sip::header::{contact_expires, contact_q, parse_auth_params};
+use switchboard_sip::header::{contact_expires, contact_q, has_tag, parse_auth_params};
 use switchboard_sip::{Contact, HeaderName, Message, NameAddr, Uri, Via};
 
 const MAX: usize = switchboard_sip::message::MAX_MESSAGE;
@@ -103,6 +103,12 @@ fn exercise(m: &Message) {
     for a in [m.from(), m.to()].iter().flatten() {
         check_name_addr(a);
     }
+    // The response builder's quick To-tag check agrees with the parser.
+    for v in m.header_lines(HeaderName::To) {
+        if let Ok(a) = NameAddr::parse(v) {
+            assert_eq!(has_tag(v), Some(a.tag().is_some()), "To: {v}");
+        }
+    }
     if let Ok(cs) = m.contacts() {
         for c in &cs {
             if let Contact::Addr(a) = c {
@@ -157,7 +163,7 @@ fuzz_target!(|data: &[u8]| {
     exercise(&m.append_header("X-Fuzz", "1"));
 
     // Received/rport stamping on the top Via.
-    let r = m.with_received("203.0.113.7", 40000);
+    let r = m.clone().with_received("203.0.113.7", 40000);
     exercise(&r);
     if let (Ok(before), Ok(after)) = (m.top_via(), r.top_via()) {
         assert_eq!(after.branch(), before.branch());

@@ -315,10 +315,12 @@ pub fn has_tag(value: &str) -> Option<bool> {
         Some(lt) => &value[lt + value[lt..].find('>')? + 1..],
         None => value.find(';').map_or("", |i| &value[i..]),
     };
-    Some(params.split(';').any(|p| {
+    // The first `tag` parameter counts, as for [`NameAddr::tag`].
+    let tag = params.split(';').find_map(|p| {
         let (name, v) = p.split_once('=').unwrap_or((p, ""));
-        name.trim().eq_ignore_ascii_case("tag") && !v.trim().is_empty()
-    }))
+        name.trim().eq_ignore_ascii_case("tag").then_some(v)
+    });
+    Some(tag.is_some_and(|v| !v.trim().is_empty()))
 }
 
 fn parse_display(raw: &str) -> Result<Option<String>, ParseError> {
@@ -773,6 +775,7 @@ mod tests {
             "sip:a@b ;tag=1;x",
             "sip:a@b",
             r#""a;tag=1" <sip:a@b>"#,
+            "<sip:a@b>;tag=;tag=2",
         ] {
             let parsed = NameAddr::parse(v).unwrap().tag().is_some();
             assert_eq!(has_tag(v), Some(parsed), "{v}");
