@@ -78,6 +78,14 @@ struct Typed {
     uri: OnceLock<Result<Uri, ParseError>>,
 }
 
+/// The value in `cell`, parsed by `parse` on first use.
+fn cached<T>(
+    cell: &OnceLock<Result<T, ParseError>>,
+    parse: impl FnOnce() -> Result<T, ParseError>,
+) -> Result<&T, ParseError> {
+    cell.get_or_init(parse).as_ref().map_err(Clone::clone)
+}
+
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&String::from_utf8_lossy(&self.buf))
@@ -304,11 +312,7 @@ impl Message {
 
     /// The Request-URI (requests only).
     pub fn uri(&self) -> Result<&Uri, ParseError> {
-        self.typed
-            .uri
-            .get_or_init(|| Uri::parse(self.uri_str()))
-            .as_ref()
-            .map_err(Clone::clone)
+        cached(&self.typed.uri, || Uri::parse(self.uri_str()))
     }
 
     /// Status code; `None` for requests.
@@ -378,17 +382,13 @@ impl Message {
 
     /// The topmost Via element.
     pub fn top_via(&self) -> Result<&Via, ParseError> {
-        self.typed
-            .top_via
-            .get_or_init(|| {
-                let v = self
-                    .values(HeaderName::Via)
-                    .next()
-                    .ok_or(ParseError::MissingHeader("Via"))?;
-                Via::parse(v)
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        cached(&self.typed.top_via, || {
+            let v = self
+                .values(HeaderName::Via)
+                .next()
+                .ok_or(ParseError::MissingHeader("Via"))?;
+            Via::parse(v)
+        })
     }
 
     pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
@@ -396,19 +396,15 @@ impl Message {
     }
 
     pub fn from(&self) -> Result<&NameAddr, ParseError> {
-        self.typed
-            .from
-            .get_or_init(|| NameAddr::parse(self.required(HeaderName::From, "From")?))
-            .as_ref()
-            .map_err(Clone::clone)
+        cached(&self.typed.from, || {
+            NameAddr::parse(self.required(HeaderName::From, "From")?)
+        })
     }
 
     pub fn to(&self) -> Result<&NameAddr, ParseError> {
-        self.typed
-            .to
-            .get_or_init(|| NameAddr::parse(self.required(HeaderName::To, "To")?))
-            .as_ref()
-            .map_err(Clone::clone)
+        cached(&self.typed.to, || {
+            NameAddr::parse(self.required(HeaderName::To, "To")?)
+        })
     }
 
     pub fn call_id(&self) -> Result<&str, ParseError> {
