@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use switchboard_sip::header::{contact_expires, contact_q, has_tag, parse_auth_params};
-use switchboard_sip::{Contact, HeaderName, Message, NameAddr, Uri, Via};
+use switchboard_sip::{Contact, HeaderName, Message, NameAddr, Uri, Via, call_id_of};
 
 const MAX: usize = switchboard_sip::message::MAX_MESSAGE;
 
@@ -130,10 +130,15 @@ fn exercise(m: &Message) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let quick = call_id_of(data);
     let Ok(m) = Message::parse(data) else {
         return;
     };
     exercise(&m);
+    // The raw Call-ID that routes a message to its core agrees with the parser.
+    if let Ok(id) = m.call_id() {
+        assert_eq!(quick.as_deref(), Some(id.as_bytes()), "Call-ID {id:?}");
+    }
 
     // What we would send is itself a message that parses to the same bytes.
     let again = match Message::parse(m.as_bytes()) {

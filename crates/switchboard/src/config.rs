@@ -74,6 +74,7 @@ pub struct Sip {
     pub mode: String,
     pub auth_invite: bool,
     pub dns: String,
+    pub workers: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,6 +132,7 @@ impl Config {
                 mode: "proxy".into(),
                 auth_invite: false,
                 dns: String::new(),
+                workers: 0,
             },
             web: Web {
                 listen: if all {
@@ -558,6 +560,10 @@ impl Loaded {
                 redirect: mode,
                 auth_invite: c.sip.auth_invite,
                 dns: opt_addr("sip.dns", &c.sip.dns, 53)?,
+                workers: match c.sip.workers {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n as usize,
+                },
                 phone: c.web.phone,
                 webrtc: opt_addr("web.webrtc", &c.web.webrtc, 8080)?,
                 origins: c.web.origins.clone(),
@@ -610,6 +616,8 @@ pub struct SipSettings {
     pub redirect: bool,
     pub auth_invite: bool,
     pub dns: Option<SocketAddr>,
+    /// Threads serving SIP (resolved: at least 1).
+    pub workers: usize,
     pub phone: bool,
     pub webrtc: Option<SocketAddr>,
     pub origins: Vec<String>,

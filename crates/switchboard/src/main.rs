@@ -100,6 +100,9 @@ pub struct SipdArgs {
     /// DNS server for RFC 3263 lookups (NAPTR/SRV/A), HOST:PORT. Default: the system's.
     #[arg(long)]
     pub dns: Option<SocketAddr>,
+    /// Threads serving SIP (sip.workers); 0: one per CPU core.
+    #[arg(long)]
+    pub workers: Option<u32>,
 
     /// Serve the web phone API (`/phone/USER@DOMAIN`, JSON over WebSocket, audio over
     /// WebRTC) on every ws listener; its lines register and call through this server.

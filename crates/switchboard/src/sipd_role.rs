@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
-use registrar::{Authenticator, Registrar, RegistrarConfig};
+use registrar::{Authenticator, Registrar, RegistrarConfig, SharedLocations};
 use sip::auth::DigestConfig;
 use sipd::{Sipd, SipdConfig};
 use store::SqliteLocations;
@@ -14,6 +14,9 @@ use tracing::info;
 
 use crate::config::{self, SipSettings};
 use crate::{SipdArgs, parse_listen};
+
+/// SIP cores per serving thread (see `run`).
+const SHARDS_PER_WORKER: usize = 8;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Listen {
@@ -99,6 +102,7 @@ pub fn apply_args(l: &mut config::Loaded, a: &SipdArgs) -> anyhow::Result<()> {
         c.sip.auth_invite = v;
     });
     l.cli("sip.dns", a.dns, |c, v| c.sip.dns = v.to_string());
+    l.cli("sip.workers", a.workers, |c, v| c.sip.workers = v);
     l.cli("web.phone", a.phone.then_some(true), |c, v| c.web.phone = v);
     l.cli("web.webrtc", a.webrtc, |c, v| c.web.webrtc = v.to_string());
     l.cli("web.origins", some_vec(&a.origins), |c, v| {
@@ -174,7 +178,7 @@ pub async fn run(
         default_expires: 3600.clamp(args.min_expires, args.max_expires.max(args.min_expires)),
         ..RegistrarConfig::default()
     };
-    let registrar = Registrar::new(reg_config, auth, locations, net::os_seed());
+    let locations = SharedLocations::new(locations);
 
     // HTTP listeners (SIP over WebSocket) are bound first so the proxy knows every
     // address it owns.
@@ -208,6 +212,14 @@ pub async fn run(
         });
     }
     let sipd_config = SipdConfig::default();
+    // Several cores when several threads serve SIP, so that two messages rarely wait for
+    // the same core (a core is locked for one message at a time).
+    let workers = args.workers.max(1);
+    let shards = if workers == 1 {
+        1
+    } else {
+        workers * SHARDS_PER_WORKER
+    };
     let proxy_config = proxy::ProxyConfig {
         mode: if args.redirect {
             proxy::Mode::Redirect
@@ -222,9 +234,25 @@ pub async fn run(
         listeners: owned,
         domains: args.domains.clone(),
     };
-    let proxy = proxy::Proxy::new(proxy_config, local, net::os_seed());
     let (mono, unix) = net::now_anchor();
-    let core = Sipd::new(sipd_config, registrar, proxy, mono, unix);
+    // The cores share the location service and the authenticator (users, nonces' replay
+    // state); each has its own seeds. One of them purges and drops closed flows' bindings.
+    let cores = (0..shards)
+        .map(|i| {
+            let registrar = Registrar::new(
+                reg_config.clone(),
+                auth.clone(),
+                locations.clone(),
+                net::os_seed(),
+            );
+            let proxy = proxy::Proxy::new(proxy_config.clone(), local.clone(), net::os_seed());
+            let config = SipdConfig {
+                location_upkeep: i == 0,
+                ..sipd_config.clone()
+            };
+            Sipd::new(config, registrar, proxy, mono, unix)
+        })
+        .collect();
 
     let udp: Vec<SocketAddr> = listen
         .iter()
@@ -250,7 +278,8 @@ pub async fn run(
         Some(addr) => net::SipResolver::with_nameserver(addr)?,
         None => net::SipResolver::system()?,
     };
-    let server = net::start(core, &udp, &tcp, net::Limits::default(), resolver).await?;
+    let server =
+        net::start_sharded(cores, workers, &udp, &tcp, net::Limits::default(), resolver).await?;
 
     // The web phone's lines: a user agent of their own whose requests go through this
     // server's first UDP listener, and one UDP socket for every browser's WebRTC media.

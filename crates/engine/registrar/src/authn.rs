@@ -1,5 +1,7 @@
 //! Authentication policy shared by the registrar (401) and, later, the proxy (407).
 
+use std::sync::Arc;
+
 use sip::auth::{Credentials, DigestConfig, DigestServer, Verdict};
 use sip::{HeaderName, Message};
 
@@ -16,9 +18,11 @@ pub enum AuthOutcome {
     Forbidden(&'static str),
 }
 
-/// Digest authentication against a [`Users`] source.
+/// Digest authentication against a [`Users`] source. Clones share the users and the
+/// nonces' replay state, so server cores working in parallel each hold one.
+#[derive(Clone)]
 pub struct Authenticator {
-    users: Users,
+    users: Arc<Users>,
     digest: DigestServer,
     realm: String,
 }
@@ -27,7 +31,7 @@ impl Authenticator {
     pub fn new(users: Users, config: DigestConfig, secret: [u8; 32]) -> Authenticator {
         let realm = config.realm.clone();
         Authenticator {
-            users,
+            users: Arc::new(users),
             digest: DigestServer::new(config, secret),
             realm,
         }

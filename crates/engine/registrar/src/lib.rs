@@ -7,7 +7,7 @@ pub mod registrar;
 pub mod users;
 
 pub use authn::{AuthOutcome, Authenticator};
-pub use location::{Binding, FlowRecord, Locations, MemoryLocations, StoreError};
+pub use location::{Binding, FlowRecord, Locations, MemoryLocations, SharedLocations, StoreError};
 pub use registrar::{Registrar, RegistrarConfig};
 pub use users::Users;
 

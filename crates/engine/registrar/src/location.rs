@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sip::Transport;
 use thiserror::Error;
@@ -152,5 +153,52 @@ impl Locations for MemoryLocations {
 
     fn count(&mut self) -> Result<usize, StoreError> {
         Ok(self.by_aor.values().map(Vec::len).sum())
+    }
+}
+
+/// One location service shared by several server cores (each with its own registrar and
+/// transactions): every call takes the lock for that call only. Cheap to clone.
+pub struct SharedLocations<L>(Arc<Mutex<L>>);
+
+impl<L> Clone for SharedLocations<L> {
+    fn clone(&self) -> Self {
+        SharedLocations(self.0.clone())
+    }
+}
+
+impl<L: Locations> SharedLocations<L> {
+    pub fn new(inner: L) -> Self {
+        SharedLocations(Arc::new(Mutex::new(inner)))
+    }
+
+    /// The store itself, locked.
+    pub fn lock(&self) -> MutexGuard<'_, L> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<L: Locations> Locations for SharedLocations<L> {
+    fn lookup(&mut self, aor: &str, now: u64) -> Result<Vec<Binding>, StoreError> {
+        self.lock().lookup(aor, now)
+    }
+
+    fn upsert(&mut self, binding: &Binding) -> Result<(), StoreError> {
+        self.lock().upsert(binding)
+    }
+
+    fn remove(&mut self, aor: &str, contact: &str) -> Result<(), StoreError> {
+        self.lock().remove(aor, contact)
+    }
+
+    fn remove_flow(&mut self, conn: u64) -> Result<Vec<Binding>, StoreError> {
+        self.lock().remove_flow(conn)
+    }
+
+    fn purge_expired(&mut self, now: u64) -> Result<usize, StoreError> {
+        self.lock().purge_expired(now)
+    }
+
+    fn count(&mut self) -> Result<usize, StoreError> {
+        self.lock().count()
     }
 }

@@ -29,6 +29,10 @@ pub struct SipdConfig {
     pub server: String,
     /// How often expired bindings and nonces are purged.
     pub purge_interval: Duration,
+    /// Whether this core keeps the location service and the nonces tidy: purges them, and
+    /// drops the bindings of closed connections. When several cores share one location
+    /// service and one authenticator, exactly one of them does.
+    pub location_upkeep: bool,
 }
 
 impl Default for SipdConfig {
@@ -37,6 +41,7 @@ impl Default for SipdConfig {
             txn: TxnConfig::default(),
             server: format!("Switchboard/{}", env!("CARGO_PKG_VERSION")),
             purge_interval: Duration::from_secs(30),
+            location_upkeep: true,
         }
     }
 }
@@ -60,6 +65,17 @@ pub struct Counters {
     /// Responses that matched no transaction or did not parse (dropped).
     pub dropped_responses: u64,
     pub registers: u64,
+}
+
+impl Counters {
+    /// Adds another core's counters (totals over several cores).
+    pub fn add(&mut self, o: &Counters) {
+        self.garbage += o.garbage;
+        self.bad_requests += o.bad_requests;
+        self.too_large += o.too_large;
+        self.dropped_responses += o.dropped_responses;
+        self.registers += o.registers;
+    }
 }
 
 /// Maps the injected monotonic clock onto wall-clock seconds, anchored once at start.
@@ -212,9 +228,18 @@ impl<L: Locations> Sipd<L> {
         }
     }
 
+    /// A TCP or WebSocket connection opened (or was opened by us): requests for bindings
+    /// and flow tokens naming it can use it, even before a request of this core's arrives
+    /// on it (with several cores, the REGISTER may have been served by another).
+    pub fn connection_opened(&mut self, flow: Flow) {
+        self.proxy.learn_flow(flow);
+    }
+
     /// A TCP or WebSocket connection closed.
     pub fn connection_closed(&mut self, _now: Instant, conn: u64) {
-        self.registrar.connection_closed(conn);
+        if self.config.location_upkeep {
+            self.registrar.connection_closed(conn);
+        }
         self.proxy.connection_closed(conn);
     }
 
@@ -235,7 +260,7 @@ impl<L: Locations> Sipd<L> {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if now >= self.next_purge {
+        if self.config.location_upkeep && now >= self.next_purge {
             self.registrar.purge(self.wall.unix(now));
             self.next_purge = now + self.config.purge_interval;
         }
@@ -253,7 +278,7 @@ impl<L: Locations> Sipd<L> {
         [
             self.txns.poll_timeout(),
             self.proxy.poll_timeout(),
-            Some(self.next_purge),
+            self.config.location_upkeep.then_some(self.next_purge),
         ]
         .into_iter()
         .flatten()

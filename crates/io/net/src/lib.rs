@@ -1,15 +1,20 @@
 //! SIP transports and the driver of the sans-IO core.
 //!
-//! One task owns the [`sipd::Sipd`] core. It reads the UDP sockets itself (a batch of
-//! datagrams per wake-up, straight from the socket into the core, no copy and no channel
-//! hop). It sends the UDP datagrams it produces itself, after each wake-up's batch
-//! (`sendto` on a non-blocking socket); only when a send would block do the rest go to a
-//! sender thread, which waits for room and keeps the order. Handing every batch to that
-//! thread cost a futex wake-up and two context switches per batch, more than the
-//! overlap of sending with processing gained. Stream transports (a task per TCP or WebSocket
-//! connection) turn bytes into [`NetEvent`]s on a bounded channel. The core task feeds
-//! everything in, drains transmits to the right socket or connection, and sleeps until
-//! the core's next deadline. No SIP logic lives here.
+//! The server runs several [`sipd::Sipd`] cores side by side, each with its own transaction
+//! layer and proxy contexts, and sharing the location service and the authenticator. A
+//! message belongs to the core its Call-ID hashes to ([`sip::call_id_of`], found without
+//! parsing): a transaction, its CANCEL and ACK, and their responses all carry the same
+//! Call-ID, so every match stays inside one core. Each core sits behind a mutex that is
+//! held for one message. `workers` threads per UDP socket wait in `recvfrom` on the same
+//! socket, as Kamailio's UDP processes do (the kernel gives each datagram to one waiter;
+//! `SO_REUSEPORT` would not help: it spreads by source address, and a load generator or a
+//! busy peer uses one); the thread that reads a datagram locks the owning core, serves it
+//! and sends what it produced (so a core's output leaves in order). Stream transports (a
+//! task per TCP or WebSocket connection) turn bytes into [`NetEvent`]s on a bounded
+//! channel, served by one task the same way; responses to a stream's request go back on
+//! its connection whichever core produced them. A timer thread sleeps until the earliest
+//! deadline of any core; a core whose deadline moves earlier wakes it. No SIP logic lives
+//! here.
 //!
 //! With `-d` (the `debug` level) every SIP message in and out is logged with its first
 //! line, transport and peer.
@@ -20,11 +25,11 @@ mod ws;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -32,7 +37,7 @@ use registrar::Locations;
 use sip::Transport;
 use sip::transaction::Flow;
 use sipd::Sipd;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -83,8 +88,9 @@ pub enum NetEvent {
     Closed {
         conn: u64,
     },
-    /// Answer to a name resolution the core asked for.
+    /// Answer to a name resolution core `shard` asked for.
     Resolved {
+        shard: usize,
         id: u64,
         targets: Vec<(Transport, SocketAddr)>,
     },
@@ -164,11 +170,31 @@ pub struct SipServer {
     pub handle: SipHandle,
     pub udp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
+    /// The task that serves stream transports' events; it ends only if every handle to
+    /// the server is gone.
     pub task: tokio::task::JoinHandle<()>,
+    stats: Arc<dyn CoreStats>,
 }
 
-/// Binds the UDP and TCP listeners and starts the core task. WebSocket listeners are
-/// served by the HTTP server through [`ws_router`] with the returned handle.
+impl SipServer {
+    /// The cores' counters, added up.
+    pub fn counters(&self) -> sipd::Counters {
+        self.stats.counters()
+    }
+
+    /// Live SIP transactions over all cores.
+    pub fn transactions(&self) -> usize {
+        self.stats.transactions()
+    }
+}
+
+/// Totals over the cores, without naming their location-service type.
+trait CoreStats: Send + Sync {
+    fn counters(&self) -> sipd::Counters;
+    fn transactions(&self) -> usize;
+}
+
+/// Binds the UDP and TCP listeners and starts one core with one UDP worker.
 pub async fn start<L>(
     sipd: Sipd<L>,
     udp: &[SocketAddr],
@@ -179,6 +205,29 @@ pub async fn start<L>(
 where
     L: Locations + Send + 'static,
 {
+    start_sharded(vec![sipd], 1, udp, tcp, limits, resolver).await
+}
+
+/// Binds the UDP and TCP listeners and starts the server over `cores`: each message
+/// goes to the core its Call-ID hashes to, so a transaction, its CANCEL and ACK, its
+/// responses and the proxy context they belong to stay in one core. `workers` threads
+/// read each UDP socket (the kernel hands each datagram to one of them). The cores
+/// should share one location service, authenticator and users (see
+/// [`registrar::SharedLocations`]) and differ in their seeds; exactly one should have
+/// [`sipd::SipdConfig::location_upkeep`]. WebSocket listeners are served by the HTTP
+/// server through [`ws_router`] with the returned handle.
+pub async fn start_sharded<L>(
+    cores: Vec<Sipd<L>>,
+    workers: usize,
+    udp: &[SocketAddr],
+    tcp: &[SocketAddr],
+    limits: Limits,
+    resolver: SipResolver,
+) -> anyhow::Result<SipServer>
+where
+    L: Locations + Send + 'static,
+{
+    anyhow::ensure!(!cores.is_empty(), "no SIP core");
     let (tx, rx) = mpsc::channel(8192);
     let handle = SipHandle {
         tx,
@@ -188,21 +237,15 @@ where
     };
     let mut sockets = HashMap::new();
     let mut udp_addrs = Vec::new();
-    let mut readers = Vec::new();
-    let mut senders = Vec::new();
-    let mut writers = Vec::new();
+    let mut udp_socks = Vec::new();
     for addr in udp {
-        let (sock, send) =
+        let sock =
             bind_udp(*addr).map_err(|e| anyhow::anyhow!("cannot bind SIP UDP {addr}: {e}"))?;
-        writers.push(send.try_clone()?);
-        let sock = Arc::new(sock);
         let local = sock.local_addr()?;
         udp_addrs.push(local);
-        sockets.insert(local, readers.len());
-        readers.push((local, sock));
-        senders.push(send);
+        sockets.insert(local, udp_socks.len());
+        udp_socks.push((local, Arc::new(sock)));
     }
-    let sender = UdpSender::start(senders)?;
     let mut tcp_addrs = Vec::new();
     for addr in tcp {
         let listener = TcpListener::bind(addr)
@@ -224,216 +267,354 @@ where
         resolver: Arc::new(resolver),
         supported: supported.into(),
     };
-    let udp = Udp {
-        readers,
-        writers,
+    let base = Instant::now();
+    let shards = cores
+        .into_iter()
+        .map(|s| {
+            let d = nanos_after(base, s.poll_timeout());
+            Shard {
+                sipd: Mutex::new(s),
+                deadline: AtomicU64::new(d),
+            }
+        })
+        .collect();
+    let core = Arc::new(Core {
+        shards,
+        base,
+        conns: RwLock::new(Conns::default()),
+        udp: udp_socks.clone(),
         sockets,
-        sender,
-        pending: Vec::new(),
-    };
-    let task = tokio::spawn(core_loop(sipd, rx, udp, handle.clone(), resolving));
+        handle: handle.clone(),
+        resolving,
+        rt: tokio::runtime::Handle::current(),
+        timer: TimerWake::default(),
+    });
+    {
+        let c = core.clone();
+        std::thread::Builder::new()
+            .name("sip-timer".into())
+            .spawn(move || c.timer_loop())?;
+    }
+    for (local, sock) in udp_socks {
+        for w in 0..workers.max(1) {
+            let (c, sock) = (core.clone(), sock.clone());
+            std::thread::Builder::new()
+                .name(format!("sip-udp-{w}"))
+                .spawn(move || c.udp_worker(&sock, local))?;
+        }
+    }
+    let stats: Arc<dyn CoreStats> = core.clone();
+    let task = tokio::spawn(event_loop(core, rx));
     Ok(SipServer {
         handle,
         udp: udp_addrs,
         tcp: tcp_addrs,
         task,
+        stats,
     })
 }
 
-/// Receive buffer asked for each UDP socket (the kernel caps it at `net.core.rmem_max`
-/// and counts ~1-2 KiB per datagram): room for a burst of about a thousand datagrams
-/// while the core task is preempted, but not for so many that a request waits longer
-/// than the sender's retransmit interval (T1 = 500 ms) behind the others.
-const UDP_RCVBUF: usize = 1 << 20;
+/// Which of `cores` cores serves the messages with this Call-ID.
+pub fn core_for(call_id: &[u8], cores: usize) -> usize {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(call_id);
+    (h.finish() % cores.max(1) as u64) as usize
+}
 
-/// A non-blocking UDP socket with a large receive buffer, for tokio, and a blocking
-/// handle on the same socket for the sender thread.
-fn bind_udp(addr: SocketAddr) -> io::Result<(UdpSocket, std::net::UdpSocket)> {
+/// Receive buffer asked for each UDP socket. The kernel caps it at `net.core.rmem_max`
+/// (and doubles the value for its bookkeeping, ~1-2 KiB per datagram): 12,000 REGISTERs
+/// a second overflowed 1 MiB while the workers were preempted.
+const UDP_RCVBUF: usize = 8 << 20;
+
+/// A blocking UDP socket with a large receive buffer: the workers wait in `recvfrom` on
+/// it, as Kamailio's UDP processes do, and everyone sends on it.
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if let Err(e) = s.set_recv_buffer_size(UDP_RCVBUF) {
         debug!(error = %e, "SO_RCVBUF");
     }
+    match s.recv_buffer_size() {
+        Ok(got) if got < UDP_RCVBUF => info!(
+            %addr,
+            asked = UDP_RCVBUF,
+            got,
+            "SIP UDP receive buffer capped (raise net.core.rmem_max for more)"
+        ),
+        Ok(got) => debug!(%addr, got, "SIP UDP receive buffer"),
+        Err(_) => {}
+    }
     s.bind(&addr.into())?;
-    // The duplicate shares the file description, so the non-blocking flag too: the
-    // sender thread waits on a full send buffer itself.
-    let send: std::net::UdpSocket = s.try_clone()?.into();
-    s.set_nonblocking(true)?;
-    Ok((UdpSocket::from_std(s.into())?, send))
+    Ok(s.into())
 }
 
-/// Datagrams for the sender thread: (socket index, destination, bytes).
-type Outgoing = Vec<(usize, SocketAddr, Bytes)>;
+/// One core and its next deadline.
+struct Shard<L: Locations> {
+    sipd: Mutex<Sipd<L>>,
+    /// Nanoseconds after [`Core::base`]; `u64::MAX`: none. Written under the lock.
+    deadline: AtomicU64,
+}
 
+/// Wakes the timer thread when a core's deadline comes before the one it sleeps to.
 #[derive(Default)]
-struct SendQueue {
-    items: Outgoing,
-    /// The sender thread waits for work (it needs a wake-up).
-    idle: bool,
-    closed: bool,
+struct TimerWake {
+    /// The deadline the timer thread sleeps to; `u64::MAX` while it scans the shards, so
+    /// that any deadline set meanwhile wakes it.
+    next: AtomicU64,
+    kicked: Mutex<bool>,
+    cv: Condvar,
 }
 
-#[derive(Default)]
-struct SendShared {
-    queue: std::sync::Mutex<SendQueue>,
-    work: std::sync::Condvar,
-}
-
-/// The thread that sends the datagrams the core task could not send without blocking,
-/// in order.
-struct UdpSender {
-    shared: Arc<SendShared>,
-}
-
-impl UdpSender {
-    fn start(sockets: Vec<std::net::UdpSocket>) -> io::Result<UdpSender> {
-        let shared = Arc::new(SendShared::default());
-        let s = shared.clone();
-        std::thread::Builder::new()
-            .name("sip-udp-send".into())
-            .spawn(move || udp_send_loop(&sockets, &s))?;
-        Ok(UdpSender { shared })
-    }
-
-    /// True when the thread has nothing queued and nothing in hand: a datagram sent
-    /// now by someone else cannot overtake one of its own.
-    fn is_idle(&self) -> bool {
-        let q = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        q.idle && q.items.is_empty()
-    }
-
-    /// Hands a batch over; wakes the thread only if it is waiting.
-    fn send(&self, batch: &mut Outgoing) {
-        if batch.is_empty() {
-            return;
-        }
-        let mut q = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if q.items.is_empty() {
-            std::mem::swap(&mut q.items, batch);
-        } else {
-            q.items.append(batch);
-        }
-        let wake = q.idle;
-        drop(q);
-        if wake {
-            self.shared.work.notify_one();
-        }
-    }
-}
-
-impl Drop for UdpSender {
-    fn drop(&mut self) {
-        if let Ok(mut q) = self.shared.queue.lock() {
-            q.closed = true;
-        }
-        self.shared.work.notify_one();
-    }
-}
-
-fn udp_send_loop(sockets: &[std::net::UdpSocket], shared: &SendShared) {
-    let mut batch = Outgoing::new();
-    loop {
-        {
-            let mut q = shared
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            while q.items.is_empty() && !q.closed {
-                q.idle = true;
-                q = shared
-                    .work
-                    .wait(q)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-            }
-            q.idle = false;
-            if q.items.is_empty() {
-                return;
-            }
-            std::mem::swap(&mut q.items, &mut batch);
-        }
-        for (i, remote, bytes) in batch.drain(..) {
-            let Some(sock) = sockets.get(i) else { continue };
-            // A full send buffer (rare: the kernel takes a datagram at once unless the
-            // interface queue is full): retry briefly, then drop as the network would.
-            for attempt in 0..100 {
-                match sock.send_to(&bytes, remote) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && attempt < 99 => {
-                        std::thread::sleep(Duration::from_micros(100));
-                    }
-                    Err(e) => {
-                        debug!(error = %e, %remote, "udp send");
-                        break;
-                    }
-                    Ok(_) => break,
-                }
-            }
-        }
-    }
-}
-
-/// The UDP sockets: read by the core task; written by the core task while that never
-/// blocks, by the sender thread otherwise.
-struct Udp {
-    /// In bind order; polled round-robin.
-    readers: Vec<(SocketAddr, Arc<UdpSocket>)>,
-    /// Non-blocking handles on the same sockets, in the same order, for direct sends.
-    writers: Vec<std::net::UdpSocket>,
-    /// Local address to index in `readers`.
+/// Everything the workers, the timer thread and the stream task share.
+struct Core<L: Locations> {
+    shards: Vec<Shard<L>>,
+    base: Instant,
+    conns: RwLock<Conns>,
+    /// The UDP sockets in bind order, and local address to index.
+    udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
     sockets: HashMap<SocketAddr, usize>,
-    sender: UdpSender,
-    /// Datagrams produced since the last hand-over.
-    pending: Outgoing,
+    handle: SipHandle,
+    resolving: Resolving,
+    rt: tokio::runtime::Handle,
+    timer: TimerWake,
 }
 
-impl Udp {
-    /// Sends the datagrams produced so far. While the sender thread is idle they go out
-    /// at once from this task (no hand-over, no wake-up of another thread); what would
-    /// block, and everything after it, goes to the thread, which keeps the order.
-    fn kick(&mut self) {
-        if self.pending.is_empty() {
-            return;
+fn nanos_after(base: Instant, t: Option<Instant>) -> u64 {
+    t.map_or(u64::MAX, |t| {
+        u64::try_from(t.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX - 1)
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<L: Locations> CoreStats for Core<L>
+where
+    L: Send,
+{
+    fn counters(&self) -> sipd::Counters {
+        let mut c = sipd::Counters::default();
+        for s in &self.shards {
+            c.add(lock(&s.sipd).counters());
         }
-        if self.sender.is_idle() {
-            let mut sent = 0;
-            for (i, remote, bytes) in &self.pending {
-                let Some(sock) = self.writers.get(*i) else {
-                    sent += 1;
-                    continue;
-                };
-                match sock.send_to(bytes, *remote) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => debug!(error = %e, %remote, "udp send"),
-                    Ok(_) => {}
-                }
-                sent += 1;
-            }
-            self.pending.drain(..sent);
-        }
-        self.sender.send(&mut self.pending);
+        c
     }
 
-    /// Resolves to the index of a socket with datagrams waiting (never, without sockets).
-    async fn ready(&self, start: usize) -> usize {
-        let n = self.readers.len();
-        std::future::poll_fn(|cx| {
-            for k in 0..n {
-                let i = (start + k) % n;
-                if self.readers[i].1.poll_recv_ready(cx).is_ready() {
-                    return Poll::Ready(i);
+    fn transactions(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| lock(&s.sipd).transactions())
+            .sum()
+    }
+}
+
+impl<L: Locations> Core<L> {
+    /// The core that owns a message: by its Call-ID; one without (it gets a stateless
+    /// answer, or none) goes to the first.
+    fn shard_of(&self, bytes: &[u8]) -> usize {
+        let n = self.shards.len();
+        if n == 1 {
+            return 0;
+        }
+        sip::call_id_of(bytes).map_or(0, |id| core_for(&id, n))
+    }
+
+    /// Runs `f` on core `i` and drains it: sends (under the lock, so a core's messages
+    /// leave in the order it produced them), resolutions, the next deadline.
+    fn with_shard(&self, i: usize, f: impl FnOnce(&mut Sipd<L>, Instant)) {
+        let Some(shard) = self.shards.get(i) else {
+            return;
+        };
+        let mut s = lock(&shard.sipd);
+        let now = Instant::now();
+        f(&mut s, now);
+        // Timers due now (Timer J/K are zero on reliable transports) fire at once.
+        if s.poll_timeout().is_some_and(|d| d <= now) {
+            s.handle_timeout(now);
+        }
+        while let Some(t) = s.poll_transmit() {
+            self.transmit(&t);
+        }
+        while let Some(r) = s.poll_resolve() {
+            self.rt.spawn(resolve(
+                r,
+                i,
+                self.resolving.resolver.clone(),
+                self.resolving.supported.clone(),
+                self.handle.clone(),
+            ));
+        }
+        let d = nanos_after(self.base, s.poll_timeout());
+        shard.deadline.store(d, Ordering::SeqCst);
+        drop(s);
+        if d < self.timer.next.load(Ordering::SeqCst) {
+            *lock(&self.timer.kicked) = true;
+            self.timer.cv.notify_one();
+        }
+    }
+
+    fn handle_datagram(&self, bytes: &[u8], flow: Flow) {
+        self.with_shard(self.shard_of(bytes), |s, now| {
+            s.handle_message(now, bytes, flow)
+        });
+    }
+
+    /// A UDP worker: waits in `recvfrom` on the shared socket and serves each datagram
+    /// in the core that owns it.
+    fn udp_worker(&self, sock: &std::net::UdpSocket, local: SocketAddr) {
+        // Room for the largest datagram; oversized requests are answered 513 by the core.
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match sock.recv_from(&mut buf) {
+                Ok((n, remote)) => {
+                    let bytes = &buf[..n];
+                    debug!(transport = "UDP", peer = %remote, len = n, "recv {}", first_line(bytes));
+                    let flow = Flow {
+                        transport: Transport::Udp,
+                        remote,
+                        local,
+                        conn: None,
+                    };
+                    self.handle_datagram(bytes, flow);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // ICMP errors surface as recv errors on some platforms: keep serving.
+                Err(e) => {
+                    debug!(error = %e, "udp recv");
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }
-            Poll::Pending
-        })
-        .await
+        }
     }
+
+    /// Fires the cores' timers: sleeps until the earliest deadline, or until a core
+    /// reports an earlier one.
+    fn timer_loop(&self) {
+        loop {
+            self.timer.next.store(u64::MAX, Ordering::SeqCst);
+            let now = nanos_after(self.base, Some(Instant::now()));
+            for (i, s) in self.shards.iter().enumerate() {
+                if s.deadline.load(Ordering::SeqCst) <= now {
+                    self.with_shard(i, |s, now| s.handle_timeout(now));
+                }
+            }
+            let next = self
+                .shards
+                .iter()
+                .map(|s| s.deadline.load(Ordering::SeqCst))
+                .min()
+                .unwrap_or(u64::MAX);
+            self.timer.next.store(next, Ordering::SeqCst);
+            let mut kicked = lock(&self.timer.kicked);
+            if !*kicked {
+                let at = nanos_after(self.base, Some(Instant::now()));
+                let wait =
+                    Duration::from_nanos(next.saturating_sub(at)).min(Duration::from_secs(3600));
+                kicked = self
+                    .timer
+                    .cv
+                    .wait_timeout(kicked, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            *kicked = false;
+        }
+    }
+
+    fn on_net_event(&self, ev: NetEvent) {
+        match ev {
+            NetEvent::Message { bytes, flow } => {
+                debug!(transport = %flow.transport, peer = %flow.remote, conn = ?flow.conn, len = bytes.len(), "recv {}", first_line(&bytes));
+                self.handle_datagram(&bytes, flow);
+            }
+            NetEvent::Unframeable { bytes, flow, error } => {
+                self.with_shard(0, |s, _| s.reject_unframeable(&bytes, flow, &error))
+            }
+            NetEvent::Opened { conn, tx, flow } => {
+                debug!(conn, transport = %flow.transport, remote = %flow.remote, "connection open");
+                {
+                    let mut c = self.conns.write().unwrap_or_else(PoisonError::into_inner);
+                    c.writers.insert(conn, tx);
+                    c.by_remote.insert((flow.transport, flow.remote), conn);
+                    c.remote_of.insert(conn, (flow.transport, flow.remote));
+                }
+                // Every core may route to it (a binding registered over it, a flow token).
+                for i in 0..self.shards.len() {
+                    self.with_shard(i, |s, _| s.connection_opened(flow));
+                }
+            }
+            NetEvent::Closed { conn } => {
+                debug!(conn, "connection closed");
+                {
+                    let mut c = self.conns.write().unwrap_or_else(PoisonError::into_inner);
+                    c.writers.remove(&conn);
+                    if let Some(key) = c.remote_of.remove(&conn)
+                        && c.by_remote.get(&key) == Some(&conn)
+                    {
+                        c.by_remote.remove(&key);
+                    }
+                }
+                for i in 0..self.shards.len() {
+                    self.with_shard(i, |s, now| s.connection_closed(now, conn));
+                }
+            }
+            NetEvent::Resolved { shard, id, targets } => {
+                self.with_shard(shard, |s, now| s.resolved(now, id, &targets))
+            }
+        }
+    }
+
+    fn transmit(&self, t: &sipd::Transmit) {
+        debug!(transport = %t.flow.transport, peer = %t.flow.remote, conn = ?t.flow.conn, len = t.bytes.len(), "send {}", first_line(&t.bytes));
+        if t.flow.conn.is_none() && t.flow.transport == Transport::Udp {
+            let i = self.sockets.get(&t.flow.local).copied().unwrap_or(0);
+            if let Some((_, sock)) = self.udp.get(i)
+                && let Err(e) = sock.send_to(&t.bytes, t.flow.remote)
+            {
+                debug!(error = %e, remote = %t.flow.remote, "udp send");
+            }
+            return;
+        }
+        let conns = self.conns.read().unwrap_or_else(PoisonError::into_inner);
+        let conn = match t.flow.conn {
+            Some(c) => c,
+            // RFC 3261 §18.2.2 / §18.1.1: reuse a connection to that address, else open one.
+            None => match conns.by_remote.get(&(t.flow.transport, t.flow.remote)) {
+                Some(c) => *c,
+                None => {
+                    if t.flow.transport == Transport::Tcp {
+                        self.rt.spawn(stream::connect(
+                            t.flow.remote,
+                            t.bytes.clone(),
+                            self.handle.clone(),
+                        ));
+                    } else {
+                        debug!(transport = %t.flow.transport, remote = %t.flow.remote, "no connection; message dropped");
+                    }
+                    return;
+                }
+            },
+        };
+        match conns.writers.get(&conn) {
+            // A full writer queue means a peer that does not read: drop, it will be
+            // timed out by its reader.
+            Some(tx) => {
+                if tx.try_send(t.bytes.clone()).is_err() {
+                    warn!(conn, "stream writer full or closed; message dropped");
+                }
+            }
+            None => debug!(conn, "connection gone; message dropped"),
+        }
+    }
+}
+
+/// Serves the stream transports' events (and answered resolutions) in arrival order.
+async fn event_loop<L: Locations>(core: Arc<Core<L>>, mut rx: mpsc::Receiver<NetEvent>) {
+    while let Some(ev) = rx.recv().await {
+        core.on_net_event(ev);
+    }
+    info!("SIP core stopped");
 }
 
 /// The first line of a SIP message, for logs.
@@ -475,7 +656,7 @@ pub fn os_secret() -> [u8; 32] {
     b
 }
 
-/// Live stream connections known to the core task.
+/// Live stream connections.
 #[derive(Default)]
 struct Conns {
     writers: HashMap<u64, mpsc::Sender<Bytes>>,
@@ -483,139 +664,10 @@ struct Conns {
     remote_of: HashMap<u64, (Transport, SocketAddr)>,
 }
 
-/// Events (or datagrams) handled per wake-up of the core task before it looks at its
-/// other inputs and timers again.
-const BATCH: usize = 64;
-
-async fn core_loop<L: Locations>(
-    mut sipd: Sipd<L>,
-    mut rx: mpsc::Receiver<NetEvent>,
-    mut udp: Udp,
-    handle: SipHandle,
-    resolving: Resolving,
-) {
-    let mut conns = Conns::default();
-    // Room for the largest datagram; oversized requests are answered 513 by the core.
-    let mut buf = vec![0u8; 65536];
-    let mut next_socket = 0;
-    // One timer, moved only when the core's deadline changes: arming a fresh `Sleep` per
-    // message costs a timer-wheel insert and removal each time.
-    let idle = || Instant::now() + Duration::from_secs(3600);
-    let mut armed = sipd.poll_timeout().unwrap_or_else(idle);
-    let sleep = tokio::time::sleep_until(armed.into());
-    tokio::pin!(sleep);
-    loop {
-        if let Some(d) = sipd.poll_timeout()
-            && d != armed
-        {
-            armed = d;
-            sleep.as_mut().reset(armed.into());
-        }
-        tokio::select! {
-            i = udp.ready(next_socket) => {
-                next_socket = i + 1;
-                let (local, sock) = udp.readers[i].clone();
-                // Read until the socket is empty (which clears its readiness) or the batch
-                // is done; each datagram goes straight from the buffer into the core.
-                for _ in 0..BATCH {
-                    match sock.try_recv_from(&mut buf) {
-                        Ok((n, remote)) => {
-                            let flow = Flow {
-                                transport: Transport::Udp,
-                                remote,
-                                local,
-                                conn: None,
-                            };
-                            let bytes = &buf[..n];
-                            debug!(transport = "UDP", peer = %remote, len = n, "recv {}", first_line(bytes));
-                            sipd.handle_message(Instant::now(), bytes, flow);
-                            flush(&mut sipd, &mut udp, &conns, &handle, &resolving);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        // ICMP errors surface as recv errors on some platforms: keep serving.
-                        Err(e) => debug!(error = %e, "udp recv"),
-                    }
-                }
-            }
-            ev = rx.recv() => {
-                let Some(ev) = ev else { break };
-                on_net_event(&mut sipd, &mut conns, ev);
-                flush(&mut sipd, &mut udp, &conns, &handle, &resolving);
-                // Take what is already queued without going back to the scheduler.
-                for _ in 1..BATCH {
-                    let Ok(ev) = rx.try_recv() else { break };
-                    on_net_event(&mut sipd, &mut conns, ev);
-                    flush(&mut sipd, &mut udp, &conns, &handle, &resolving);
-                }
-            }
-            _ = &mut sleep => {
-                sipd.handle_timeout(Instant::now());
-                flush(&mut sipd, &mut udp, &conns, &handle, &resolving);
-                // A fired `Sleep` stays ready until it is reset.
-                armed = sipd.poll_timeout().unwrap_or_else(idle);
-                sleep.as_mut().reset(armed.into());
-            }
-        }
-        udp.kick();
-    }
-    info!("SIP core stopped");
-}
-
-fn on_net_event<L: Locations>(sipd: &mut Sipd<L>, conns: &mut Conns, ev: NetEvent) {
-    let now = Instant::now();
-    match ev {
-        NetEvent::Message { bytes, flow } => {
-            debug!(transport = %flow.transport, peer = %flow.remote, conn = ?flow.conn, len = bytes.len(), "recv {}", first_line(&bytes));
-            sipd.handle_message(now, &bytes, flow)
-        }
-        NetEvent::Unframeable { bytes, flow, error } => {
-            sipd.reject_unframeable(&bytes, flow, &error)
-        }
-        NetEvent::Opened { conn, tx, flow } => {
-            debug!(conn, transport = %flow.transport, remote = %flow.remote, "connection open");
-            conns.writers.insert(conn, tx);
-            conns.by_remote.insert((flow.transport, flow.remote), conn);
-            conns.remote_of.insert(conn, (flow.transport, flow.remote));
-        }
-        NetEvent::Closed { conn } => {
-            debug!(conn, "connection closed");
-            conns.writers.remove(&conn);
-            if let Some(key) = conns.remote_of.remove(&conn)
-                && conns.by_remote.get(&key) == Some(&conn)
-            {
-                conns.by_remote.remove(&key);
-            }
-            sipd.connection_closed(now, conn);
-        }
-        NetEvent::Resolved { id, targets } => sipd.resolved(now, id, &targets),
-    }
-}
-
-/// The drain rule: everything the core wants sent, and every name it wants resolved.
-fn flush<L: Locations>(
-    sipd: &mut Sipd<L>,
-    udp: &mut Udp,
-    conns: &Conns,
-    handle: &SipHandle,
-    resolving: &Resolving,
-) {
-    while let Some(t) = sipd.poll_transmit() {
-        transmit(&t, udp, conns, handle);
-    }
-    while let Some(r) = sipd.poll_resolve() {
-        tokio::spawn(resolve(
-            r,
-            resolving.resolver.clone(),
-            resolving.supported.clone(),
-            handle.clone(),
-        ));
-    }
-}
-
-/// Resolves a host name to addresses (A/AAAA through the system resolver).
-/// Locates the SIP server for a host per RFC 3263 (NAPTR, SRV, A/AAAA).
+/// Locates the SIP server for a host per RFC 3263 (NAPTR, SRV, A/AAAA) for core `shard`.
 async fn resolve(
     r: proxy::ResolveRequest,
+    shard: usize,
     resolver: Arc<SipResolver>,
     supported: Arc<[Transport]>,
     handle: SipHandle,
@@ -626,47 +678,11 @@ async fn resolve(
     if targets.is_empty() {
         debug!(host = %r.host, "cannot resolve");
     }
-    handle.send(NetEvent::Resolved { id: r.id, targets }).await;
-}
-
-fn transmit(t: &sipd::Transmit, udp: &mut Udp, conns: &Conns, handle: &SipHandle) {
-    debug!(transport = %t.flow.transport, peer = %t.flow.remote, conn = ?t.flow.conn, len = t.bytes.len(), "send {}", first_line(&t.bytes));
-    let conn = match (t.flow.conn, t.flow.transport) {
-        (Some(c), _) => Some(c),
-        (None, Transport::Udp) => None,
-        // RFC 3261 §18.2.2 / §18.1.1: reuse a connection to that address, else open one.
-        (None, transport) => match conns.by_remote.get(&(transport, t.flow.remote)) {
-            Some(c) => Some(*c),
-            None => {
-                if transport == Transport::Tcp {
-                    tokio::spawn(stream::connect(
-                        t.flow.remote,
-                        t.bytes.clone(),
-                        handle.clone(),
-                    ));
-                } else {
-                    debug!(%transport, remote = %t.flow.remote, "no connection; message dropped");
-                }
-                return;
-            }
-        },
-    };
-    match conn {
-        Some(conn) => match conns.writers.get(&conn) {
-            // A full writer queue means a peer that does not read: drop, it will be
-            // timed out by its reader.
-            Some(tx) => {
-                if tx.try_send(t.bytes.clone()).is_err() {
-                    warn!(conn, "stream writer full or closed; message dropped");
-                }
-            }
-            None => debug!(conn, "connection gone; message dropped"),
-        },
-        None => {
-            let i = udp.sockets.get(&t.flow.local).copied().unwrap_or(0);
-            if !udp.readers.is_empty() {
-                udp.pending.push((i, t.flow.remote, t.bytes.clone()));
-            }
-        }
-    }
+    handle
+        .send(NetEvent::Resolved {
+            shard,
+            id: r.id,
+            targets,
+        })
+        .await;
 }

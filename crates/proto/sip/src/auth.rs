@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -446,16 +447,42 @@ enum NonceUse {
 /// verification needs no per-nonce state until a nonce is first used. Replay state is
 /// bounded by the nonce lifetime and a cap of 100 000 nonces; past the cap the oldest are
 /// forgotten and count as stale. Servers sharing `secret` and realm accept each other's
-/// nonces, but replay tracking stays per instance.
+/// nonces, but replay tracking stays per instance; a clone shares it (server cores that
+/// serve the same users in parallel), behind a lock held only for the lookup.
+#[derive(Clone)]
 pub struct DigestServer {
     config: DigestConfig,
     /// HMAC keyed with the secret, cloned per tag.
     mac: Hmac<Sha256>,
+    replay: Arc<Mutex<Replay>>,
+}
+
+/// Which nonces have been used, and how.
+struct Replay {
     /// Replay state per nonce, keyed (issue time, salt) so the oldest sort first.
     seen: BTreeMap<(u64, u64), NonceUse>,
     /// Nonces issued before this time count as stale: they may have left `seen`.
     horizon: u64,
     max_tracked: usize,
+}
+
+impl Replay {
+    fn track(&mut self, key: (u64, u64), used: NonceUse) {
+        if self.seen.len() >= self.max_tracked {
+            // Drop the oldest issue second; forgotten nonces turn stale rather than replayable.
+            if let Some((&(oldest, _), _)) = self.seen.first_key_value() {
+                self.raise_horizon(oldest.saturating_add(1));
+            }
+        }
+        self.seen.insert(key, used);
+    }
+
+    fn raise_horizon(&mut self, horizon: u64) {
+        if horizon > self.horizon {
+            self.horizon = horizon;
+            self.seen = self.seen.split_off(&(horizon, 0));
+        }
+    }
 }
 
 impl DigestServer {
@@ -468,10 +495,16 @@ impl DigestServer {
         DigestServer {
             config,
             mac: <Hmac<Sha256> as hmac::digest::KeyInit>::new(&key.into()),
-            seen: BTreeMap::new(),
-            horizon: 0,
-            max_tracked: MAX_TRACKED,
+            replay: Arc::new(Mutex::new(Replay {
+                seen: BTreeMap::new(),
+                horizon: 0,
+                max_tracked: MAX_TRACKED,
+            })),
         }
+    }
+
+    fn replay(&self) -> MutexGuard<'_, Replay> {
+        self.replay.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The configuration.
@@ -556,13 +589,14 @@ impl DigestServer {
         }
         // RFC 7616 §3.3: stale=true only once the digest itself is right.
         let issued = key.0;
+        let mut replay = self.replay();
         if now_unix.saturating_sub(issued) > self.config.nonce_lifetime_secs
-            || issued < self.horizon
+            || issued < replay.horizon
         {
             return Verdict::Stale;
         }
         // RFC 7616 §3.4: nc lets the server detect replays.
-        match (self.seen.get_mut(&key), nc) {
+        match (replay.seen.get_mut(&key), nc) {
             (Some(NonceUse::Counted(last)), Some(nc)) => {
                 if nc <= *last {
                     return Verdict::Failed("nonce count replay");
@@ -572,7 +606,7 @@ impl DigestServer {
             // Used before, now or then without qop: one use only, so challenge afresh.
             (Some(_), _) => return Verdict::Stale,
             (None, Some(0)) => return Verdict::Failed("nonce count replay"),
-            (None, nc) => self.track(key, nc.map_or(NonceUse::Spent, NonceUse::Counted)),
+            (None, nc) => replay.track(key, nc.map_or(NonceUse::Spent, NonceUse::Counted)),
         }
         Verdict::Ok {
             username: creds.username.clone(),
@@ -581,24 +615,8 @@ impl DigestServer {
 
     /// Forgets nonces past their lifetime; call periodically.
     pub fn purge(&mut self, now_unix: u64) {
-        self.raise_horizon(now_unix.saturating_sub(self.config.nonce_lifetime_secs));
-    }
-
-    fn track(&mut self, key: (u64, u64), used: NonceUse) {
-        if self.seen.len() >= self.max_tracked {
-            // Drop the oldest issue second; forgotten nonces turn stale rather than replayable.
-            if let Some((&(oldest, _), _)) = self.seen.first_key_value() {
-                self.raise_horizon(oldest.saturating_add(1));
-            }
-        }
-        self.seen.insert(key, used);
-    }
-
-    fn raise_horizon(&mut self, horizon: u64) {
-        if horizon > self.horizon {
-            self.horizon = horizon;
-            self.seen = self.seen.split_off(&(horizon, 0));
-        }
+        let horizon = now_unix.saturating_sub(self.config.nonce_lifetime_secs);
+        self.replay().raise_horizon(horizon);
     }
 
     fn tag(&self, issued: u64, salt: u64) -> Hmac<Sha256> {
@@ -1124,19 +1142,39 @@ mod tests {
     }
 
     #[test]
+    fn clones_share_replay_state() {
+        // Two server cores serving the same users: a nonce count used on one cannot be
+        // replayed on the other, and a later count is accepted by either.
+        let mut a = server();
+        let mut b = a.clone();
+        let c1 = answer_first(&a, T0, "zanzibar", 1);
+        assert_eq!(a.verify(T0, &c1, "REGISTER", "zanzibar"), ok("bob"));
+        assert_eq!(
+            b.verify(T0, &c1, "REGISTER", "zanzibar"),
+            Verdict::Failed("nonce count replay")
+        );
+        let c2 = answer_first(&a, T0, "zanzibar", 2);
+        assert_eq!(b.verify(T0, &c2, "REGISTER", "zanzibar"), ok("bob"));
+        assert_eq!(
+            a.verify(T0, &c2, "REGISTER", "zanzibar"),
+            Verdict::Failed("nonce count replay")
+        );
+    }
+
+    #[test]
     fn purge_and_cap_keep_replays_out() {
         let mut s = server();
         let c = answer_first(&s, T0, "zanzibar", 1);
         assert_eq!(s.verify(T0, &c, "REGISTER", "zanzibar"), ok("bob"));
         s.purge(T0 + 100);
-        assert_eq!(s.seen.len(), 1);
+        assert_eq!(s.replay().seen.len(), 1);
         s.purge(T0 + 301);
-        assert!(s.seen.is_empty());
+        assert!(s.replay().seen.is_empty());
         // Even if the clock steps back, a purged nonce does not come back to life.
         assert_eq!(s.verify(T0 + 1, &c, "REGISTER", "zanzibar"), Verdict::Stale);
 
         let mut s = server();
-        s.max_tracked = 2;
+        s.replay().max_tracked = 2;
         let used: Vec<_> = (0..3)
             .map(|i| {
                 let c = answer_first(&s, T0 + i, "zanzibar", 1);
@@ -1144,7 +1182,7 @@ mod tests {
                 c
             })
             .collect();
-        assert!(s.seen.len() <= 2);
+        assert!(s.replay().seen.len() <= 2);
         // The evicted oldest nonce is stale, not replayable; the newest is still tracked.
         let mut c = used[0].clone();
         c.nc = Some(2);

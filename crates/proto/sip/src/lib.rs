@@ -19,6 +19,6 @@ pub mod uri;
 pub use builder::{RequestBuilder, ResponseBuilder, reason_phrase};
 pub use error::ParseError;
 pub use header::{CSeq, Contact, HeaderName, NameAddr, Transport, Via};
-pub use message::{Message, frame_len};
+pub use message::{Message, call_id_of, frame_len};
 pub use method::Method;
 pub use uri::{Param, Scheme, Uri};

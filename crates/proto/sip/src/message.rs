@@ -632,6 +632,44 @@ impl Message {
     }
 }
 
+/// The Call-ID of a raw message without parsing it, for routing messages to the core that
+/// owns their dialog: every message of a transaction, its CANCEL, its ACK and their
+/// responses carry the same Call-ID (RFC 3261 §17.1.1.3, §9.1, §8.2.6.2). Agrees with
+/// [`Message::call_id`] on every message that parses with a valid Call-ID; for anything
+/// else it may return any value or `None`. Folded header sections (rare) are parsed.
+pub fn call_id_of(input: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    use std::borrow::Cow;
+    let skip = input.iter().position(|&c| c != b'\r' && c != b'\n')?;
+    let b = &input[skip..];
+    let header_end = memchr::memmem::find(b, b"\r\n\r\n")?;
+    let head = &b[..header_end + 2];
+    if memchr::memmem::find(head, b"\r\n ").is_some()
+        || memchr::memmem::find(head, b"\r\n\t").is_some()
+    {
+        let m = Message::parse(input).ok()?;
+        return m.call_id().ok().map(|v| Cow::Owned(v.as_bytes().to_vec()));
+    }
+    let ws = |c: &u8| *c == b' ' || *c == b'\t';
+    let mut pos = find_crlf(head, 0)? + 2;
+    while pos < head.len() {
+        let end = find_crlf(head, pos)?;
+        let line = &head[pos..end];
+        pos = end + 2;
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let name = &line[..colon];
+        let name = &name[..name.len() - name.iter().rev().take_while(|c| ws(c)).count()];
+        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+            let v = &line[colon + 1..];
+            let v = &v[v.iter().take_while(|c| ws(c)).count()..];
+            let v = &v[..v.len() - v.iter().rev().take_while(|c| ws(c)).count()];
+            return Some(Cow::Borrowed(v));
+        }
+    }
+    None
+}
+
 /// Checks whether a stream buffer holds a complete message (RFC 3261 §18.3: framing by
 /// Content-Length). Returns `Ok(Some(len))` with the message length (leading CRLF
 /// keepalives included), `Ok(None)` if more bytes are needed.
@@ -820,5 +858,27 @@ v=0\nEXTRA";
             ParseError::TooLarge
         );
         assert_eq!(frame_len(b"\r\n\r\n", 1000).unwrap(), None);
+    }
+
+    #[test]
+    fn call_id_without_parsing() {
+        let full: &[u8] = b"\r\nINVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID \t: abc@h \r\nCSeq: 1 INVITE\r\nContent-Length: 10\r\n\r\nCall-ID: x";
+        assert_eq!(call_id_of(full).as_deref(), Some(&b"abc@h"[..]));
+        assert_eq!(Message::parse(full).unwrap().call_id().unwrap(), "abc@h");
+        // Compact form, a response, the first of two.
+        let compact: &[u8] = b"SIP/2.0 200 OK\r\ni:k1\r\nCALL-ID: k2\r\n\r\n";
+        assert_eq!(call_id_of(compact).as_deref(), Some(&b"k1"[..]));
+        // A folded header section is parsed: the name's continuation joins the line.
+        let folded: &[u8] = b"BYE sip:b@h SIP/2.0\r\nCall-ID\r\n :f1\r\nCSeq: 2 BYE\r\n\r\n";
+        assert_eq!(Message::parse(folded).unwrap().call_id().unwrap(), "f1");
+        assert_eq!(call_id_of(folded).as_deref(), Some(&b"f1"[..]));
+        // A Call-ID only in the body, no header end, nothing at all.
+        assert_eq!(
+            call_id_of(b"OPTIONS sip:h SIP/2.0\r\nX: 1\r\n\r\nCall-ID: b"),
+            None
+        );
+        assert_eq!(call_id_of(b"OPTIONS sip:h SIP/2.0\r\nCall-ID: a\r\n"), None);
+        assert_eq!(call_id_of(b"\r\n\r\n"), None);
+        assert_eq!(call_id_of(b""), None);
     }
 }
