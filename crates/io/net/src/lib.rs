@@ -420,11 +420,21 @@ impl<L: Locations> Core<L> {
         sip::call_id_of(bytes).map_or(0, |id| core_for(&id, n))
     }
 
-    /// Runs `f` on core `i` and drains it: sends (under the lock, so a core's messages
-    /// leave in the order it produced them), resolutions, the next deadline.
+    /// [`Core::serve`], then wakes the timer thread if the core's deadline is now earlier
+    /// than the one it sleeps to.
     fn with_shard(&self, i: usize, f: impl FnOnce(&mut Sipd<L>, Instant)) {
+        let d = self.serve(i, f);
+        if d < self.timer.next.load(Ordering::SeqCst) {
+            *lock(&self.timer.kicked) = true;
+            self.timer.cv.notify_one();
+        }
+    }
+
+    /// Runs `f` on core `i` and drains it: sends (under the lock, so a core's messages
+    /// leave in the order it produced them), resolutions, the next deadline (returned).
+    fn serve(&self, i: usize, f: impl FnOnce(&mut Sipd<L>, Instant)) -> u64 {
         let Some(shard) = self.shards.get(i) else {
-            return;
+            return u64::MAX;
         };
         let mut s = lock(&shard.sipd);
         let now = Instant::now();
@@ -447,11 +457,7 @@ impl<L: Locations> Core<L> {
         }
         let d = nanos_after(self.base, s.poll_timeout());
         shard.deadline.store(d, Ordering::SeqCst);
-        drop(s);
-        if d < self.timer.next.load(Ordering::SeqCst) {
-            *lock(&self.timer.kicked) = true;
-            self.timer.cv.notify_one();
-        }
+        d
     }
 
     fn handle_datagram(&self, bytes: &[u8], flow: Flow) {
@@ -496,7 +502,7 @@ impl<L: Locations> Core<L> {
             let now = nanos_after(self.base, Some(Instant::now()));
             for (i, s) in self.shards.iter().enumerate() {
                 if s.deadline.load(Ordering::SeqCst) <= now {
-                    self.with_shard(i, |s, now| s.handle_timeout(now));
+                    self.serve(i, |s, now| s.handle_timeout(now));
                 }
             }
             let next = self
