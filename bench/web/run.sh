@@ -11,7 +11,9 @@
 #   server-idle-cpu  CPU ns of every server thread over SECONDS before the call;
 #   server-call-cpu  the same over SECONDS of the call (audio flowing both ways).
 # CPU per call = (call - idle) / wall time, in % of one core.
-# Usage: bench/web/run.sh [RUNS]   (env: SECONDS_PER_CALL=15). Needs what webphone.sh needs.
+# Usage: bench/web/run.sh [RUNS]   (env: SECONDS_PER_CALL=15; SERVERS="a=PATH b=PATH" runs
+# prebuilt release binaries under those names, alternating within each run, for A/B
+# comparisons on a shared machine; default: build one here). Needs what webphone.sh needs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/switchboard-target}
@@ -19,17 +21,28 @@ RUNS=${1:-3}
 OUT=bench/web/out
 mkdir -p "$OUT"
 
-cargo build --release -q -p switchboard --bin switchboard
-cp "$CARGO_TARGET_DIR/release/switchboard" "$OUT/switchboard"
+if [[ -z ${SERVERS:-} ]]; then
+    cargo build --release -q -p switchboard --bin switchboard
+    cp "$CARGO_TARGET_DIR/release/switchboard" "$OUT/switchboard"
+    SERVERS="switchboard=$PWD/$OUT/switchboard"
+fi
 
+echo "# $(date -u +%FT%TZ) $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 for run in $(seq "$RUNS"); do
-    SWITCHBOARD=$PWD/$OUT/switchboard INTEROP_WORK=$PWD/$OUT/run$run WEBPHONE_SERVER_CPU=1 \
-        WEBPHONE_SECONDS=${SECONDS_PER_CALL:-15} tests/interop/webphone.sh \
-        webphone_calls_baresip_pcmu webphone_calls_baresip_opus webphone_transcodes_opus_pcmu |
-        tee "$OUT/run$run.txt"
+    for server in $SERVERS; do
+        name=${server%%=*} bin=${server#*=}
+        SWITCHBOARD=$bin INTEROP_WORK=$PWD/$OUT/$name/run$run WEBPHONE_SERVER_CPU=1 \
+            WEBPHONE_SECONDS=${SECONDS_PER_CALL:-15} tests/interop/webphone.sh \
+            webphone_calls_baresip_pcmu webphone_calls_baresip_opus webphone_transcodes_opus_pcmu |
+            tee "$OUT/$name-run$run.txt"
+        echo "# $name run $run done; load $(cut -d' ' -f1-3 /proc/loadavg)"
+    done
 done
 
-python3 - "$OUT" "$RUNS" <<'PY'
+for server in $SERVERS; do
+    name=${server%%=*}
+    echo "## $name"
+    python3 - "$OUT/$name" "$RUNS" <<'PY'
 import re, statistics, sys
 out, runs = sys.argv[1], int(sys.argv[2])
 names = {"webphone_calls_baresip_pcmu": "PCMU pass-through",
@@ -57,5 +70,7 @@ for check, label in names.items():
     print(f"| {label} | {statistics.median(inv):.0f} ({', '.join(map(str, inv))}) | "
           f"{statistics.median(off):.0f} | {statistics.median(srv):.0f} ({', '.join(map(str, srv))}) | "
           f"{statistics.median(idle):.3f} % | "
-          f"{statistics.median(call):.3f} % | {statistics.median(per):.3f} % of a core |")
+          f"{statistics.median(call):.3f} % | {statistics.median(per):.3f} % of a core "
+          f"({', '.join(f'{p:.2f}' for p in per)}) |")
 PY
+done

@@ -92,6 +92,12 @@ pub struct PeersConfig {
     pub connect_timeout: Duration,
     /// Peers held at once; offers beyond are refused.
     pub max_peers: usize,
+    /// The timer grid: [`Peers::poll_timeout`] rounds every peer's deadline up to a
+    /// multiple of this, so the peers' timers (RTCP reports, consent, DTLS retransmits,
+    /// str0m's housekeeping) share wake-ups instead of each waking the driver for its
+    /// own. Timers due at once (str0m packetizes a written frame on a timeout of `now`)
+    /// run inside the call that made them and never wait for the grid. Zero: no rounding.
+    pub timer_tick: Duration,
 }
 
 impl Default for PeersConfig {
@@ -99,6 +105,7 @@ impl Default for PeersConfig {
         PeersConfig {
             connect_timeout: Duration::from_secs(10),
             max_peers: 10_000,
+            timer_tick: Duration::from_millis(20),
         }
     }
 }
@@ -183,7 +190,13 @@ pub struct Peers {
     next_id: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<(PeerId, PeerEvent)>,
+    /// The origin of the timer grid (the first offer's `now`).
+    epoch: Option<Instant>,
 }
+
+/// How many timeouts due at once one input may run before the rest waits for the
+/// driver (str0m asks for one after a written frame and one for its pacer).
+const EAGER_TIMEOUTS: usize = 4;
 
 impl fmt::Debug for Peers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -251,6 +264,7 @@ impl Peers {
             next_id: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            epoch: None,
         })
     }
 
@@ -345,6 +359,7 @@ impl Peers {
         })?;
         let id = PeerId(self.next_id);
         self.next_id += 1;
+        self.epoch.get_or_insert(now);
         let peer = Peer {
             rtc,
             codec,
@@ -360,7 +375,7 @@ impl Peers {
             stats: PeerStats::default(),
         };
         self.peers.insert(id, peer);
-        self.drain(id);
+        self.drain(id, now);
         debug!(%id, ?codec, "answered a browser offer");
         Ok(Answer {
             id,
@@ -411,7 +426,7 @@ impl Peers {
         {
             debug!(%id, error = %e, "webrtc input");
         }
-        self.drain(id);
+        self.drain(id, now);
         true
     }
 
@@ -444,17 +459,36 @@ impl Peers {
             if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
                 debug!(%id, error = %e, "webrtc timeout");
             }
-            self.drain(id);
+            self.drain(id, now);
         }
     }
 
-    /// The earliest time [`Peers::handle_timeout`] has work.
+    /// When to call [`Peers::handle_timeout`] next: the earliest peer deadline rounded
+    /// up to the timer grid ([`PeersConfig::timer_tick`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.peers
             .values()
             .flat_map(|p| [p.deadline, (!p.ready).then_some(p.connect_by)])
             .flatten()
             .min()
+            .map(|t| self.on_grid(t))
+    }
+
+    /// `t` rounded up to the next grid point (unchanged before the grid's origin).
+    fn on_grid(&self, t: Instant) -> Instant {
+        let tick = self.cfg.timer_tick.as_nanos();
+        let Some(since) = self.epoch.and_then(|e| t.checked_duration_since(e)) else {
+            return t;
+        };
+        if tick == 0 {
+            return t;
+        }
+        let rem = since.as_nanos() % tick;
+        if rem == 0 {
+            return t;
+        }
+        // rem < tick, which came from a Duration: fits in u64 nanoseconds.
+        t + Duration::from_nanos(u64::try_from(tick - rem).unwrap_or(0))
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -485,7 +519,7 @@ impl Peers {
             .write(pt, now, time, payload.to_vec())
             .map_err(|e| Error::Rtc(e.to_string()))?;
         p.stats.frames_out += 1;
-        self.drain(id);
+        self.drain(id, now);
         Ok(())
     }
 
@@ -530,14 +564,22 @@ impl Peers {
         }
     }
 
-    /// Drains one peer's outputs into the queues (str0m's poll rule: until Timeout).
-    fn drain(&mut self, id: PeerId) {
+    /// Drains one peer's outputs into the queues (str0m's poll rule: until Timeout),
+    /// running timeouts already due at `now` on the spot ([`EAGER_TIMEOUTS`]).
+    fn drain(&mut self, id: PeerId, now: Instant) {
         let mut failed = None;
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
+        let mut eager = 0;
         loop {
             match p.rtc.poll_output() {
+                Ok(Output::Timeout(t)) if t <= now && eager < EAGER_TIMEOUTS => {
+                    eager += 1;
+                    if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                        debug!(%id, error = %e, "webrtc timeout");
+                    }
+                }
                 Ok(Output::Timeout(t)) => {
                     p.deadline = Some(t);
                     break;

@@ -412,6 +412,7 @@ async fn far_ends(a: Arc<Args>, totals: Arc<Totals>, window: Window) -> Ua {
             let (tx, from_front) = mpsc::channel(50);
             tokio::spawn(far_sender(tx, pcmu2.clone(), totals2.clone(), window));
             Ok(Port::Frames(FramePort {
+                inlet: None,
                 format: LegFormat::new(Codec::Pcmu, 0),
                 from_front,
                 to_front: Box::new(CountSink {

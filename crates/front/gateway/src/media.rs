@@ -167,6 +167,7 @@ impl Link {
         let (to_call, from_front) = mpsc::channel(QUEUE);
         self.lock().to_call = Some((format, to_call));
         FramePort {
+            inlet: None,
             format,
             from_front,
             to_front: Box::new(ToClient {

@@ -19,7 +19,9 @@ use sip::Uri;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info};
-use ua::{AudioFactory, FramePort, LineSetup, MediaInfo, Port, SilencePort, UaEvent, UaHandle};
+use ua::{
+    AudioFactory, FrameInlet, FramePort, LineSetup, MediaInfo, Port, SilencePort, UaEvent, UaHandle,
+};
 use webrtc::PeerId;
 
 use crate::protocol::{self, Incoming, Reject, Request};
@@ -823,12 +825,13 @@ fn audio_factory(plan: Arc<Mutex<Option<Plan>>>, rtc: RtcHandle) -> AudioFactory
             format = format.with_telephone_event(t);
         }
         let (to_call, from_front) = mpsc::channel(64);
-        let (to_front, from_call) = mpsc::channel(64);
-        rtc.attach(p.peer, to_call, from_call);
+        let inlet = FrameInlet::new();
+        let to_front = rtc.attach(p.peer, inlet.clone(), to_call);
         Ok(Port::Frames(FramePort {
             format,
             from_front,
-            to_front: Box::new(to_front),
+            to_front,
+            inlet: Some(inlet),
         }))
     })
 }

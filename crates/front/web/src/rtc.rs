@@ -1,20 +1,29 @@
-//! The tokio driver of [`webrtc::Peers`]: one UDP socket for every browser, one task
-//! owning the peers, commands in over a channel, each peer's audio to and from its
-//! call's [`ua::FramePort`] — or, for a call from a WebRTC SIP client (JsSIP, SIP.js),
-//! straight to the peer that answers that client's offer: two peers on one codec,
-//! linked, frames passing between them untouched.
+//! The tokio driver of [`webrtc::Peers`]: one UDP socket for every browser, the peers
+//! behind one lock, each peer's audio to and from its call's [`ua::FramePort`] — or,
+//! for a call from a WebRTC SIP client (JsSIP, SIP.js), straight to the peer that
+//! answers that client's offer: two peers on one codec, linked, frames passing between
+//! them untouched.
+//!
+//! Wake-ups are the cost of a call (issue 8), so: one task reads the socket, draining
+//! every queued datagram per wake-up, and serves the peers' timers on
+//! [`webrtc::PeersConfig::timer_tick`]'s grid; the browser's frames go into the call
+//! through its [`FrameInlet`] on this task (bridge and RTP send included) unless the
+//! call transcodes them; a call's media task hands its frames for the browser straight
+//! to the peer and the socket ([`RtcHandle::attach`]'s sink). No task or channel in
+//! between either way; the task is woken from outside only when a frame sent made a
+//! timer earlier than the one it sleeps to.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use media::bridge::FrameKind;
 use media::codec::Codec;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
-use ua::Frame;
+use ua::{Frame, FrameInlet, FrameRef, FrameSink, SinkError};
 use webrtc::{Answer, PeerEvent, PeerId, Peers, PeersConfig};
 
 /// What a call's socket task hears about its peer.
@@ -32,38 +41,112 @@ pub(crate) enum PeerNote {
 /// the same moment, and the BYE may first need a 407 round trip.
 pub(crate) const SIP_LEG_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
-enum Cmd {
-    Offer {
-        sdp: String,
-        codec: Codec,
-        notes: mpsc::UnboundedSender<(PeerId, PeerNote)>,
-        reply: oneshot::Sender<Result<Answer, webrtc::Error>>,
-    },
-    /// The call's media started: browser audio goes to `to_call` from now on.
-    Attach {
-        id: PeerId,
-        to_call: mpsc::Sender<Frame>,
-    },
-    /// Audio from the call for the browser.
-    Audio {
-        id: PeerId,
-        frame: Frame,
-    },
-    /// Everything each of the two peers receives goes to the other.
-    Link(PeerId, PeerId),
-    Close(PeerId),
-}
-
 struct Attached {
     notes: mpsc::UnboundedSender<(PeerId, PeerNote)>,
-    to_call: Option<mpsc::Sender<Frame>>,
+    to_call: Option<Arc<ToCall>>,
 }
 
-/// Cloneable access to the WebRTC task.
+/// Where a browser's frames go into its call.
+struct ToCall {
+    inlet: FrameInlet,
+    /// When the inlet does not take them (the media task not running yet, or
+    /// transcoding), and from outside the task.
+    channel: mpsc::Sender<Frame>,
+}
+
+impl ToCall {
+    fn via_channel(&self, frame: Frame) {
+        let _ = self.channel.try_send(frame);
+    }
+
+    fn deliver(&self, frame: Frame) {
+        let taken = self.inlet.push(FrameRef {
+            kind: frame.kind,
+            payload: &frame.payload,
+            media_time: frame.media_time,
+            marker: frame.marker,
+        });
+        if !taken {
+            self.via_channel(frame);
+        }
+    }
+}
+
+/// Frames for calls, collected under the lock and handed over after it is released
+/// (a call's inlet takes the call's own lock, under which its media task may be waiting
+/// for ours).
+type Outbox = Vec<(Arc<ToCall>, Frame)>;
+
+/// Everything behind the lock.
+struct State {
+    peers: Peers,
+    attached: HashMap<PeerId, Attached>,
+    links: HashMap<PeerId, PeerId>,
+    /// The deadline the task sleeps to.
+    armed: Option<Instant>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    sock: UdpSocket,
+    /// Wakes the task when a call outside it made a timer earlier than `armed`.
+    kick: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding it leaves plain data: keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends what the peers queued and passes their events on: frames for calls into
+    /// `outbox` (the task) or their channels (elsewhere, where a call's lock may be
+    /// held). From outside the task, kicks it when the peers now want an earlier
+    /// wake-up than it sleeps to.
+    fn pump(&self, s: &mut State, mut outbox: Option<&mut Outbox>) {
+        // A linked peer's audio is sent on at once, which makes more to transmit.
+        let mut more = true;
+        while more {
+            transmit(&self.sock, &mut s.peers);
+            more = false;
+            while let Some((id, e)) = s.peers.poll_event() {
+                if let (
+                    Some(&to),
+                    PeerEvent::Audio {
+                        payload,
+                        media_time,
+                        ..
+                    },
+                ) = (s.links.get(&id), &e)
+                {
+                    let _ = s.peers.send_audio(now(), to, payload, *media_time);
+                    more = true;
+                    continue;
+                }
+                if let Some((call, frame)) = deliver(&mut s.attached, id, e) {
+                    match outbox.as_deref_mut() {
+                        Some(o) => o.push((call, frame)),
+                        None => call.via_channel(frame),
+                    }
+                }
+            }
+        }
+        if outbox.is_none() {
+            let next = s.peers.poll_timeout();
+            if next.is_some_and(|n| s.armed.is_none_or(|a| n < a)) {
+                self.kick.notify_one();
+            }
+        }
+    }
+}
+
+/// Cloneable access to the WebRTC peers and their task.
 #[derive(Clone)]
 pub struct RtcHandle {
-    tx: mpsc::UnboundedSender<Cmd>,
+    shared: Arc<Shared>,
     local: SocketAddr,
+    /// The task stops when the last handle is dropped.
+    _alive: Arc<oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for RtcHandle {
@@ -92,9 +175,23 @@ impl RtcHandle {
         let local = sock.local_addr()?;
         let peers = Peers::new(local, PeersConfig::default())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(Arc::new(sock), peers, rx));
-        Ok(RtcHandle { tx, local })
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                peers,
+                attached: HashMap::new(),
+                links: HashMap::new(),
+                armed: None,
+            }),
+            sock,
+            kick: Notify::new(),
+        });
+        let (alive, stop) = oneshot::channel();
+        tokio::spawn(run(shared.clone(), stop));
+        Ok(RtcHandle {
+            shared,
+            local,
+            _alive: Arc::new(alive),
+        })
     }
 
     /// The shared UDP address (host candidate).
@@ -108,179 +205,195 @@ impl RtcHandle {
         codec: Codec,
         notes: mpsc::UnboundedSender<(PeerId, PeerNote)>,
     ) -> Result<Answer, webrtc::Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Offer {
-                sdp,
-                codec,
-                notes,
-                reply,
-            })
-            .map_err(|_| webrtc::Error::Rtc("the WebRTC task stopped".into()))?;
-        rx.await
-            .map_err(|_| webrtc::Error::Rtc("the WebRTC task stopped".into()))?
+        let mut s = self.shared.lock();
+        let r = s.peers.accept_offer(now(), &sdp, codec);
+        if let Ok(a) = &r {
+            s.attached.insert(
+                a.id,
+                Attached {
+                    notes,
+                    to_call: None,
+                },
+            );
+        }
+        self.shared.pump(&mut s, None);
+        r
     }
 
-    /// Connects peer `id` to a call's frame port halves: what the browser sends goes to
-    /// `to_call`; what arrives on `from_call` goes to the browser. Called from the
-    /// UA's audio factory (synchronous, inside the runtime).
+    /// Connects peer `id` to its call: what the browser sends goes into `inlet`, or
+    /// `channel` when the inlet does not take it; the returned sink, called on the
+    /// call's media task, sends the call's audio to the browser. Called from the UA's
+    /// audio factory (synchronous, inside the runtime).
     pub(crate) fn attach(
         &self,
         id: PeerId,
-        to_call: mpsc::Sender<Frame>,
-        mut from_call: mpsc::Receiver<Frame>,
-    ) {
-        let _ = self.tx.send(Cmd::Attach { id, to_call });
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            while let Some(frame) = from_call.recv().await {
-                if tx.send(Cmd::Audio { id, frame }).is_err() {
-                    break;
-                }
-            }
-        });
+        inlet: FrameInlet,
+        channel: mpsc::Sender<Frame>,
+    ) -> Box<dyn FrameSink> {
+        if let Some(a) = self.shared.lock().attached.get_mut(&id) {
+            a.to_call = Some(Arc::new(ToCall { inlet, channel }));
+        }
+        Box::new(PeerSink {
+            shared: self.shared.clone(),
+            id,
+        })
     }
 
     /// Links two peers that run the same codec: each one's audio is sent to the other.
     pub(crate) fn link(&self, a: PeerId, b: PeerId) {
-        let _ = self.tx.send(Cmd::Link(a, b));
+        let mut s = self.shared.lock();
+        s.links.insert(a, b);
+        s.links.insert(b, a);
     }
 
     pub(crate) fn close(&self, id: PeerId) {
-        let _ = self.tx.send(Cmd::Close(id));
+        let mut s = self.shared.lock();
+        s.peers.close(id);
+        s.attached.remove(&id);
+        if let Some(other) = s.links.remove(&id) {
+            s.links.remove(&other);
+        }
+        self.shared.pump(&mut s, None);
     }
 }
 
-async fn run(sock: Arc<UdpSocket>, mut peers: Peers, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-    let mut buf = vec![0u8; 2048];
-    let mut attached: HashMap<PeerId, Attached> = HashMap::new();
-    let mut links: HashMap<PeerId, PeerId> = HashMap::new();
-    loop {
-        let wake = peers.poll_timeout().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok((n, from)) => {
-                    peers.handle_datagram(now(), from, &buf[..n]);
-                }
-                Err(e) => debug!(error = %e, "webrtc recv"),
-            },
-            c = rx.recv() => match c {
-                None => break,
-                Some(Cmd::Offer { sdp, codec, notes, reply }) => {
-                    let r = peers.accept_offer(now(), &sdp, codec);
-                    if let Ok(a) = &r {
-                        attached.insert(a.id, Attached { notes, to_call: None });
-                    }
-                    let _ = reply.send(r);
-                }
-                Some(Cmd::Attach { id, to_call }) => {
-                    if let Some(a) = attached.get_mut(&id) {
-                        a.to_call = Some(to_call);
-                    }
-                }
-                Some(Cmd::Audio { id, frame }) => {
-                    // Telephone-events towards the browser are dropped: browsers do not
-                    // surface them; the socket gets a `dtmf` message instead.
-                    if frame.kind == FrameKind::Audio {
-                        let _ = peers.send_audio(now(), id, &frame.payload, frame.media_time);
-                    }
-                }
-                Some(Cmd::Link(a, b)) => {
-                    links.insert(a, b);
-                    links.insert(b, a);
-                }
-                Some(Cmd::Close(id)) => {
-                    peers.close(id);
-                    attached.remove(&id);
-                    if let Some(other) = links.remove(&id) {
-                        links.remove(&other);
-                    }
-                }
-            },
-            _ = sleep_until(wake), if wake.is_some() => peers.handle_timeout(now()),
+/// A call's audio for its browser, written into the peer and out of the socket on
+/// the caller's (the media task's) own turn.
+struct PeerSink {
+    shared: Arc<Shared>,
+    id: PeerId,
+}
+
+impl FrameSink for PeerSink {
+    fn send(&mut self, frame: FrameRef<'_>) -> Result<(), SinkError> {
+        // Telephone-events towards the browser are dropped: browsers do not surface
+        // them; the socket gets a `dtmf` message instead.
+        if frame.kind != FrameKind::Audio {
+            return Ok(());
         }
-        // A linked peer's audio is sent on at once, which makes more to transmit.
-        let mut more = true;
-        while more {
-            transmit(&sock, &mut peers).await;
-            more = false;
-            while let Some((id, e)) = peers.poll_event() {
-                if let (
-                    Some(&to),
-                    PeerEvent::Audio {
-                        payload,
-                        media_time,
-                        ..
-                    },
-                ) = (links.get(&id), &e)
-                {
-                    let _ = peers.send_audio(now(), to, payload, *media_time);
-                    more = true;
+        let mut s = self.shared.lock();
+        // Before the peer connects the frame is dropped (as RTP before the far end
+        // listens); a peer that is gone closes the sink.
+        let sent = s
+            .peers
+            .send_audio(now(), self.id, frame.payload, frame.media_time);
+        if let Err(webrtc::Error::UnknownPeer(_)) = sent {
+            return Err(SinkError::Closed);
+        }
+        self.shared.pump(&mut s, None);
+        Ok(())
+    }
+}
+
+/// Datagrams read per wake-up before the task yields to others.
+const RECV_BATCH: usize = 64;
+
+async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    let mut buf = vec![0u8; 2048];
+    let mut outbox = Outbox::new();
+    // One timer, re-armed only when the deadline changes.
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    loop {
+        let wake = {
+            let mut s = shared.lock();
+            s.armed = s.peers.poll_timeout();
+            s.armed
+        };
+        if let Some(at) = wake
+            && armed != Some(at)
+        {
+            sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+        }
+        armed = wake;
+        tokio::select! {
+            r = shared.sock.readable() => {
+                if let Err(e) = r {
+                    debug!(error = %e, "webrtc readable");
                     continue;
                 }
-                deliver(&mut attached, id, e);
+                let mut s = shared.lock();
+                for _ in 0..RECV_BATCH {
+                    match shared.sock.try_recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            s.peers.handle_datagram(now(), from, &buf[..n]);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            debug!(error = %e, "webrtc recv");
+                            break;
+                        }
+                    }
+                }
+                shared.pump(&mut s, Some(&mut outbox));
             }
+            () = shared.kick.notified() => {
+                let mut s = shared.lock();
+                shared.pump(&mut s, Some(&mut outbox));
+            }
+            () = &mut sleep, if wake.is_some() => {
+                armed = None;
+                let mut s = shared.lock();
+                s.peers.handle_timeout(now());
+                shared.pump(&mut s, Some(&mut outbox));
+            }
+            _ = &mut stop => break,
+        }
+        // Our lock is released: into the calls.
+        for (call, frame) in outbox.drain(..) {
+            call.deliver(frame);
         }
     }
 }
 
-async fn transmit(sock: &UdpSocket, peers: &mut Peers) {
+/// Sends what the peers queued. Never waits: a datagram the socket cannot take now
+/// (its send buffer full) is dropped, as the network would; str0m retransmits what
+/// needs it (DTLS, STUN answers are re-asked).
+fn transmit(sock: &UdpSocket, peers: &mut Peers) {
     while let Some(t) = peers.poll_transmit() {
         if let Err(e) = sock.try_send_to(&t.payload, t.to) {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                let _ = sock.send_to(&t.payload, t.to).await;
-            } else {
-                debug!(to = %t.to, error = %e, "webrtc send");
-            }
+            debug!(to = %t.to, error = %e, "webrtc send");
         }
     }
 }
 
-/// A peer's event to its call.
-fn deliver(attached: &mut HashMap<PeerId, Attached>, id: PeerId, e: PeerEvent) {
-    let Some(a) = attached.get(&id) else { return };
-    match e {
+/// A peer's event to its call; a frame is returned with where it goes.
+fn deliver(
+    attached: &mut HashMap<PeerId, Attached>,
+    id: PeerId,
+    e: PeerEvent,
+) -> Option<(Arc<ToCall>, Frame)> {
+    let a = attached.get(&id)?;
+    let (kind, payload, media_time, marker) = match e {
         PeerEvent::Connected => {
             let _ = a.notes.send((id, PeerNote::Connected));
+            return None;
         }
         PeerEvent::Failed(why) => {
             let _ = a.notes.send((id, PeerNote::Failed(why)));
             attached.remove(&id);
+            return None;
         }
         PeerEvent::Audio {
             payload,
             media_time,
             marker,
-        } => {
-            if let Some(tx) = &a.to_call {
-                let _ = tx.try_send(Frame {
-                    kind: FrameKind::Audio,
-                    payload,
-                    media_time,
-                    marker,
-                });
-            }
-        }
+        } => (FrameKind::Audio, payload, media_time, marker),
         PeerEvent::Dtmf {
             payload,
             media_time,
-        } => {
-            if let Some(tx) = &a.to_call {
-                let _ = tx.try_send(Frame {
-                    kind: FrameKind::Dtmf,
-                    payload,
-                    media_time,
-                    marker: false,
-                });
-            }
+        } => (FrameKind::Dtmf, payload, media_time, false),
+        other => {
+            warn!(?other, "unhandled peer event");
+            return None;
         }
-        other => warn!(?other, "unhandled peer event"),
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
+    };
+    let frame = Frame {
+        kind,
+        payload,
+        media_time,
+        marker,
+    };
+    Some((a.to_call.clone()?, frame))
 }

@@ -3,7 +3,7 @@
 //! front's choosing ([`FramePort`]), which the media core's bridge passes through or
 //! transcodes to the codec negotiated on the SIP side.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use media::bridge::{FrameKind, LegFormat};
 use tokio::sync::mpsc;
@@ -104,6 +104,55 @@ pub struct FramePort {
     pub from_front: mpsc::Receiver<Frame>,
     /// What the call sends to the front (e.g. `Box::new(mpsc_sender)`).
     pub to_front: Box<dyn FrameSink>,
+    /// A front that has its frames on a task of its own can hand them to the running
+    /// call here instead of `from_front` ([`FrameInlet::push`]): no channel, and no
+    /// wake-up of the call's media task per frame.
+    pub inlet: Option<FrameInlet>,
+}
+
+/// A front's direct way into its call's media: [`FrameInlet::push`] runs the bridge
+/// and sends the RTP packet on the caller's task. Connected when the call's media task
+/// starts; disconnected when it stops.
+#[derive(Clone, Default)]
+pub struct FrameInlet {
+    core: Arc<Mutex<Weak<Mutex<crate::media::Core>>>>,
+}
+
+impl std::fmt::Debug for FrameInlet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameInlet").finish_non_exhaustive()
+    }
+}
+
+impl FrameInlet {
+    pub fn new() -> FrameInlet {
+        FrameInlet::default()
+    }
+
+    pub(crate) fn connect(&self, core: &Arc<Mutex<crate::media::Core>>) {
+        *self.core.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(core);
+    }
+
+    pub(crate) fn disconnect(&self) {
+        *self.core.lock().unwrap_or_else(|e| e.into_inner()) = Weak::new();
+    }
+
+    /// Hands one frame to the call, which sends it on as RTP at once. False when the
+    /// call's media is not running (not started yet, or ended) or transcodes this
+    /// direction: send it on `from_front` instead. Must not be called from inside this
+    /// call's [`FrameSink`] (the call's lock is held there).
+    pub fn push(&self, frame: FrameRef<'_>) -> bool {
+        let core = self
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade();
+        let Some(core) = core else {
+            return false;
+        };
+        let mut core = core.lock().unwrap_or_else(|e| e.into_inner());
+        core.front_in(crate::media::now(), frame)
+    }
 }
 
 impl std::fmt::Debug for FramePort {

@@ -32,8 +32,8 @@ mod video;
 mod wav;
 
 pub use audio::{
-    AudioFactory, AudioPort, Frame, FramePort, FrameRef, FrameSink, MediaInfo, Port, SilencePort,
-    SinkError, WavPort,
+    AudioFactory, AudioPort, Frame, FrameInlet, FramePort, FrameRef, FrameSink, MediaInfo, Port,
+    SilencePort, SinkError, WavPort,
 };
 pub use driver::{LineSetup, MediaStats, Ua, UaConfig, UaError, UaEvent, UaHandle};
 pub use ports::PortRange;

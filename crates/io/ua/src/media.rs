@@ -1,9 +1,14 @@
 //! One call's media: an RTP session on its socket pair, the negotiated codec, a jitter
 //! buffer on receive and RFC 4733 both ways, between the network and an [`AudioPort`].
 //! Paced by a 20 ms interval.
+//!
+//! The state ([`Core`]) sits behind a lock so that a front with a [`FrameInlet`] can
+//! run a frame from its own task through the bridge and out as RTP, without waking
+//! this task. Sends never wait: a packet the socket cannot take now is dropped, as
+//! the network would drop it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use line::{LineEvent, MediaParams};
@@ -20,9 +25,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
-use crate::audio::{
-    AudioPort, Frame, FramePort, FrameRef, FrameSink, Port, SilencePort, SinkError,
-};
+use crate::audio::{AudioPort, FrameRef, FrameSink, Port, SilencePort, SinkError};
 use crate::driver::{MediaStats, UaEvent};
 
 /// The telephone-event clock when the SDP does not say (our offers use 8000).
@@ -163,7 +166,8 @@ pub(crate) fn leg_of_format(format: &sdp::Format, ptime: u32) -> Option<LegForma
 /// What the loop needs from the socket side when a leg sends RTP.
 struct Net<'a> {
     session: &'a mut RtpSession,
-    dtmf: &'a DtmfSender,
+    /// Our own RFC 4733 event is on the wire (the audio it replaces is not sent).
+    dtmf_active: bool,
     params: &'a MediaParams,
     sock: &'a UdpSocket,
     packet: &'a mut [u8],
@@ -171,21 +175,14 @@ struct Net<'a> {
 
 impl Net<'_> {
     /// Sends one packet; false when there is nowhere to send it yet.
-    async fn send(
-        &mut self,
-        now: Instant,
-        pt: u8,
-        ts: Timestamp,
-        marker: bool,
-        payload: &[u8],
-    ) -> bool {
+    fn send(&mut self, now: Instant, pt: u8, ts: Timestamp, marker: bool, payload: &[u8]) -> bool {
         let Ok(sent) = self.session.send(now, pt, ts, marker, payload, self.packet) else {
             return false;
         };
         let Some(to) = sent.to else {
             return false;
         };
-        if let Err(e) = self.sock.send_to(&self.packet[..sent.len], to).await {
+        if let Err(e) = self.sock.try_send_to(&self.packet[..sent.len], to) {
             debug!(error = %e, "rtp send");
         }
         true
@@ -242,7 +239,7 @@ impl PcmLeg {
     }
 
     /// Every 20 ms: one frame from the port out; silence in when nothing arrives.
-    async fn tick(&mut self, now: Instant, net: &mut Net<'_>, events: &Events) {
+    fn tick(&mut self, now: Instant, net: &mut Net<'_>, events: &Events) {
         let more = self.port.read_frame(&mut self.frame);
         if !more && !self.source_ended {
             self.source_ended = true;
@@ -256,8 +253,7 @@ impl PcmLeg {
                 &mut self.payload,
                 &mut self.marker,
                 now,
-            )
-            .await;
+            );
         }
         // Nothing arriving (hold, silence suppression): silence keeps the recording in
         // real time.
@@ -311,7 +307,6 @@ impl Unwrapper {
 /// (side B).
 struct FrameLeg {
     format: LegFormat,
-    from_front: Option<mpsc::Receiver<Frame>>,
     to_front: Box<dyn FrameSink>,
     bridge: Option<Bridge>,
     /// In front of the bridge when it transcodes what RTP brings (it drops late packets).
@@ -326,11 +321,15 @@ struct FrameLeg {
 }
 
 impl FrameLeg {
-    fn new(port: FramePort, params: &MediaParams, events: &Events) -> FrameLeg {
+    fn new(
+        format: LegFormat,
+        to_front: Box<dyn FrameSink>,
+        params: &MediaParams,
+        events: &Events,
+    ) -> FrameLeg {
         let mut leg = FrameLeg {
-            format: port.format,
-            from_front: Some(port.from_front),
-            to_front: port.to_front,
+            format,
+            to_front,
             bridge: None,
             jitter: None,
             rx_time: Unwrapper::default(),
@@ -432,18 +431,18 @@ impl FrameLeg {
         }
     }
 
-    fn front_in(&mut self, now: Instant, frame: &Frame) {
+    fn front_in(&mut self, now: Instant, frame: FrameRef<'_>) {
         if let Some(bridge) = self.bridge.as_mut() {
             let f = match frame.kind {
-                FrameKind::Audio => MediaFrame::audio(&frame.payload, frame.media_time),
-                FrameKind::Dtmf => MediaFrame::dtmf(&frame.payload, frame.media_time),
+                FrameKind::Audio => MediaFrame::audio(frame.payload, frame.media_time),
+                FrameKind::Dtmf => MediaFrame::dtmf(frame.payload, frame.media_time),
             };
             bridge.push(now, Side::B, f.with_marker(frame.marker));
         }
     }
 
     /// Sends what the bridge has for either side.
-    async fn flush(&mut self, now: Instant, net: &mut Net<'_>) {
+    fn flush(&mut self, now: Instant, net: &mut Net<'_>) {
         let Some(bridge) = self.bridge.as_mut() else {
             return;
         };
@@ -470,7 +469,7 @@ impl FrameLeg {
                 // On hold, or while our own DTMF event is on the wire, the audio is
                 // dropped (RFC 4733 §2.5.1.2: the tone replaces it).
                 self.tx_next = Some(ts.wrapping_add(out.duration));
-                if !net.params.send || net.dtmf.is_active() {
+                if !net.params.send || net.dtmf_active {
                     continue;
                 }
             } else if !net.params.send {
@@ -482,8 +481,7 @@ impl FrameLeg {
                 Timestamp::Exact(ts),
                 out.marker,
                 out.payload,
-            )
-            .await;
+            );
         }
         while let Some(BridgeEvent::Dtmf { side, digit }) = bridge.poll_event() {
             debug!(?side, %digit, "telephone-event not negotiated on that side: dropped");
@@ -526,24 +524,121 @@ impl Leg {
 }
 
 /// The next frame from the front, or never (a PCM port, or the front went away).
-async fn front_frame(leg: &mut Leg) -> Option<Frame> {
-    match leg {
-        Leg::Frames(FrameLeg {
-            from_front: Some(rx),
-            ..
-        }) => rx.recv().await,
-        _ => std::future::pending().await,
+async fn front_frame(
+    rx: &mut Option<mpsc::Receiver<crate::audio::Frame>>,
+) -> Option<crate::audio::Frame> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
 type Events = mpsc::UnboundedSender<UaEvent>;
+
+/// One call's media state, owned by its media task and reached by the front's
+/// [`crate::FrameInlet`] (one caller at a time behind the lock).
+pub(crate) struct Core {
+    params: MediaParams,
+    session: RtpSession,
+    dtmf_tx: DtmfSender,
+    leg: Leg,
+    packet: Vec<u8>,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+}
+
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    // A panic while holding it leaves plain data: keep the call going.
+    core.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Core {
+    /// A frame from the front through the bridge and out, on the caller's task —
+    /// unless the bridge transcodes towards RTP (false): decoding and encoding stay on
+    /// the call's own task, so one front task does not carry every call's codec work.
+    pub(crate) fn front_in(&mut self, now: Instant, frame: FrameRef<'_>) -> bool {
+        let Leg::Frames(f) = &mut self.leg else {
+            return false;
+        };
+        if f.bridge
+            .as_ref()
+            .is_none_or(|b| b.mode(Side::B) == Mode::Transcode)
+        {
+            return false;
+        }
+        f.front_in(now, frame);
+        self.flush(now);
+        true
+    }
+
+    /// Sends what the last input made: the bridge's frames for either side, RFC 4733
+    /// packets (the first one of a digit is due at once) and RTCP reports.
+    fn flush(&mut self, now: Instant) {
+        let Core {
+            params,
+            session,
+            dtmf_tx,
+            leg,
+            packet,
+            rtp,
+            rtcp: _,
+        } = self;
+        let mut net = Net {
+            session,
+            dtmf_active: dtmf_tx.is_active(),
+            params,
+            sock: rtp,
+            packet,
+        };
+        if let Leg::Frames(f) = leg {
+            f.flush(now, &mut net);
+        }
+        while let Some(p) = dtmf_tx.poll_transmit() {
+            if let Some(te) = params.telephone_event
+                && params.send
+            {
+                net.send(now, te, Timestamp::Exact(p.timestamp), p.marker, &p.payload);
+            }
+        }
+        self.send_rtcp();
+    }
+
+    fn send_rtcp(&mut self) {
+        while let Some(t) = self.session.poll_transmit() {
+            if let Err(e) = self.rtcp.try_send_to(&t.payload, t.to) {
+                debug!(error = %e, "rtcp send");
+            }
+        }
+    }
+
+    /// When the sans-IO parts want [`Core::timeout`].
+    fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.session.poll_timeout(),
+            self.dtmf_tx.poll_timeout(),
+            self.leg.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now, SystemTime::now());
+        self.dtmf_tx.handle_timeout(now);
+        match &mut self.leg {
+            Leg::Pcm(p) => p.timeout(now),
+            Leg::Frames(f) => f.timeout(now),
+        }
+    }
+}
 
 impl MediaTask {
     /// Runs until [`MediaCtl::Stop`] or the core goes away; then sends RTCP BYE.
     pub async fn run(self) -> MediaStats {
         let MediaTask {
             line,
-            mut params,
+            params,
             rtp,
             rtcp,
             port,
@@ -552,20 +647,35 @@ impl MediaTask {
             seed,
             cname,
         } = self;
-        let mut leg = match port {
+        let mut from_front = None;
+        let mut inlet = None;
+        let leg = match port {
             Port::Pcm(p) => Leg::Pcm(PcmLeg::new(p, &params, &events)),
-            Port::Frames(f) => Leg::Frames(FrameLeg::new(f, &params, &events)),
+            Port::Frames(f) => {
+                from_front = Some(f.from_front);
+                inlet = f.inlet;
+                Leg::Frames(FrameLeg::new(f.format, f.to_front, &params, &events))
+            }
         };
         let mut cfg = RtpConfig::new(formats(&params), cname, seed);
         cfg.remote_rtp = remote(params.remote_rtp);
         cfg.remote_rtcp = params.remote_rtcp;
-        let mut session = RtpSession::new(now(), cfg);
-        let mut dtmf_tx = DtmfSender::new(DtmfConfig::new(TELEPHONE_EVENT_CLOCK));
+        let core = Arc::new(Mutex::new(Core {
+            session: RtpSession::new(now(), cfg),
+            dtmf_tx: DtmfSender::new(DtmfConfig::new(TELEPHONE_EVENT_CLOCK)),
+            params,
+            leg,
+            packet: vec![0u8; 1500],
+            rtp: rtp.clone(),
+            rtcp: rtcp.clone(),
+        }));
+        if let Some(i) = &inlet {
+            i.connect(&core);
+        }
         let mut dtmf_rx = DtmfReceiver::new();
-        let mut packet = vec![0u8; 1500];
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
-        let is_pcm = matches!(leg, Leg::Pcm(_));
+        let is_pcm = matches!(lock(&core).leg, Leg::Pcm(_));
 
         // A late task catches up (Burst): the RTP timeline stays in step with real time.
         let mut tick = tokio::time::interval(FRAME);
@@ -575,15 +685,8 @@ impl MediaTask {
         let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
+        let mut timer = lock(&core).poll_timeout();
         loop {
-            let timer = [
-                session.poll_timeout(),
-                dtmf_tx.poll_timeout(),
-                leg.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
             if let Some(at) = timer
                 && armed != Some(at)
             {
@@ -592,17 +695,21 @@ impl MediaTask {
             }
             tokio::select! {
                 _ = tick.tick(), if is_pcm => {
-                    if let Leg::Pcm(p) = &mut leg {
-                        let mut net = Net { session: &mut session, dtmf: &dtmf_tx, params: &params, sock: &rtp, packet: &mut packet };
-                        p.tick(now(), &mut net, &events).await;
+                    let mut c = lock(&core);
+                    let Core { params, session, dtmf_tx, leg, packet, rtp, .. } = &mut *c;
+                    if let Leg::Pcm(p) = leg {
+                        let mut net = Net { session, dtmf_active: dtmf_tx.is_active(), params, sock: rtp, packet };
+                        p.tick(now(), &mut net, &events);
                     }
                 }
                 r = rtp.recv_from(&mut rtp_buf) => match r {
                     Ok((n, src)) => {
                         let now = now();
+                        let mut c = lock(&core);
+                        let Core { params, session, leg, .. } = &mut *c;
                         if let Ok(pkt) = session.receive(now, src, &rtp_buf[..n]) {
                             if pkt.restarted {
-                                match &mut leg {
+                                match leg {
                                     Leg::Pcm(p) => if let Some(jb) = p.jitter.as_mut() { jb.reset(); },
                                     Leg::Frames(f) => f.reset(),
                                 }
@@ -615,7 +722,7 @@ impl MediaTask {
                                 let _ = events.send(UaEvent::Line(LineEvent::Dtmf(d.digit)));
                             }
                             if (dtmf || pkt.payload_type == params.codec.pt) && params.recv {
-                                match &mut leg {
+                                match leg {
                                     Leg::Pcm(p) => if let (false, Some(jb)) = (dtmf, p.jitter.as_mut()) {
                                         let _ = jb.push(now, pkt.sequence, pkt.timestamp, pkt.payload);
                                     },
@@ -627,106 +734,81 @@ impl MediaTask {
                     Err(e) => debug!(%line, error = %e, "rtp recv"),
                 },
                 r = rtcp.recv_from(&mut rtcp_buf) => match r {
-                    Ok((n, src)) => { let _ = session.receive_rtcp(now(), src, &rtcp_buf[..n]); }
+                    Ok((n, src)) => { let _ = lock(&core).session.receive_rtcp(now(), src, &rtcp_buf[..n]); }
                     Err(e) => debug!(%line, error = %e, "rtcp recv"),
                 },
-                f = front_frame(&mut leg) => if let Leg::Frames(leg) = &mut leg {
-                    match f {
-                        Some(f) => leg.front_in(now(), &f),
-                        None => leg.from_front = None,
+                f = front_frame(&mut from_front) => match f {
+                    Some(f) => {
+                        let frame = FrameRef {
+                            kind: f.kind,
+                            payload: &f.payload,
+                            media_time: f.media_time,
+                            marker: f.marker,
+                        };
+                        if let Leg::Frames(leg) = &mut lock(&core).leg {
+                            leg.front_in(now(), frame);
+                        }
                     }
+                    None => from_front = None,
                 },
                 _ = &mut sleep, if timer.is_some() => {
                     armed = None;
-                    let now = now();
-                    session.handle_timeout(now, SystemTime::now());
-                    dtmf_tx.handle_timeout(now);
-                    match &mut leg {
-                        Leg::Pcm(p) => p.timeout(now),
-                        Leg::Frames(f) => f.timeout(now),
-                    }
+                    lock(&core).timeout(now());
                 }
                 c = ctl.recv() => match c {
                     Some(MediaCtl::Dtmf(d)) => {
-                        if params.telephone_event.is_some() {
+                        let mut c = lock(&core);
+                        if c.params.telephone_event.is_some() {
                             let now = now();
-                            let ts = session.timestamp_at(now);
-                            if let Err(e) = dtmf_tx.send_digits(now, &d.to_string(), ts) {
+                            let ts = c.session.timestamp_at(now);
+                            if let Err(e) = c.dtmf_tx.send_digits(now, &d.to_string(), ts) {
                                 warn!(%line, error = %e, "dtmf");
                             }
                         }
                     }
                     Some(MediaCtl::Update(p)) => {
                         let p = *p;
-                        let codec_changed = p.codec != params.codec || p.ptime != params.ptime;
-                        session.set_formats(formats(&p));
-                        if p.remote_rtp != params.remote_rtp || p.remote_rtcp != params.remote_rtcp {
-                            session.set_remote(remote(p.remote_rtp), p.remote_rtcp, false);
+                        let mut c = lock(&core);
+                        let codec_changed = p.codec != c.params.codec || p.ptime != c.params.ptime;
+                        c.session.set_formats(formats(&p));
+                        if p.remote_rtp != c.params.remote_rtp || p.remote_rtcp != c.params.remote_rtcp {
+                            c.session.set_remote(remote(p.remote_rtp), p.remote_rtcp, false);
                         }
-                        params = p;
+                        c.params = p;
                         if codec_changed {
-                            match &mut leg {
-                                Leg::Pcm(l) => l.set_codec(&params, &events),
-                                Leg::Frames(l) => l.set_codec(&params, &events),
+                            let Core { params, leg, .. } = &mut *c;
+                            match leg {
+                                Leg::Pcm(l) => l.set_codec(params, &events),
+                                Leg::Frames(l) => l.set_codec(params, &events),
                             }
                         }
                     }
                     Some(MediaCtl::Stop) | None => break,
                 },
             }
-            if let Leg::Frames(f) = &mut leg {
-                let mut net = Net {
-                    session: &mut session,
-                    dtmf: &dtmf_tx,
-                    params: &params,
-                    sock: &rtp,
-                    packet: &mut packet,
-                };
-                f.flush(now(), &mut net).await;
-            }
-            // RFC 4733 packets (the first one of a digit is due at once) and RTCP reports
-            // queued by any of the above.
-            while let Some(p) = dtmf_tx.poll_transmit() {
-                if let Some(te) = params.telephone_event
-                    && params.send
-                {
-                    let mut net = Net {
-                        session: &mut session,
-                        dtmf: &dtmf_tx,
-                        params: &params,
-                        sock: &rtp,
-                        packet: &mut packet,
-                    };
-                    net.send(
-                        now(),
-                        te,
-                        Timestamp::Exact(p.timestamp),
-                        p.marker,
-                        &p.payload,
-                    )
-                    .await;
-                }
-            }
-            while let Some(t) = session.poll_transmit() {
-                let _ = rtcp.send_to(&t.payload, t.to).await;
-            }
+            let mut c = lock(&core);
+            c.flush(now());
+            timer = c.poll_timeout();
         }
-        session.bye(now(), SystemTime::now(), "call ended");
-        while let Some(t) = session.poll_transmit() {
-            let _ = rtcp.send_to(&t.payload, t.to).await;
+        // The front's inlet falls back to its channel from here on.
+        if let Some(i) = &inlet {
+            i.disconnect();
         }
-        if let Leg::Frames(f) = &leg
+        let mut c = lock(&core);
+        c.session.bye(now(), SystemTime::now(), "call ended");
+        c.send_rtcp();
+        if let Leg::Frames(f) = &c.leg
             && f.dropped_to_front > 0
         {
             debug!(%line, dropped = f.dropped_to_front, "frames dropped: the front was too slow");
         }
-        let s = session.stats();
+        let s = c.session.stats();
         MediaStats {
             sent_packets: s.sent_packets,
             received_packets: s.received,
             lost: s.lost,
-            jitter_ms: f64::from(s.jitter) * 1000.0 / f64::from(leg.clock()),
-            concealed: leg.concealed(),
+            jitter_ms: f64::from(s.jitter) * 1000.0 / f64::from(c.leg.clock()),
+            concealed: c.leg.concealed(),
         }
     }
 }
@@ -751,7 +833,7 @@ pub(crate) async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn send_audio(
+fn send_audio(
     p: &mut CodecPath,
     net: &mut Net<'_>,
     frame: &[i16],
@@ -771,7 +853,7 @@ async fn send_audio(
     let ticks = p.ticks_per_frame() * p.frames_per_packet as u32;
     // On hold, or while a DTMF event is on the wire, time moves on without audio
     // (RFC 4733 §2.5.1.2: the tone replaces the audio).
-    if !net.params.send || net.dtmf.is_active() {
+    if !net.params.send || net.dtmf_active {
         net.session.advance_timestamp(ticks);
         p.tx_pcm.drain(..need);
         *marker = true;
@@ -784,10 +866,7 @@ async fn send_audio(
         net.session.advance_timestamp(ticks);
         return;
     }
-    if net
-        .send(now, p.pt, Timestamp::Advance(ticks), *marker, payload)
-        .await
-    {
+    if net.send(now, p.pt, Timestamp::Advance(ticks), *marker, payload) {
         *marker = false;
     }
 }

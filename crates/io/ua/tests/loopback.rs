@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +18,8 @@ use media::video::h264::{
     AvcConfig, Depacketizer, DepacketizerConfig, Output as H264Output, Packetizer, PacketizerConfig,
 };
 use switchboard_ua::{
-    AudioPort, Frame, FramePort, LineSetup, MediaInfo, MediaStats, Port, PortRange, SilencePort,
-    Ua, UaConfig, UaEvent, UaHandle, VideoInfo, VideoPacket, VideoPort,
+    AudioPort, Frame, FrameInlet, FramePort, FrameRef, LineSetup, MediaInfo, MediaStats, Port,
+    PortRange, SilencePort, Ua, UaConfig, UaEvent, UaHandle, VideoInfo, VideoPacket, VideoPort,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
@@ -255,8 +256,15 @@ async fn pcma_call_resampled_ports() {
 // ------------------------------------------------------------ encoded-frame ports
 
 /// A front speaking `format`: sends a 1 kHz tone encoded in real time, decodes what it
-/// receives into `rec` (at the codec's PCM rate).
-fn frame_front(format: LegFormat, rec: Arc<Mutex<Vec<i16>>>) -> FramePort {
+/// receives into `rec` (at the codec's PCM rate). With `inlet`, frames go into the call
+/// through a [`FrameInlet`] when it takes them (counted), else on the channel.
+fn frame_front(
+    format: LegFormat,
+    rec: Arc<Mutex<Vec<i16>>>,
+    inlet: Option<Arc<AtomicUsize>>,
+) -> FramePort {
+    let port_inlet = inlet.as_ref().map(|_| FrameInlet::new());
+    let front_inlet = port_inlet.clone();
     let (to_call, from_front) = tokio::sync::mpsc::channel::<Frame>(64);
     let (to_front, mut from_call) = tokio::sync::mpsc::channel::<Frame>(64);
     let codec = format.codec();
@@ -284,6 +292,17 @@ fn frame_front(format: LegFormat, rec: Arc<Mutex<Vec<i16>>>) -> FramePort {
                 marker: media_time == 5_000,
             };
             media_time += ticks;
+            if let (Some(i), Some(taken)) = (&front_inlet, &inlet)
+                && i.push(FrameRef {
+                    kind: frame.kind,
+                    payload: &frame.payload,
+                    media_time: frame.media_time,
+                    marker: frame.marker,
+                })
+            {
+                taken.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if to_call.send(frame).await.is_err() {
                 break;
             }
@@ -299,6 +318,7 @@ fn frame_front(format: LegFormat, rec: Arc<Mutex<Vec<i16>>>) -> FramePort {
         }
     });
     FramePort {
+        inlet: port_inlet,
         format,
         from_front,
         to_front: Box::new(to_front),
@@ -308,7 +328,17 @@ fn frame_front(format: LegFormat, rec: Arc<Mutex<Vec<i16>>>) -> FramePort {
 /// Alice's front speaks `front` (e.g. Speex from a Flash client) on a SIP call that
 /// negotiates `sip_codec` with Bob, a PCM port at 8 kHz playing 440 Hz. `pass_through`:
 /// whether the SIP side's format equals the front's (no transcoding).
-async fn frames_call(front: LegFormat, sip_codec: &str, base: u16, pass_through: bool) {
+/// With `inlet`, the front uses a [`FrameInlet`], which must take every frame after the
+/// first few when the call passes through and none when it transcodes.
+async fn frames_call(
+    front: LegFormat,
+    sip_codec: &str,
+    base: u16,
+    pass_through: bool,
+    inlet: bool,
+) {
+    let taken = inlet.then(|| Arc::new(AtomicUsize::new(0)));
+    let taken_seen = taken.clone();
     let a = ua(PortRange::new(base, base + 9).unwrap()).await;
     let b = ua(PortRange::new(base + 10, base + 19).unwrap()).await;
     let (rec_a, rec_b): (Arc<Mutex<Vec<i16>>>, _) = (Arc::default(), Arc::default());
@@ -317,7 +347,11 @@ async fn frames_call(front: LegFormat, sip_codec: &str, base: u16, pass_through:
     let same_seen = Arc::clone(&same);
     setup.audio = Some(Arc::new(move |info: &MediaInfo| {
         *same_seen.lock().unwrap() = Some(info.leg == Some(front));
-        Ok(Port::Frames(frame_front(front, Arc::clone(&rec))))
+        Ok(Port::Frames(frame_front(
+            front,
+            Arc::clone(&rec),
+            taken_seen.clone(),
+        )))
     }));
     let (la, mut ea) = a.handle().add_line(setup).await.unwrap();
     let mut ea = Events {
@@ -385,6 +419,15 @@ async fn frames_call(front: LegFormat, sip_codec: &str, base: u16, pass_through:
     a.shutdown().await;
     b.shutdown().await;
     assert_eq!(*same.lock().unwrap(), Some(pass_through));
+    if let Some(taken) = taken {
+        let taken = taken.load(Ordering::Relaxed);
+        // 2.5 s of 20 ms frames went into the call.
+        if pass_through {
+            assert!(taken > 100, "the inlet took only {taken} frames");
+        } else {
+            assert_eq!(taken, 0, "the inlet took frames the call transcodes");
+        }
+    }
 
     let front_rate = front.codec().pcm_rate();
     for (rec, rate, hz, other, who) in [
@@ -405,14 +448,27 @@ async fn frames_call(front: LegFormat, sip_codec: &str, base: u16, pass_through:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_port_passes_pcmu_through() {
-    frames_call(LegFormat::new(Codec::Pcmu, 0), "pcmu", 20000, true).await;
+    frames_call(LegFormat::new(Codec::Pcmu, 0), "pcmu", 20000, true, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_inlet_passes_pcmu_through_from_the_front_task() {
+    frames_call(LegFormat::new(Codec::Pcmu, 0), "pcmu", 20100, true, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_inlet_leaves_transcoding_to_the_media_task() {
+    if !Codec::Opus.is_available() {
+        return;
+    }
+    frames_call(LegFormat::new(Codec::Opus, 111), "g722", 20120, false, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_port_transcodes_flash_speex_to_pcmu() {
     // Flash sends two 20 ms wideband frames per packet.
     let flash = LegFormat::new(Codec::SpeexWb, 97).with_frames_per_packet(2);
-    frames_call(flash, "pcmu", 20020, false).await;
+    frames_call(flash, "pcmu", 20020, false, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,7 +476,14 @@ async fn frame_port_transcodes_opus_to_g722() {
     if !Codec::Opus.is_available() {
         return;
     }
-    frames_call(LegFormat::new(Codec::Opus, 111), "g722", 20040, false).await;
+    frames_call(
+        LegFormat::new(Codec::Opus, 111),
+        "g722",
+        20040,
+        false,
+        false,
+    )
+    .await;
 }
 
 /// An H.264 stream of `frames` FLV frames (a sequence header, then an IDR of 5000 bytes,
