@@ -20,10 +20,9 @@ use std::time::Instant;
 
 use media::bridge::FrameKind;
 use media::codec::Codec;
-use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
-use ua::{Frame, FrameInlet, FrameRef, FrameSink, SinkError};
+use ua::{DatagramSocket, Frame, FrameInlet, FrameRef, FrameSink, SinkError};
 use webrtc::{Answer, PeerEvent, PeerId, Peers, PeersConfig};
 
 /// What a call's socket task hears about its peer.
@@ -88,7 +87,8 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
-    sock: UdpSocket,
+    /// Registered for reading only: no wake-up per datagram sent.
+    sock: DatagramSocket,
     /// Wakes the task when a call outside it made a timer earlier than `armed`.
     kick: Notify,
 }
@@ -171,7 +171,7 @@ impl RtcHandle {
                 "the WebRTC UDP address is the ICE host candidate: bind a specific IP, not a wildcard",
             ));
         }
-        let sock = UdpSocket::bind(bind).await?;
+        let sock = DatagramSocket::bind(bind)?;
         let local = sock.local_addr()?;
         let peers = Peers::new(local, PeersConfig::default())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -350,7 +350,7 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
 /// Sends what the peers queued. Never waits: a datagram the socket cannot take now
 /// (its send buffer full) is dropped, as the network would; str0m retransmits what
 /// needs it (DTLS, STUN answers are re-asked).
-fn transmit(sock: &UdpSocket, peers: &mut Peers) {
+fn transmit(sock: &DatagramSocket, peers: &mut Peers) {
     while let Some(t) = peers.poll_transmit() {
         if let Err(e) = sock.try_send_to(&t.payload, t.to) {
             debug!(to = %t.to, error = %e, "webrtc send");

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::ports::DatagramSocket;
 use line::{LineEvent, MediaParams};
 use media::bridge::{
     Bridge, BridgeConfig, BridgeEvent, FrameKind, LegFormat, MediaFrame, Mode, Side,
@@ -20,7 +21,6 @@ use media::dtmf::{DtmfConfig, DtmfReceiver, DtmfSender};
 use media::jitter::{JitterBuffer, JitterConfig, Playout};
 use media::resample::Resampler;
 use media::rtp::{PayloadFormat, Received, RtpConfig, RtpSession, Timestamp};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
@@ -112,8 +112,8 @@ impl CodecPath {
 pub(crate) struct MediaTask {
     pub line: line::LineId,
     pub params: MediaParams,
-    pub rtp: Arc<UdpSocket>,
-    pub rtcp: Arc<UdpSocket>,
+    pub rtp: Arc<DatagramSocket>,
+    pub rtcp: Arc<DatagramSocket>,
     pub port: Port,
     pub events: mpsc::UnboundedSender<UaEvent>,
     pub ctl: mpsc::UnboundedReceiver<MediaCtl>,
@@ -169,7 +169,7 @@ struct Net<'a> {
     /// Our own RFC 4733 event is on the wire (the audio it replaces is not sent).
     dtmf_active: bool,
     params: &'a MediaParams,
-    sock: &'a UdpSocket,
+    sock: &'a DatagramSocket,
     packet: &'a mut [u8],
 }
 
@@ -543,8 +543,8 @@ pub(crate) struct Core {
     dtmf_tx: DtmfSender,
     leg: Leg,
     packet: Vec<u8>,
-    rtp: Arc<UdpSocket>,
-    rtcp: Arc<UdpSocket>,
+    rtp: Arc<DatagramSocket>,
+    rtcp: Arc<DatagramSocket>,
 }
 
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {

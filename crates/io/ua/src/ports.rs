@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use tokio::net::UdpSocket;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// An inclusive range of UDP ports for RTP/RTCP pairs. Only even ports start a pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,12 +67,62 @@ impl FromStr for PortRange {
     }
 }
 
+/// A UDP socket registered with the runtime for reading only. tokio's `UdpSocket` also
+/// asks epoll for writability, so every datagram sent wakes the runtime once more when
+/// the kernel frees its buffer space (an edge-triggered EPOLLOUT nobody waits for):
+/// one needless wake-up per packet sent. Sends never wait: a datagram the socket cannot
+/// take now is dropped, as the network would drop it.
+#[derive(Debug)]
+pub struct DatagramSocket {
+    fd: AsyncFd<std::net::UdpSocket>,
+}
+
+impl DatagramSocket {
+    /// Binds `addr` (non-blocking, registered for reading).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<DatagramSocket> {
+        let s = std::net::UdpSocket::bind(addr)?;
+        s.set_nonblocking(true)?;
+        // Deprecated for types whose descriptor may be closed or replaced while
+        // registered (tokio#8587); a `std::net::UdpSocket` owns its descriptor and this
+        // type never gives it out mutably. The replacement is `unsafe`, forbidden here.
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(s, Interest::READABLE)?;
+        Ok(DatagramSocket { fd })
+    }
+
+    /// Waits for a datagram.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.fd
+            .async_io(Interest::READABLE, |s| s.recv_from(buf))
+            .await
+    }
+
+    /// Waits until a datagram may be queued (see [`DatagramSocket::try_recv_from`]).
+    pub async fn readable(&self) -> std::io::Result<()> {
+        self.fd.readable().await.map(drop)
+    }
+
+    /// A datagram if one is queued; `WouldBlock` when none is (and the next
+    /// [`DatagramSocket::readable`] waits for one).
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.fd.try_io(Interest::READABLE, |s| s.recv_from(buf))
+    }
+
+    pub fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        self.fd.get_ref().send_to(buf, to)
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.fd.get_ref().local_addr()
+    }
+}
+
 /// One bound RTP/RTCP socket pair.
 #[derive(Clone, Debug)]
 pub(crate) struct RtpPair {
     pub port: u16,
-    pub rtp: Arc<UdpSocket>,
-    pub rtcp: Arc<UdpSocket>,
+    pub rtp: Arc<DatagramSocket>,
+    pub rtcp: Arc<DatagramSocket>,
 }
 
 impl RtpPair {
@@ -130,10 +181,10 @@ impl RtpPorts {
 
 /// Binds `port` (RTP) and `port + 1` (RTCP) on `ip`.
 pub(crate) fn bind_pair(ip: IpAddr, port: u16) -> Option<RtpPair> {
-    let bind = |p: u16| -> Option<Arc<UdpSocket>> {
-        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, p)).ok()?;
-        s.set_nonblocking(true).ok()?;
-        UdpSocket::from_std(s).ok().map(Arc::new)
+    let bind = |p: u16| -> Option<Arc<DatagramSocket>> {
+        DatagramSocket::bind(SocketAddr::new(ip, p))
+            .ok()
+            .map(Arc::new)
     };
     let rtp = bind(port)?;
     let rtcp = bind(port.checked_add(1)?)?;

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::ports::DatagramSocket;
 use line::{LineEvent, VideoParams};
 use media::rtp::{PayloadFormat, RtpConfig, RtpSession, Timestamp};
 use media::video::{CLOCK_RATE, RtpPayload};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -60,8 +60,8 @@ pub(crate) enum VideoCtl {
 
 pub(crate) struct VideoTask {
     pub params: VideoParams,
-    pub rtp: Arc<UdpSocket>,
-    pub rtcp: Arc<UdpSocket>,
+    pub rtp: Arc<DatagramSocket>,
+    pub rtcp: Arc<DatagramSocket>,
     pub port: Option<VideoPort>,
     pub ctl: mpsc::UnboundedReceiver<VideoCtl>,
     pub events: mpsc::UnboundedSender<UaEvent>,
@@ -127,7 +127,7 @@ impl VideoTask {
                     match session.send(now(), pt, ts, f.marker, &f.payload, &mut out) {
                         Ok(sent) => {
                             if let Some(to) = sent.to {
-                                let _ = self.rtp.send_to(&out[..sent.len], to).await;
+                                let _ = self.rtp.try_send_to(&out[..sent.len], to);
                             }
                         }
                         Err(e) => debug!(error = %e, "video packet not sent"),
@@ -145,7 +145,7 @@ impl VideoTask {
                     }
                     Some(VideoCtl::Stop) | None => {
                         session.bye(now(), SystemTime::now(), "call ended");
-                        flush_rtcp(&mut session, &self.rtcp).await;
+                        flush_rtcp(&mut session, &self.rtcp);
                         break;
                     }
                 },
@@ -153,7 +153,7 @@ impl VideoTask {
                     session.handle_timeout(now(), SystemTime::now());
                 }
             }
-            flush_rtcp(&mut session, &self.rtcp).await;
+            flush_rtcp(&mut session, &self.rtcp);
         }
     }
 }
@@ -165,8 +165,8 @@ async fn recv_front(port: &mut Option<VideoPort>) -> Option<RtpPayload> {
     }
 }
 
-async fn flush_rtcp(session: &mut RtpSession, rtcp: &UdpSocket) {
+fn flush_rtcp(session: &mut RtpSession, rtcp: &DatagramSocket) {
     while let Some(t) = session.poll_transmit() {
-        let _ = rtcp.send_to(&t.payload, t.to).await;
+        let _ = rtcp.try_send_to(&t.payload, t.to);
     }
 }
