@@ -11,7 +11,7 @@ use media::bridge::{FrameKind, LegFormat};
 use media::codec::Codec;
 use tokio::sync::mpsc;
 use tracing::debug;
-use ua::{Frame, FramePort, FrameRef, FrameSink, MediaInfo, SinkError};
+use ua::{Frame, FrameInlet, FramePort, FrameRef, FrameSink, MediaInfo, SinkError};
 
 use crate::video::VideoLink;
 
@@ -55,8 +55,10 @@ pub(crate) fn client_format(info: &MediaInfo) -> LegFormat {
 /// client's streams) and the call's audio port.
 #[derive(Default)]
 pub(crate) struct MediaLink {
-    /// While a call's media runs: its format and where its frames go.
-    to_call: Option<(LegFormat, mpsc::Sender<Frame>)>,
+    /// While a call's media runs: its format and where its frames go: through the
+    /// inlet (the call's bridge and RTP send on the connection's task, no hop to the
+    /// media task) when the call passes them through, else on the channel.
+    to_call: Option<(LegFormat, mpsc::Sender<Frame>, FrameInlet)>,
     /// The stream the client publishes (`local`), the source of the call's audio.
     publish: Option<u32>,
     /// The stream the client plays (`remote`), the sink of the call's audio.
@@ -120,44 +122,56 @@ impl Link {
     /// call; the RTP time comes from the RTMP time (snapped to a 20 ms grid, since Flash
     /// rounds its tag times to whole milliseconds).
     pub(crate) fn client_tag(&self, stream: u32, tag: &MediaTag) {
+        let Some((frame, tx, inlet)) = self.to_frame(stream, tag) else {
+            return;
+        };
+        // Out of the link's lock: the call's media takes it to write towards the client.
+        if !inlet.push(frame) && tx.try_send(frame.to_frame()).is_err() {
+            self.lock().dropped += 1;
+        }
+    }
+
+    /// A published tag as a frame for the call, with the call's channel and inlet, if
+    /// it is audio the call takes.
+    fn to_frame<'t>(
+        &self,
+        stream: u32,
+        tag: &'t MediaTag,
+    ) -> Option<(FrameRef<'t>, mpsc::Sender<Frame>, FrameInlet)> {
         let mut l = self.lock();
         if l.publish != Some(stream) {
-            return;
+            return None;
         }
         if let Some(v) = l.video.as_mut()
             && v.take(tag)
         {
-            return;
+            return None;
         }
         if tag.kind != rtmp::MediaKind::Audio {
-            return;
+            return None;
         }
         // Seed-spec §3.1: messages of one byte or less carry nothing.
         let (Some(&first), true) = (tag.payload.first(), tag.payload.len() > 1) else {
-            return;
+            return None;
         };
-        let Some((format, tx)) = l.to_call.clone() else {
-            return;
-        };
+        let (format, tx, inlet) = l.to_call.clone()?;
         if codec_of_tag(first) != Some(format.codec()) {
             l.dropped += 1;
             if l.dropped.is_power_of_two() {
                 debug!(first, want = ?format.codec(), "audio tag in another codec than the call's: dropped");
             }
-            return;
+            return None;
         }
         let origin = *l.grid_origin.get_or_insert(tag.timestamp);
         let since = tag.timestamp.wrapping_sub(origin);
         let ms = u64::from(since.saturating_add(10) / 20 * 20);
-        let frame = Frame {
+        let frame = FrameRef {
             kind: FrameKind::Audio,
-            payload: tag.payload[1..].to_vec(),
+            payload: &tag.payload[1..],
             media_time: ms * u64::from(format.codec().rtp_clock()) / 1000,
             marker: false,
         };
-        if tx.try_send(frame).is_err() {
-            l.dropped += 1;
-        }
+        Some((frame, tx, inlet))
     }
 
     /// The call's audio port: frames in the client's format, through the line's media
@@ -165,9 +179,10 @@ impl Link {
     pub(crate) fn port(&self, info: &MediaInfo, client: Client, start: Instant) -> FramePort {
         let format = client_format(info);
         let (to_call, from_front) = mpsc::channel(QUEUE);
-        self.lock().to_call = Some((format, to_call));
+        let inlet = FrameInlet::new();
+        self.lock().to_call = Some((format, to_call, inlet.clone()));
         FramePort {
-            inlet: None,
+            inlet: Some(inlet),
             format,
             from_front,
             to_front: Box::new(ToClient {
@@ -253,7 +268,7 @@ impl Drop for ToClient {
     /// The call's media ended (its task dropped this and the receiver of `to_call`).
     fn drop(&mut self) {
         let mut l = self.link.lock();
-        if l.to_call.as_ref().is_some_and(|(_, tx)| tx.is_closed()) {
+        if l.to_call.as_ref().is_some_and(|(_, tx, _)| tx.is_closed()) {
             l.to_call = None;
         }
     }

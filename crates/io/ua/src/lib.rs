@@ -28,6 +28,7 @@ mod audio;
 mod driver;
 mod media;
 mod ports;
+mod recv;
 mod video;
 mod wav;
 

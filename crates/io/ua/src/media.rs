@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::audio::{AudioPort, FrameRef, FrameSink, Port, SilencePort, SinkError};
 use crate::driver::{MediaStats, UaEvent};
+use crate::recv::RecvBatch;
 
 /// The telephone-event clock when the SDP does not say (our offers use 8000).
 const TELEPHONE_EVENT_CLOCK: u32 = 8000;
@@ -673,7 +674,7 @@ impl MediaTask {
             i.connect(&core);
         }
         let mut dtmf_rx = DtmfReceiver::new();
-        let mut rtp_buf = vec![0u8; 2048];
+        let mut rtp_in = RecvBatch::new();
         let mut rtcp_buf = vec![0u8; 2048];
         let is_pcm = matches!(lock(&core).leg, Leg::Pcm(_));
 
@@ -702,12 +703,12 @@ impl MediaTask {
                         p.tick(now(), &mut net, &events);
                     }
                 }
-                r = rtp.recv_from(&mut rtp_buf) => match r {
-                    Ok((n, src)) => {
+                r = rtp_in.recv(&rtp) => match r {
+                    Ok((data, src)) => {
                         let now = now();
                         let mut c = lock(&core);
                         let Core { params, session, leg, .. } = &mut *c;
-                        if let Ok(pkt) = session.receive(now, src, &rtp_buf[..n]) {
+                        if let Ok(pkt) = session.receive(now, src, data) {
                             if pkt.restarted {
                                 match leg {
                                     Leg::Pcm(p) => if let Some(jb) = p.jitter.as_mut() { jb.reset(); },

@@ -108,6 +108,15 @@ impl DatagramSocket {
         self.fd.try_io(Interest::READABLE, |s| s.recv_from(buf))
     }
 
+    /// Runs a read `f` on the socket; a `WouldBlock` from it clears the readiness (the
+    /// next [`DatagramSocket::readable`] waits for a new datagram).
+    pub(crate) fn try_read_io<R>(
+        &self,
+        f: impl FnOnce(&std::net::UdpSocket) -> std::io::Result<R>,
+    ) -> std::io::Result<R> {
+        self.fd.try_io(Interest::READABLE, f)
+    }
+
     pub fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         self.fd.get_ref().send_to(buf, to)
     }
