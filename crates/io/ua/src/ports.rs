@@ -84,7 +84,8 @@ impl DatagramSocket {
         s.set_nonblocking(true)?;
         // Deprecated for types whose descriptor may be closed or replaced while
         // registered (tokio#8587); a `std::net::UdpSocket` owns its descriptor and this
-        // type never gives it out mutably. The replacement is `unsafe`, forbidden here.
+        // type never gives it out mutably. The replacement is `unsafe`, which this crate
+        // keeps to its `recv` module.
         #[allow(deprecated)]
         let fd = AsyncFd::with_interest(s, Interest::READABLE)?;
         Ok(DatagramSocket { fd })
