@@ -2,11 +2,12 @@
 //! socket, and a short batch proves the queue empty, so the socket's readiness is
 //! cleared without the extra `recvfrom` that only returns `EAGAIN` (what tokio's
 //! `recv_from` costs per packet: one call for the datagram, one to learn there is no
-//! other). The unsafe FFI is confined to this module.
-#![allow(unsafe_code)]
+//! other). The system call itself is `net::mmsg`.
 
 use std::io;
 use std::net::SocketAddr;
+
+use net::mmsg::Datagrams;
 
 use crate::ports::DatagramSocket;
 
@@ -17,18 +18,14 @@ const SLOT: usize = 2048;
 
 /// Datagrams received and not yet handed out, with their buffers.
 pub(crate) struct RecvBatch {
-    buf: Box<[u8]>,
-    got: [(usize, Option<SocketAddr>); SLOTS],
-    count: usize,
+    got: Datagrams<SLOTS>,
     next: usize,
 }
 
 impl RecvBatch {
     pub(crate) fn new() -> RecvBatch {
         RecvBatch {
-            buf: vec![0u8; SLOTS * SLOT].into_boxed_slice(),
-            got: [(0, None); SLOTS],
-            count: 0,
+            got: Datagrams::new(SLOT),
             next: 0,
         }
     }
@@ -37,107 +34,42 @@ impl RecvBatch {
     /// the socket stay here until handed out.
     pub(crate) async fn recv(&mut self, sock: &DatagramSocket) -> io::Result<(&[u8], SocketAddr)> {
         loop {
-            while self.next < self.count {
-                let i = self.next;
+            // Skip any from an address family other than IPv4/IPv6.
+            while self.next < self.got.len()
+                && !matches!(self.got.get(self.next), Some((_, Some(_))))
+            {
                 self.next += 1;
-                if let (len, Some(from)) = self.got[i] {
-                    return Ok((&self.buf[i * SLOT..i * SLOT + len], from));
-                }
             }
-            self.count = 0;
-            self.next = 0;
+            if self.next < self.got.len() {
+                break;
+            }
             sock.readable().await?;
             // `WouldBlock` from the closure clears tokio's readiness: returned when the
             // kernel had nothing, or fewer datagrams than asked (the queue is empty
             // now; a datagram arriving later raises a new readiness event, as after
             // EAGAIN). Same reasoning as tokio's own short-read rule for streams.
-            match sock.try_read_io(|s| self.fill(s)) {
+            match sock.try_read_io(|s| fill(&mut self.got, s)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
+            self.next = 0;
         }
-    }
-
-    #[cfg(target_os = "linux")]
-    fn fill(&mut self, sock: &std::net::UdpSocket) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: all-zero is a valid value of these plain C structs.
-        let mut names: [libc::sockaddr_storage; SLOTS] = unsafe { std::mem::zeroed() };
-        let mut iov: [libc::iovec; SLOTS] = unsafe { std::mem::zeroed() };
-        let mut msgs: [libc::mmsghdr; SLOTS] = unsafe { std::mem::zeroed() };
-        let base = self.buf.as_mut_ptr();
-        for i in 0..SLOTS {
-            // SAFETY: slot i lies inside `buf` (SLOTS * SLOT bytes).
-            iov[i].iov_base = unsafe { base.add(i * SLOT) }.cast();
-            iov[i].iov_len = SLOT;
-            let h = &mut msgs[i].msg_hdr;
-            h.msg_name = (&raw mut names[i]).cast();
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &raw mut iov[i];
-            h.msg_iovlen = 1;
+        let i = self.next;
+        self.next += 1;
+        match self.got.get(i) {
+            Some((data, Some(from))) => Ok((data, from)),
+            _ => Err(io::Error::other("no datagram in the batch")),
         }
-        // SAFETY: every header points at live buffers of the lengths given, which
-        // outlive the call; no timeout.
-        let n = unsafe {
-            libc::recvmmsg(
-                sock.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                SLOTS as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = (n as usize).min(SLOTS);
-        for i in 0..n {
-            let len = (msgs[i].msg_len as usize).min(SLOT);
-            self.got[i] = (len, socket_addr(&names[i]));
-        }
-        self.count = n;
-        if n < SLOTS {
-            Err(io::ErrorKind::WouldBlock.into())
-        } else {
-            Ok(())
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn fill(&mut self, sock: &std::net::UdpSocket) -> io::Result<()> {
-        let (len, from) = sock.recv_from(&mut self.buf[..SLOT])?;
-        self.got[0] = (len, Some(from));
-        self.count = 1;
-        Ok(())
     }
 }
 
-/// The address the kernel wrote into `s`, if IPv4 or IPv6.
-#[cfg(target_os = "linux")]
-fn socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-    match libc::c_int::from(s.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in, which it is
-            // large and aligned enough for.
-            let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, for sockaddr_in6.
-            let a = unsafe { &*(&raw const *s).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
+/// One non-blocking `recvmmsg`; a short batch reads as `WouldBlock` (see above).
+fn fill(got: &mut Datagrams<SLOTS>, sock: &std::net::UdpSocket) -> io::Result<()> {
+    if got.recv(sock, false)? < SLOTS {
+        Err(io::ErrorKind::WouldBlock.into())
+    } else {
+        Ok(())
     }
 }
 
