@@ -56,8 +56,9 @@ pub(crate) fn client_format(info: &MediaInfo) -> LegFormat {
 #[derive(Default)]
 pub(crate) struct MediaLink {
     /// While a call's media runs: its format and where its frames go: through the
-    /// inlet (the call's bridge and RTP send on the connection's task, no hop to the
-    /// media task) when the call passes them through, else on the channel.
+    /// inlet (the call's bridge, its codec work when it transcodes, and the RTP send
+    /// on the connection's task, no hop to the media task) while the media runs, else
+    /// on the channel.
     to_call: Option<(LegFormat, mpsc::Sender<Frame>, FrameInlet)>,
     /// The stream the client publishes (`local`), the source of the call's audio.
     publish: Option<u32>,
@@ -179,7 +180,9 @@ impl Link {
     pub(crate) fn port(&self, info: &MediaInfo, client: Client, start: Instant) -> FramePort {
         let format = client_format(info);
         let (to_call, from_front) = mpsc::channel(QUEUE);
-        let inlet = FrameInlet::new();
+        // Each connection has its own task: the codec work of a transcoded call runs
+        // on it (Speex decoding towards PCMU: ~10 µs per frame under the call's lock).
+        let inlet = FrameInlet::with_codec();
         self.lock().to_call = Some((format, to_call, inlet.clone()));
         FramePort {
             inlet: Some(inlet),
@@ -193,6 +196,7 @@ impl Link {
                 start,
                 base: None,
                 last_ms: None,
+                buf: BytesMut::with_capacity(TAG_BLOCK),
             }),
         }
     }
@@ -211,7 +215,14 @@ struct ToClient {
     /// (epoch, first media time, its RTMP ms); RTMP time never runs backwards on a stream.
     base: Option<(u64, u64, u64)>,
     last_ms: Option<u64>,
+    /// Tag bodies are cut one after the other from a block of [`TAG_BLOCK`] bytes,
+    /// which is reused from its start once the socket took them all: no allocation per
+    /// frame (a new block only while tags of the old one still wait in the queue).
+    buf: BytesMut,
 }
+
+/// The block [`ToClient`] cuts tag bodies from (~25 PCMU or 50 Speex tags).
+const TAG_BLOCK: usize = 4096;
 
 impl FrameSink for ToClient {
     fn send(&mut self, frame: FrameRef<'_>) -> Result<(), SinkError> {
@@ -252,10 +263,10 @@ impl FrameSink for ToClient {
             }
         };
         self.last_ms = Some(ms);
-        let mut payload = BytesMut::with_capacity(frame.payload.len() + 1);
-        payload.put_u8(header);
-        payload.put_slice(frame.payload);
-        let tag = MediaTag::audio(ms as u32, payload.freeze());
+        self.buf.reserve(frame.payload.len() + 1);
+        self.buf.put_u8(header);
+        self.buf.put_slice(frame.payload);
+        let tag = MediaTag::audio(ms as u32, self.buf.split().freeze());
         match self.client.send_media(stream, tag) {
             Ok(true) => Ok(()),
             Ok(false) => Err(SinkError::Full),

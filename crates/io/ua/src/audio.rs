@@ -116,6 +116,8 @@ pub struct FramePort {
 #[derive(Clone, Default)]
 pub struct FrameInlet {
     core: Arc<Mutex<Weak<Mutex<crate::media::Core>>>>,
+    /// The caller also runs the codec when the call transcodes the front's frames.
+    codec: bool,
 }
 
 impl std::fmt::Debug for FrameInlet {
@@ -129,6 +131,17 @@ impl FrameInlet {
         FrameInlet::default()
     }
 
+    /// An inlet whose caller also runs the bridge's decoder and encoder when the call
+    /// transcodes the front's frames, so that no frame wakes the media task: for a front
+    /// with a task per call (the RTMP gateway's connections), where that work is spread
+    /// over the calls' own tasks.
+    pub fn with_codec() -> FrameInlet {
+        FrameInlet {
+            codec: true,
+            ..FrameInlet::default()
+        }
+    }
+
     pub(crate) fn connect(&self, core: &Arc<Mutex<crate::media::Core>>) {
         *self.core.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(core);
     }
@@ -139,7 +152,7 @@ impl FrameInlet {
 
     /// Hands one frame to the call, which sends it on as RTP at once. False when the
     /// call's media is not running (not started yet, or ended) or transcodes this
-    /// direction: send it on `from_front` instead. Must not be called from inside this
+    /// direction (unless [`FrameInlet::with_codec`]): send it on `from_front` instead. Must not be called from inside this
     /// call's [`FrameSink`] (the call's lock is held there).
     pub fn push(&self, frame: FrameRef<'_>) -> bool {
         let core = self
@@ -151,7 +164,7 @@ impl FrameInlet {
             return false;
         };
         let mut core = core.lock().unwrap_or_else(|e| e.into_inner());
-        core.front_in(crate::media::now(), frame)
+        core.front_in(crate::media::now(), frame, self.codec)
     }
 }
 

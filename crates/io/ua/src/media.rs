@@ -555,15 +555,16 @@ fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
 
 impl Core {
     /// A frame from the front through the bridge and out, on the caller's task —
-    /// unless the bridge transcodes towards RTP (false): decoding and encoding stay on
-    /// the call's own task, so one front task does not carry every call's codec work.
-    pub(crate) fn front_in(&mut self, now: Instant, frame: FrameRef<'_>) -> bool {
+    /// unless the bridge transcodes towards RTP and `codec` is false (false): decoding
+    /// and encoding then stay on the call's own task, so that one front task does not
+    /// carry every call's codec work.
+    pub(crate) fn front_in(&mut self, now: Instant, frame: FrameRef<'_>, codec: bool) -> bool {
         let Leg::Frames(f) = &mut self.leg else {
             return false;
         };
         if f.bridge
             .as_ref()
-            .is_none_or(|b| b.mode(Side::B) == Mode::Transcode)
+            .is_none_or(|b| !codec && b.mode(Side::B) == Mode::Transcode)
         {
             return false;
         }

@@ -255,15 +255,31 @@ async fn pcma_call_resampled_ports() {
 
 // ------------------------------------------------------------ encoded-frame ports
 
+/// How a test front hands its frames to the call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Inlet {
+    /// On the channel only.
+    No,
+    /// Through [`FrameInlet::new`] when it takes them.
+    Plain,
+    /// Through [`FrameInlet::with_codec`] when it takes them.
+    WithCodec,
+}
+
 /// A front speaking `format`: sends a 1 kHz tone encoded in real time, decodes what it
-/// receives into `rec` (at the codec's PCM rate). With `inlet`, frames go into the call
-/// through a [`FrameInlet`] when it takes them (counted), else on the channel.
+/// receives into `rec` (at the codec's PCM rate). With an inlet, frames go into the call
+/// through a [`FrameInlet`] of that kind when it takes them (counted), else on the
+/// channel.
 fn frame_front(
     format: LegFormat,
     rec: Arc<Mutex<Vec<i16>>>,
-    inlet: Option<Arc<AtomicUsize>>,
+    inlet: Option<(Inlet, Arc<AtomicUsize>)>,
 ) -> FramePort {
-    let port_inlet = inlet.as_ref().map(|_| FrameInlet::new());
+    let (port_inlet, inlet) = match inlet {
+        Some((Inlet::Plain, n)) => (Some(FrameInlet::new()), Some(n)),
+        Some((Inlet::WithCodec, n)) => (Some(FrameInlet::with_codec()), Some(n)),
+        _ => (None, None),
+    };
     let front_inlet = port_inlet.clone();
     let (to_call, from_front) = tokio::sync::mpsc::channel::<Frame>(64);
     let (to_front, mut from_call) = tokio::sync::mpsc::channel::<Frame>(64);
@@ -328,16 +344,17 @@ fn frame_front(
 /// Alice's front speaks `front` (e.g. Speex from a Flash client) on a SIP call that
 /// negotiates `sip_codec` with Bob, a PCM port at 8 kHz playing 440 Hz. `pass_through`:
 /// whether the SIP side's format equals the front's (no transcoding).
-/// With `inlet`, the front uses a [`FrameInlet`], which must take every frame after the
-/// first few when the call passes through and none when it transcodes.
+/// With an inlet, the front uses a [`FrameInlet`], which must take every frame after
+/// the first few when the call passes through or the inlet runs the codec, and none
+/// when the call transcodes and the plain inlet leaves that to the media task.
 async fn frames_call(
     front: LegFormat,
     sip_codec: &str,
     base: u16,
     pass_through: bool,
-    inlet: bool,
+    inlet: Inlet,
 ) {
-    let taken = inlet.then(|| Arc::new(AtomicUsize::new(0)));
+    let taken = (inlet != Inlet::No).then(|| Arc::new(AtomicUsize::new(0)));
     let taken_seen = taken.clone();
     let a = ua(PortRange::new(base, base + 9).unwrap()).await;
     let b = ua(PortRange::new(base + 10, base + 19).unwrap()).await;
@@ -350,7 +367,7 @@ async fn frames_call(
         Ok(Port::Frames(frame_front(
             front,
             Arc::clone(&rec),
-            taken_seen.clone(),
+            taken_seen.clone().map(|n| (inlet, n)),
         )))
     }));
     let (la, mut ea) = a.handle().add_line(setup).await.unwrap();
@@ -421,9 +438,13 @@ async fn frames_call(
     assert_eq!(*same.lock().unwrap(), Some(pass_through));
     if let Some(taken) = taken {
         let taken = taken.load(Ordering::Relaxed);
-        // 2.5 s of 20 ms frames went into the call.
-        if pass_through {
-            assert!(taken > 100, "the inlet took only {taken} frames");
+        // 2.5 s of packets went into the call (Flash's carry 40 ms).
+        let sent = 2500 / front.ptime_ms() as usize;
+        if pass_through || inlet == Inlet::WithCodec {
+            assert!(
+                taken > sent * 4 / 5,
+                "the inlet took only {taken} of {sent} frames"
+            );
         } else {
             assert_eq!(taken, 0, "the inlet took frames the call transcodes");
         }
@@ -448,12 +469,26 @@ async fn frames_call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_port_passes_pcmu_through() {
-    frames_call(LegFormat::new(Codec::Pcmu, 0), "pcmu", 20000, true, false).await;
+    frames_call(
+        LegFormat::new(Codec::Pcmu, 0),
+        "pcmu",
+        20000,
+        true,
+        Inlet::No,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_inlet_passes_pcmu_through_from_the_front_task() {
-    frames_call(LegFormat::new(Codec::Pcmu, 0), "pcmu", 20100, true, true).await;
+    frames_call(
+        LegFormat::new(Codec::Pcmu, 0),
+        "pcmu",
+        20100,
+        true,
+        Inlet::Plain,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,14 +496,27 @@ async fn frame_inlet_leaves_transcoding_to_the_media_task() {
     if !Codec::Opus.is_available() {
         return;
     }
-    frames_call(LegFormat::new(Codec::Opus, 111), "g722", 20120, false, true).await;
+    frames_call(
+        LegFormat::new(Codec::Opus, 111),
+        "g722",
+        20120,
+        false,
+        Inlet::Plain,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_inlet_with_codec_transcodes_flash_speex_on_the_front_task() {
+    let flash = LegFormat::new(Codec::SpeexWb, 97).with_frames_per_packet(2);
+    frames_call(flash, "pcmu", 20140, false, Inlet::WithCodec).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_port_transcodes_flash_speex_to_pcmu() {
     // Flash sends two 20 ms wideband frames per packet.
     let flash = LegFormat::new(Codec::SpeexWb, 97).with_frames_per_packet(2);
-    frames_call(flash, "pcmu", 20020, false, false).await;
+    frames_call(flash, "pcmu", 20020, false, Inlet::No).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,7 +529,7 @@ async fn frame_port_transcodes_opus_to_g722() {
         "g722",
         20040,
         false,
-        false,
+        Inlet::No,
     )
     .await;
 }
