@@ -187,6 +187,10 @@ pub struct Proxy {
     tag_seq: std::cell::Cell<u64>,
 }
 
+/// Start of the branch ids this proxy puts in its Vias: the RFC 3261 magic cookie
+/// (§8.1.1.7), then the request's loop hash (§16.6 step 8).
+const BRANCH_PREFIX: &str = "z9hG4bK-sb";
+
 /// Longest a response context may live without news from its branches: Timer C plus
 /// Timer B/F and margin (at least; see [`Proxy::context_lifetime`]).
 const CONTEXT_LIFETIME: Duration = Duration::from_secs(300);
@@ -277,14 +281,8 @@ impl Proxy {
     fn loop_hash(msg: &Message) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         msg.uri_str().hash(&mut h);
-        msg.from()
-            .ok()
-            .and_then(|f| f.tag().map(str::to_string))
-            .hash(&mut h);
-        msg.to()
-            .ok()
-            .and_then(|t| t.tag().map(str::to_string))
-            .hash(&mut h);
+        msg.from().ok().and_then(|f| f.tag()).hash(&mut h);
+        msg.to().ok().and_then(|t| t.tag()).hash(&mut h);
         msg.call_id().ok().hash(&mut h);
         msg.cseq().ok().map(|c| c.seq).hash(&mut h);
         for r in msg.header_lines(HeaderName::Route) {
@@ -315,22 +313,50 @@ impl Proxy {
         self.local.is_us(&uri)
     }
 
-    fn is_loop(&self, msg: &Message) -> bool {
-        let prefix = format!("z9hG4bK-sb{:016x}.", Self::loop_hash(msg));
-        msg.vias()
-            .unwrap_or_default()
-            .iter()
-            .any(|v| self.via_is_us(v) && v.branch().is_some_and(|b| b.starts_with(&prefix)))
+    /// §16.3 step 4: `msg`, whose loop hash is `loop_hash`, went through this proxy
+    /// before unchanged. Only a Via with a branch of ours can tell: the others are not
+    /// parsed.
+    fn is_loop(&self, msg: &Message, loop_hash: u64) -> bool {
+        let prefix = format!("{BRANCH_PREFIX}{loop_hash:016x}.");
+        msg.values(HeaderName::Via)
+            .filter(|v| v.contains(BRANCH_PREFIX))
+            .filter_map(|v| Via::parse(v).ok())
+            .any(|v| self.via_is_us(&v) && v.branch().is_some_and(|b| b.starts_with(&prefix)))
     }
 
     fn new_branch(&mut self, loop_hash: u64) -> String {
-        format!("z9hG4bK-sb{loop_hash:016x}.{}", self.rng.token(8))
+        format!("{BRANCH_PREFIX}{loop_hash:016x}.{}", self.rng.token(8))
     }
 
     /// RFC 3261 §16.4: strict-route fix, then removal of our own Route entries.
     /// Returns the request, whether it came through one of our Record-Routes, and the
     /// flow tokens found in them.
     fn preprocess_routes(&self, msg: &Message) -> (Message, bool, Vec<u64>) {
+        let strict = msg.header(HeaderName::Route).is_some()
+            && msg
+                .uri()
+                .is_ok_and(|ruri| ruri.user.is_none() && self.local.is_us(ruri));
+        if !strict {
+            // Loose routing, the usual case: our own entries leave the top of the list,
+            // the rest stays where it is.
+            let mut tokens = Vec::new();
+            let mut ours = 0;
+            for route in msg.values(HeaderName::Route) {
+                let Ok(na) = sip::NameAddr::parse(route) else {
+                    break;
+                };
+                if !self.local.is_us(&na.uri) {
+                    break;
+                }
+                tokens.extend(Self::flow_token(&na.uri));
+                ours += 1;
+            }
+            let mut routed = msg.clone();
+            for _ in 0..ours {
+                routed = routed.remove_first_value(HeaderName::Route);
+            }
+            return (routed, ours > 0, tokens);
+        }
         let mut msg = msg.clone();
         let mut routes: Vec<String> = msg.values(HeaderName::Route).map(str::to_string).collect();
         let mut changed = false;
@@ -361,14 +387,7 @@ impl Proxy {
             if !self.local.is_us(&na.uri) {
                 break;
             }
-            if let Some(t) = na
-                .uri
-                .param(FLOW_PARAM)
-                .and_then(|p| p.value.as_deref())
-                .and_then(|v| v.parse().ok())
-            {
-                tokens.push(t);
-            }
+            tokens.extend(Self::flow_token(&na.uri));
             routes.remove(0);
             via_us = true;
             changed = true;
@@ -386,6 +405,13 @@ impl Proxy {
             }
         }
         (msg, via_us, tokens)
+    }
+
+    /// The flow token in one of our Record-Route URIs (RFC 5658 double routes).
+    fn flow_token(uri: &Uri) -> Option<u64> {
+        uri.param(FLOW_PARAM)
+            .and_then(|p| p.value.as_deref())
+            .and_then(|v| v.parse().ok())
     }
 
     /// Destination for a URI (RFC 3263 §4.1 transport choice, §4.2 port), without DNS
@@ -494,11 +520,11 @@ impl Proxy {
             return;
         };
         // §16.3 step 4: loop detection.
-        if self.is_loop(msg) {
+        let loop_hash = Self::loop_hash(msg);
+        if self.is_loop(msg, loop_hash) {
             self.stats.loops += 1;
             return self.respond(now, txns, id, msg, 482, None);
         }
-        let loop_hash = Self::loop_hash(msg);
         let (routed, via_us, tokens) = self.preprocess_routes(msg);
         let in_dialog = msg.to().ok().is_some_and(|t| t.tag().is_some());
         let Ok(ruri) = routed.uri() else {
@@ -737,18 +763,18 @@ impl Proxy {
         loop_hash: u64,
         dest: &Dest,
     ) -> Message {
-        let mut m = if ruri != routed.uri_str() {
-            routed.with_uri(ruri)
-        } else {
-            routed.clone()
-        };
+        // Every change below is made against `routed` and applied at once.
+        let mut m = routed.edit();
+        if ruri != routed.uri_str() {
+            m = m.uri(ruri);
+        }
         // Step 3: Max-Forwards.
         let mf = routed
             .max_forwards()
             .ok()
             .flatten()
             .map_or(70, |n| n.saturating_sub(1));
-        m = if m.header(HeaderName::MaxForwards).is_some() {
+        m = if routed.header(HeaderName::MaxForwards).is_some() {
             m.replace_first_value(HeaderName::MaxForwards, &mf.to_string())
         } else {
             m.append_header("Max-Forwards", &mf.to_string())
@@ -798,7 +824,7 @@ impl Proxy {
             };
             m = m.prepend_header("Via", &self.local.via(l, &branch));
         }
-        m
+        m.finish()
     }
 
     fn launch(
@@ -1094,10 +1120,10 @@ impl Proxy {
     ) {
         let _ = now;
         self.learn_flow(flow);
-        if self.is_loop(msg) {
+        let loop_hash = Self::loop_hash(msg);
+        if self.is_loop(msg, loop_hash) {
             return;
         }
-        let loop_hash = Self::loop_hash(msg);
         let (routed, via_us, tokens) = self.preprocess_routes(msg);
         let Ok(ruri) = routed.uri() else { return };
         let token_flow = tokens
