@@ -328,6 +328,12 @@ pub fn core_for(call_id: &[u8], cores: usize) -> usize {
 const UDP_RCVBUF: usize = 8 << 20;
 /// Datagrams a UDP worker takes per `recvmmsg` (16 × 64 KiB of buffer per worker).
 const UDP_BATCH: usize = 16;
+/// The timer thread wakes on this grid (nanoseconds), serving every deadline that has
+/// passed: under load a deadline falls due every few hundred microseconds, and waking
+/// for each cost more than the work. RFC 3261's timers (T1 = 500 ms, Timer C = 3 min)
+/// allow the lateness this adds (under two grid steps); timers due at once still fire
+/// inline.
+const TIMER_GRID: u64 = 10_000_000;
 
 /// A blocking UDP socket with a large receive buffer: the workers wait in `recvfrom` on
 /// it, as Kamailio's UDP processes do, and everyone sends on it.
@@ -427,7 +433,9 @@ impl<L: Locations> Core<L> {
     /// than the one it sleeps to.
     fn with_shard(&self, i: usize, f: impl FnOnce(&mut Sipd<L>, Instant)) {
         let d = self.serve(i, f);
-        if d < self.timer.next.load(Ordering::SeqCst) {
+        // Only a deadline a grid step before the one the timer thread sleeps to wakes
+        // it; `next` is MAX while it scans, so nothing set meanwhile is missed.
+        if d.saturating_add(TIMER_GRID) < self.timer.next.load(Ordering::SeqCst) {
             *lock(&self.timer.kicked) = true;
             self.timer.cv.notify_one();
         }
@@ -523,8 +531,9 @@ impl<L: Locations> Core<L> {
             let mut kicked = lock(&self.timer.kicked);
             if !*kicked {
                 let at = nanos_after(self.base, Some(Instant::now()));
+                let on_grid = next.div_ceil(TIMER_GRID).saturating_mul(TIMER_GRID);
                 let wait =
-                    Duration::from_nanos(next.saturating_sub(at)).min(Duration::from_secs(3600));
+                    Duration::from_nanos(on_grid.saturating_sub(at)).min(Duration::from_secs(3600));
                 kicked = self
                     .timer
                     .cv
