@@ -474,11 +474,15 @@ impl Message {
     /// and that a request's CSeq method matches its method. Returns the problem as a
     /// reason phrase suitable for a 400.
     pub fn validate(&self) -> Result<(), ParseError> {
-        // Every Via, not just the top one: responses travel back along all of them
-        // (RFC 4475 §3.1.2.1 has junk in a lower Via value).
+        // A request's every Via, not just the top one: its responses travel back along
+        // all of them (RFC 4475 §3.1.2.1 has junk in a lower Via value). A response's
+        // lower Vias are the next hops' (§18.1.2 checks the top one): a proxy parses the
+        // next when it forwards the response.
         self.top_via()?;
-        for v in self.values(HeaderName::Via).skip(1) {
-            Via::parse(v)?;
+        if self.is_request() {
+            for v in self.values(HeaderName::Via).skip(1) {
+                Via::parse(v)?;
+            }
         }
         // Single-valued headers must appear once (RFC 3261 §7.3.1, RFC 4475 §3.3.8).
         for (name, label) in [
