@@ -282,6 +282,11 @@ impl Peers {
         self.peers.is_empty()
     }
 
+    /// Peers whose ICE and DTLS have not completed yet.
+    pub fn connecting(&self) -> usize {
+        self.peers.values().filter(|p| !p.ready).count()
+    }
+
     /// Answers a browser's offer with a new peer using `codec` (which the offer must
     /// carry; see [`offered_codecs`]).
     pub fn accept_offer(

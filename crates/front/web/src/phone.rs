@@ -825,7 +825,7 @@ fn audio_factory(plan: Arc<Mutex<Option<Plan>>>, rtc: RtcHandle) -> AudioFactory
             format = format.with_telephone_event(t);
         }
         let (to_call, from_front) = mpsc::channel(64);
-        let inlet = FrameInlet::new();
+        let inlet = FrameInlet::on_packet_clock();
         let to_front = rtc.attach(p.peer, inlet.clone(), to_call);
         Ok(Port::Frames(FramePort {
             format,

@@ -83,6 +83,9 @@ struct State {
     links: HashMap<PeerId, PeerId>,
     /// The deadline the task sleeps to.
     armed: Option<Instant>,
+    /// The task reads the socket on the packet clock (every peer connected), not on
+    /// each datagram.
+    clocked: bool,
 }
 
 struct Shared {
@@ -131,7 +134,8 @@ impl Shared {
                 }
             }
         }
-        if outbox.is_none() {
+        // On the packet clock the task wakes every tick anyway.
+        if outbox.is_none() && !s.clocked {
             let next = s.peers.poll_timeout();
             if next.is_some_and(|n| s.armed.is_none_or(|a| n < a)) {
                 self.kick.notify_one();
@@ -181,6 +185,7 @@ impl RtcHandle {
                 attached: HashMap::new(),
                 links: HashMap::new(),
                 armed: None,
+                clocked: false,
             }),
             sock,
             kick: Notify::new(),
@@ -217,6 +222,10 @@ impl RtcHandle {
             );
         }
         self.shared.pump(&mut s, None);
+        if s.clocked {
+            // Its ICE and DTLS go at the pace of their datagrams, not the clock's.
+            self.shared.kick.notify_one();
+        }
         r
     }
 
@@ -287,19 +296,40 @@ impl FrameSink for PeerSink {
 
 /// Datagrams read per wake-up before the task yields to others.
 const RECV_BATCH: usize = 64;
+/// On the packet clock: a tick's worth of every call's datagrams (the socket's
+/// receive buffer bounds what can wait).
+const CLOCKED_BATCH: usize = 16_384;
 
+/// The socket is read per datagram while a peer is setting up (its handshake goes at
+/// the pace of its datagrams) or none exists (an idle server sleeps); once every peer
+/// is connected it is read on the packet clock ([`ua::clock`]), out of epoll. Every
+/// tick also runs each attached call's side ([`FrameInlet::tick`]: its RTP socket,
+/// deadlines, frames for the browser), so all browser calls share this task's one
+/// wake-up per tick instead of two wake-ups per packet each, at the price of up to a
+/// tick of latency each way.
 async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
     let mut buf = vec![0u8; 2048];
     let mut outbox = Outbox::new();
+    let mut calls: Vec<Arc<ToCall>> = Vec::new();
     // One timer, re-armed only when the deadline changes.
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
     loop {
-        let wake = {
+        let (wake, clocked, tick) = {
             let mut s = shared.lock();
-            s.armed = s.peers.poll_timeout();
-            s.armed
+            let clocked = !s.peers.is_empty() && s.peers.connecting() == 0;
+            if clocked && !s.clocked {
+                shared.sock.unwatch();
+            }
+            s.clocked = clocked;
+            let ticking = clocked || s.attached.values().any(|a| a.to_call.is_some());
+            let tick = ticking.then(|| ua::clock::next_tick(now()));
+            s.armed = match (tick, clocked) {
+                (Some(t), true) => Some(t),
+                (t, _) => t.into_iter().chain(s.peers.poll_timeout()).min(),
+            };
+            (s.armed, clocked, tick)
         };
         if let Some(at) = wake
             && armed != Some(at)
@@ -308,24 +338,13 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
         }
         armed = wake;
         tokio::select! {
-            r = shared.sock.readable() => {
+            r = shared.sock.readable(), if !clocked => {
                 if let Err(e) = r {
                     debug!(error = %e, "webrtc readable");
                     continue;
                 }
                 let mut s = shared.lock();
-                for _ in 0..RECV_BATCH {
-                    match shared.sock.try_recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            s.peers.handle_datagram(now(), from, &buf[..n]);
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            debug!(error = %e, "webrtc recv");
-                            break;
-                        }
-                    }
-                }
+                receive(&shared.sock, &mut s.peers, &mut buf, RECV_BATCH);
                 shared.pump(&mut s, Some(&mut outbox));
             }
             () = shared.kick.notified() => {
@@ -334,15 +353,43 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
             }
             () = &mut sleep, if wake.is_some() => {
                 armed = None;
+                let now = now();
                 let mut s = shared.lock();
-                s.peers.handle_timeout(now());
+                if clocked {
+                    receive(&shared.sock, &mut s.peers, &mut buf, CLOCKED_BATCH);
+                }
+                if s.peers.poll_timeout().is_some_and(|t| t <= now) {
+                    s.peers.handle_timeout(now);
+                }
                 shared.pump(&mut s, Some(&mut outbox));
+                if tick.is_some_and(|t| t <= now) {
+                    calls.extend(s.attached.values().filter_map(|a| a.to_call.clone()));
+                }
             }
             _ = &mut stop => break,
         }
-        // Our lock is released: into the calls.
+        // Our lock is released: into the calls, then the calls' own tick.
         for (call, frame) in outbox.drain(..) {
             call.deliver(frame);
+        }
+        for call in calls.drain(..) {
+            call.inlet.tick();
+        }
+    }
+}
+
+/// The datagrams queued on the socket, up to `max`, into the peers.
+fn receive(sock: &DatagramSocket, peers: &mut Peers, buf: &mut [u8], max: usize) {
+    for _ in 0..max {
+        match sock.try_recv_from(buf) {
+            Ok((n, from)) => {
+                peers.handle_datagram(now(), from, &buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                debug!(error = %e, "webrtc recv");
+                break;
+            }
         }
     }
 }

@@ -118,6 +118,8 @@ pub struct FrameInlet {
     core: Arc<Mutex<Weak<Mutex<crate::media::Core>>>>,
     /// The caller also runs the codec when the call transcodes the front's frames.
     codec: bool,
+    /// The front runs the call on the packet clock ([`FrameInlet::tick`]).
+    clocked: bool,
 }
 
 impl std::fmt::Debug for FrameInlet {
@@ -142,6 +144,43 @@ impl FrameInlet {
         }
     }
 
+    /// An inlet whose call reads its RTP socket and `from_front` on the packet clock
+    /// ([`crate::clock`]) rather than on each packet: the front calls
+    /// [`FrameInlet::tick`] on every tick, so that all its calls share its one
+    /// wake-up per tick. Adds up to one tick of latency towards the front.
+    pub fn on_packet_clock() -> FrameInlet {
+        FrameInlet {
+            clocked: true,
+            ..FrameInlet::default()
+        }
+    }
+
+    pub(crate) fn is_clocked(&self) -> bool {
+        self.clocked
+    }
+
+    /// One tick of the packet clock for an inlet made by
+    /// [`FrameInlet::on_packet_clock`], which its front calls every
+    /// [`crate::clock::PACKET_TICK`]: the call reads what its RTP socket and
+    /// `from_front` queued since the last tick, serves its deadlines and sends what
+    /// that makes (its [`FrameSink`] included), on the caller's task. False when the
+    /// call's media is not running. Not from inside this call's [`FrameSink`].
+    pub fn tick(&self) -> bool {
+        self.with_core(|c| c.packet_tick(crate::media::now()))
+            .unwrap_or(false)
+    }
+
+    /// `f` on the call's state, if its media is running.
+    fn with_core<R>(&self, f: impl FnOnce(&mut crate::media::Core) -> R) -> Option<R> {
+        let core = self
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()?;
+        let mut core = core.lock().unwrap_or_else(|e| e.into_inner());
+        Some(f(&mut core))
+    }
+
     pub(crate) fn connect(&self, core: &Arc<Mutex<crate::media::Core>>) {
         *self.core.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(core);
     }
@@ -155,16 +194,8 @@ impl FrameInlet {
     /// direction (unless [`FrameInlet::with_codec`]): send it on `from_front` instead. Must not be called from inside this
     /// call's [`FrameSink`] (the call's lock is held there).
     pub fn push(&self, frame: FrameRef<'_>) -> bool {
-        let core = self
-            .core
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .upgrade();
-        let Some(core) = core else {
-            return false;
-        };
-        let mut core = core.lock().unwrap_or_else(|e| e.into_inner());
-        core.front_in(crate::media::now(), frame, self.codec)
+        self.with_core(|c| c.front_in(crate::media::now(), frame, self.codec))
+            .unwrap_or(false)
     }
 }
 

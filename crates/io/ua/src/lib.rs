@@ -25,6 +25,7 @@
 //! Events of each line arrive on its own channel as [`UaEvent`]s.
 
 mod audio;
+pub mod clock;
 mod driver;
 mod media;
 mod ports;

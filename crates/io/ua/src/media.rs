@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
-use crate::audio::{AudioPort, FrameRef, FrameSink, Port, SilencePort, SinkError};
+use crate::audio::{AudioPort, FrameInlet, FrameRef, FrameSink, Port, SilencePort, SinkError};
 use crate::driver::{MediaStats, UaEvent};
 use crate::recv::RecvBatch;
 
@@ -546,6 +546,17 @@ pub(crate) struct Core {
     packet: Vec<u8>,
     rtp: Arc<DatagramSocket>,
     rtcp: Arc<DatagramSocket>,
+    /// Set when the front runs this call on the packet clock.
+    clocked: Option<Clocked>,
+}
+
+/// What a call on the packet clock reads on its front's ticks ([`Core::packet_tick`])
+/// instead of its media task waking per packet.
+struct Clocked {
+    rtp_in: RecvBatch,
+    dtmf_rx: DtmfReceiver,
+    events: Events,
+    from_front: Option<mpsc::Receiver<crate::audio::Frame>>,
 }
 
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
@@ -584,6 +595,7 @@ impl Core {
             packet,
             rtp,
             rtcp: _,
+            clocked: _,
         } = self;
         let mut net = Net {
             session,
@@ -610,6 +622,96 @@ impl Core {
             if let Err(e) = self.rtcp.try_send_to(&t.payload, t.to) {
                 debug!(error = %e, "rtcp send");
             }
+        }
+    }
+
+    /// One datagram from the RTP socket.
+    fn rtp_in(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        data: &[u8],
+        dtmf_rx: &mut DtmfReceiver,
+        events: &Events,
+    ) {
+        let Core {
+            params,
+            session,
+            leg,
+            ..
+        } = self;
+        let Ok(pkt) = session.receive(now, src, data) else {
+            return;
+        };
+        if pkt.restarted {
+            match leg {
+                Leg::Pcm(p) => {
+                    if let Some(jb) = p.jitter.as_mut() {
+                        jb.reset();
+                    }
+                }
+                Leg::Frames(f) => f.reset(),
+            }
+            dtmf_rx.reset();
+        }
+        let dtmf = Some(pkt.payload_type) == params.telephone_event;
+        if dtmf && let Ok(Some(d)) = dtmf_rx.receive(pkt.timestamp, pkt.payload) {
+            let _ = events.send(UaEvent::Line(LineEvent::Dtmf(d.digit)));
+        }
+        if (dtmf || pkt.payload_type == params.codec.pt) && params.recv {
+            match leg {
+                Leg::Pcm(p) => {
+                    if let (false, Some(jb)) = (dtmf, p.jitter.as_mut()) {
+                        let _ = jb.push(now, pkt.sequence, pkt.timestamp, pkt.payload);
+                    }
+                }
+                Leg::Frames(f) => f.rtp_in(now, &pkt, dtmf),
+            }
+        }
+    }
+
+    /// One tick of the packet clock, on the front's task: what arrived from either side
+    /// since the last one (RTP queued on the socket, frames queued on `from_front`),
+    /// the deadlines due, and what that made sent. False unless on the clock.
+    pub(crate) fn packet_tick(&mut self, now: Instant) -> bool {
+        let Some(mut k) = self.clocked.take() else {
+            return false;
+        };
+        let rtp = self.rtp.clone();
+        let Clocked {
+            rtp_in,
+            dtmf_rx,
+            events,
+            from_front,
+        } = &mut k;
+        if let Err(e) = rtp_in.drain(&rtp, |data, src| {
+            self.rtp_in(now, src, data, dtmf_rx, events);
+        }) {
+            debug!(error = %e, "rtp recv");
+        }
+        while let Some(f) = from_front.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.front_frame(now, &f);
+        }
+        self.clocked = Some(k);
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.timeout(now);
+        }
+        self.flush(now);
+        true
+    }
+
+    /// A frame the front queued on `from_front`.
+    fn front_frame(&mut self, now: Instant, f: &crate::audio::Frame) {
+        if let Leg::Frames(leg) = &mut self.leg {
+            leg.front_in(
+                now,
+                FrameRef {
+                    kind: f.kind,
+                    payload: &f.payload,
+                    media_time: f.media_time,
+                    marker: f.marker,
+                },
+            );
         }
     }
 
@@ -670,6 +772,7 @@ impl MediaTask {
             packet: vec![0u8; 1500],
             rtp: rtp.clone(),
             rtcp: rtcp.clone(),
+            clocked: None,
         }));
         if let Some(i) = &inlet {
             i.connect(&core);
@@ -688,8 +791,21 @@ impl MediaTask {
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         let mut timer = lock(&core).poll_timeout();
+        // On the packet clock the front's task reads RTP and `from_front` and serves
+        // the deadlines on its ticks; this task only waits for control and RTCP.
+        let clocked = inlet.as_ref().is_some_and(FrameInlet::is_clocked) && !is_pcm;
+        if clocked {
+            rtp.unwatch();
+            lock(&core).clocked = Some(Clocked {
+                rtp_in: RecvBatch::new(),
+                dtmf_rx: DtmfReceiver::new(),
+                events: events.clone(),
+                from_front: from_front.take(),
+            });
+        }
         loop {
-            if let Some(at) = timer
+            let wake = if clocked { None } else { timer };
+            if let Some(at) = wake
                 && armed != Some(at)
             {
                 sleep.as_mut().reset(tokio::time::Instant::from_std(at));
@@ -704,35 +820,8 @@ impl MediaTask {
                         p.tick(now(), &mut net, &events);
                     }
                 }
-                r = rtp_in.recv(&rtp) => match r {
-                    Ok((data, src)) => {
-                        let now = now();
-                        let mut c = lock(&core);
-                        let Core { params, session, leg, .. } = &mut *c;
-                        if let Ok(pkt) = session.receive(now, src, data) {
-                            if pkt.restarted {
-                                match leg {
-                                    Leg::Pcm(p) => if let Some(jb) = p.jitter.as_mut() { jb.reset(); },
-                                    Leg::Frames(f) => f.reset(),
-                                }
-                                dtmf_rx.reset();
-                            }
-                            let dtmf = Some(pkt.payload_type) == params.telephone_event;
-                            if dtmf
-                                && let Ok(Some(d)) = dtmf_rx.receive(pkt.timestamp, pkt.payload)
-                            {
-                                let _ = events.send(UaEvent::Line(LineEvent::Dtmf(d.digit)));
-                            }
-                            if (dtmf || pkt.payload_type == params.codec.pt) && params.recv {
-                                match leg {
-                                    Leg::Pcm(p) => if let (false, Some(jb)) = (dtmf, p.jitter.as_mut()) {
-                                        let _ = jb.push(now, pkt.sequence, pkt.timestamp, pkt.payload);
-                                    },
-                                    Leg::Frames(f) => f.rtp_in(now, &pkt, dtmf),
-                                }
-                            }
-                        }
-                    }
+                r = rtp_in.recv(&rtp), if !clocked => match r {
+                    Ok((data, src)) => lock(&core).rtp_in(now(), src, data, &mut dtmf_rx, &events),
                     Err(e) => debug!(%line, error = %e, "rtp recv"),
                 },
                 r = rtcp.recv_from(&mut rtcp_buf) => match r {
@@ -740,20 +829,10 @@ impl MediaTask {
                     Err(e) => debug!(%line, error = %e, "rtcp recv"),
                 },
                 f = front_frame(&mut from_front) => match f {
-                    Some(f) => {
-                        let frame = FrameRef {
-                            kind: f.kind,
-                            payload: &f.payload,
-                            media_time: f.media_time,
-                            marker: f.marker,
-                        };
-                        if let Leg::Frames(leg) = &mut lock(&core).leg {
-                            leg.front_in(now(), frame);
-                        }
-                    }
+                    Some(f) => lock(&core).front_frame(now(), &f),
                     None => from_front = None,
                 },
-                _ = &mut sleep, if timer.is_some() => {
+                _ = &mut sleep, if wake.is_some() => {
                     armed = None;
                     lock(&core).timeout(now());
                 }

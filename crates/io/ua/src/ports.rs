@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -67,46 +67,81 @@ impl FromStr for PortRange {
     }
 }
 
-/// A UDP socket registered with the runtime for reading only. tokio's `UdpSocket` also
-/// asks epoll for writability, so every datagram sent wakes the runtime once more when
-/// the kernel frees its buffer space (an edge-triggered EPOLLOUT nobody waits for):
-/// one needless wake-up per packet sent. Sends never wait: a datagram the socket cannot
-/// take now is dropped, as the network would drop it.
+/// A UDP socket registered with the runtime for reading only, and only while a task
+/// waits on it. tokio's `UdpSocket` also asks epoll for writability, so every datagram
+/// sent wakes the runtime once more when the kernel frees its buffer space (an
+/// edge-triggered EPOLLOUT nobody waits for): one needless wake-up per packet sent.
+/// Sends never wait: a datagram the socket cannot take now is dropped, as the network
+/// would drop it.
+///
+/// A socket read on the packet clock ([`crate::clock`]) is taken out of epoll
+/// ([`DatagramSocket::unwatch`]): registered, every datagram arriving would wake a
+/// parked worker thread whether or not a task waits for it.
 #[derive(Debug)]
 pub struct DatagramSocket {
-    fd: AsyncFd<std::net::UdpSocket>,
+    sock: std::net::UdpSocket,
+    /// A duplicate descriptor of `sock` in the runtime's epoll (reading only); made by
+    /// the first wait for readiness, dropped (deregistered) by `unwatch`.
+    watch: Mutex<Option<Arc<AsyncFd<std::net::UdpSocket>>>>,
 }
 
 impl DatagramSocket {
-    /// Binds `addr` (non-blocking, registered for reading).
+    /// Binds `addr` (non-blocking; registered for reading when first waited on).
     pub fn bind(addr: SocketAddr) -> std::io::Result<DatagramSocket> {
-        let s = std::net::UdpSocket::bind(addr)?;
-        s.set_nonblocking(true)?;
+        let sock = std::net::UdpSocket::bind(addr)?;
+        sock.set_nonblocking(true)?;
+        Ok(DatagramSocket {
+            sock,
+            watch: Mutex::new(None),
+        })
+    }
+
+    fn watched(&self) -> Option<Arc<AsyncFd<std::net::UdpSocket>>> {
+        self.watch.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The registration, made now if there is none.
+    fn watcher(&self) -> std::io::Result<Arc<AsyncFd<std::net::UdpSocket>>> {
+        let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = w.as_ref() {
+            return Ok(a.clone());
+        }
         // Deprecated for types whose descriptor may be closed or replaced while
-        // registered (tokio#8587); a `std::net::UdpSocket` owns its descriptor and this
-        // type never gives it out mutably. The replacement is `unsafe`, which this crate
+        // registered (tokio#8587); this duplicate is owned by the registration alone
+        // and never given out mutably. The replacement is `unsafe`, which this crate
         // keeps to its `recv` module.
         #[allow(deprecated)]
-        let fd = AsyncFd::with_interest(s, Interest::READABLE)?;
-        Ok(DatagramSocket { fd })
+        let a = Arc::new(AsyncFd::with_interest(
+            self.sock.try_clone()?,
+            Interest::READABLE,
+        )?);
+        *w = Some(a.clone());
+        Ok(a)
+    }
+
+    /// Takes the socket out of the runtime's epoll until the next wait for readiness:
+    /// for a reader that polls it on a clock ([`DatagramSocket::try_recv_from`]).
+    pub fn unwatch(&self) {
+        let gone = self.watch.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(gone);
     }
 
     /// Waits for a datagram.
     pub async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        self.fd
+        self.watcher()?
             .async_io(Interest::READABLE, |s| s.recv_from(buf))
             .await
     }
 
     /// Waits until a datagram may be queued (see [`DatagramSocket::try_recv_from`]).
     pub async fn readable(&self) -> std::io::Result<()> {
-        self.fd.readable().await.map(drop)
+        self.watcher()?.readable().await.map(drop)
     }
 
     /// A datagram if one is queued; `WouldBlock` when none is (and the next
     /// [`DatagramSocket::readable`] waits for one).
     pub fn try_recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        self.fd.try_io(Interest::READABLE, |s| s.recv_from(buf))
+        self.try_read_io(|s| s.recv_from(buf))
     }
 
     /// Runs a read `f` on the socket; a `WouldBlock` from it clears the readiness (the
@@ -115,15 +150,18 @@ impl DatagramSocket {
         &self,
         f: impl FnOnce(&std::net::UdpSocket) -> std::io::Result<R>,
     ) -> std::io::Result<R> {
-        self.fd.try_io(Interest::READABLE, f)
+        match self.watched() {
+            Some(w) => w.try_io(Interest::READABLE, f),
+            None => f(&self.sock),
+        }
     }
 
     pub fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
-        self.fd.get_ref().send_to(buf, to)
+        self.sock.send_to(buf, to)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.fd.get_ref().local_addr()
+        self.sock.local_addr()
     }
 }
 
