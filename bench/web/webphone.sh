@@ -6,8 +6,11 @@
 #                    page (both tabs in one Chromium, one clock); CALLS calls.
 #   web_sessions     concurrent /phone sessions (sessions.js): signed-in lines, ramped up
 #                    in STEPS, with the server's RSS and CPU while holding them.
+#   web_calls        server CPU with CALLS page-to-page calls up at once (calls.js): over
+#                    CALL_SECONDS idle (all tabs signed in), then with every call up.
 # Usage: bench/web/webphone.sh [CHECK...]   (env: CALLS=10, CODECS="opus pcmu dtmf",
-#        STEPS="250 500 1000 2000 4000", SWITCHBOARD=prebuilt release binary, else built).
+#        STEPS="250 500 1000 2000 4000", CALL_SECONDS=10, SWITCHBOARD=prebuilt release
+#        binary, else built).
 # Needs what webphone.sh needs.
 set -euo pipefail
 
@@ -20,7 +23,9 @@ source "$ROOT/tests/interop/lib.sh"
 source "$ROOT/tests/interop/aio.sh"
 
 export CALLS=${CALLS:-10} CODECS=${CODECS:-opus pcmu dtmf} STEPS=${STEPS:-250 500 1000 2000 4000}
-ALL_CHECKS=(web_first_audio:$((60 + 8 * CALLS)) web_sessions:600)
+export CALL_SECONDS=${CALL_SECONDS:-10}
+ALL_CHECKS=(web_first_audio:$((60 + 8 * CALLS)) web_sessions:600
+    web_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
 ICE_ADDR=198.18.0.1
 
 check_web_first_audio() {
@@ -48,6 +53,20 @@ for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' "$max" > "$
         --steps "$STEPS" > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
         fail "sessions.js: $(grep -E '^error' "$CDIR/bench.out" | head -1)"
     grep -q '^step ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
+}
+
+# Users u1..u(2·CALLS) as for web_sessions; logging at warn, as a loaded server would run.
+check_web_calls() {
+    "$PY" -c 'import sys
+print("[users]")
+for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' $((2 * CALLS)) > "$CDIR/users.toml"
+    SWITCHBOARD_LOG=warn SWITCHBOARD_SIP_USERS_FILE=$CDIR/users.toml aio_server 19700
+    timeout $((40 + 4 * CALLS + 2 * CALL_SECONDS)) node "$HERE/calls.js" --work "$CDIR/web" \
+        --http "$HTTP" --wav "$CDIR/tone440.wav" --pid "$SRV" --calls "$CALLS" \
+        --seconds "$CALL_SECONDS" --codecs "$CODECS" \
+        > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
+        fail "calls.js: $(grep -E '^(error|call-failed)' "$CDIR/bench.out" | head -1)"
+    grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
 }
 
 if [[ ${1:-} != --* ]]; then
@@ -80,6 +99,18 @@ if text:
     if ms:
         print(f"answer -> first audio: median {statistics.median(ms):.0f} ms over {len(ms)} calls "
               f"(min {min(ms)}, max {max(ms)}; all: {', '.join(map(str, ms))})")
+text = read("web_calls")
+if text:
+    n = re.search(r"^calls (\d+)$", text, re.M)
+    idle = re.search(r"^server-idle-cpu (\d+) (\d+)$", text, re.M)
+    busy = re.search(r"^server-calls-cpu (\d+) (\d+)$", text, re.M)
+    if n and idle and busy:
+        pct = lambda m: int(m[1]) / 1e9 / (int(m[2]) / 1e3) * 100
+        calls = int(n[1])
+        per = (pct(busy) - pct(idle)) / calls
+        print(f"web_calls: {calls} page-to-page calls; server CPU idle {pct(idle):.3f} %, "
+              f"with the calls {pct(busy):.3f} %; per call {per:.3f} % of a core, "
+              f"per browser leg {per / 2:.3f} %")
 text = read("web_sessions")
 if text:
     print("| sessions (total) | connected in the step | refused | failed | open after the step | ramp ms | server RSS MiB | server CPU holding them |")

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// Server CPU per WebRTC call with several calls at once (bench/web/webphone.sh web_calls):
+// one headless Chromium (fake microphone: a tone), 2 × CALLS tabs signed in to /phone as
+// u1 … u(2·CALLS); tab u(2i−1) calls u(2i), which accepts: CALLS page-to-page calls up at
+// the same time, each two WebRTC legs (browser ↔ switchboard) joined by two lines and
+// plain RTP through the server. Reported: the server's CPU (every thread's schedstat)
+// over SECONDS with every tab signed in and no call, then over SECONDS with every call
+// up (audio both ways).
+//
+// usage: node calls.js --work DIR --http PORT --wav FILE --pid SERVER_PID
+//                      [--calls N] [--seconds S] [--codecs "opus dtmf"]
+// prints: calls N, accepted JSON (first call), server-idle-cpu NS MS, server-calls-cpu NS MS,
+//         call-failed WHY, done
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { cpuNs, launch, log, say } = require('../../tests/interop/browser/lib');
+
+function parseArgs(argv) {
+  const opt = { calls: 2, seconds: 10, codecs: 'opus dtmf' };
+  for (let i = 0; i < argv.length; i += 2) opt[argv[i].replace(/^--/, '')] = argv[i + 1];
+  for (const k of ['work', 'http', 'wav', 'pid']) if (!opt[k]) throw new Error(`--${k} is required`);
+  opt.calls = Number(opt.calls);
+  opt.seconds = Number(opt.seconds);
+  opt.codecs = opt.codecs.split(/[ ,]+/).filter(Boolean);
+  return opt;
+}
+
+async function tab(ctx, url, opt, user, pw) {
+  const page = await ctx.newPage();
+  page.on('console', (m) => log(`${user} console:`, m.text()));
+  await page.goto(url);
+  const c = await page.evaluate(
+    (a) => window.wp.connect(...a),
+    [`ws://127.0.0.1:${opt.http}/phone/${user}@127.0.0.1`, user, pw, user],
+  );
+  if (!c.ok) throw new Error(`${user} refused: ${c.reason}`);
+  return page;
+}
+
+async function cpuOver(pid, what, ms) {
+  const c0 = cpuNs(pid);
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, ms));
+  say(`${what} ${cpuNs(pid) - c0} ${Date.now() - t0}`);
+}
+
+async function main() {
+  const opt = parseArgs(process.argv.slice(2));
+  fs.mkdirSync(opt.work, { recursive: true });
+  const html = path.join(opt.work, 'webphone.html');
+  fs.copyFileSync(path.join(__dirname, '../../tests/interop/browser/webphone.html'), html);
+  const { ctx, udd } = await launch(opt);
+  try {
+    const pairs = [];
+    for (let i = 1; i <= opt.calls; i++) {
+      const a = await tab(ctx, 'file://' + html, opt, `u${2 * i - 1}`, `pw${2 * i - 1}`);
+      const b = await tab(ctx, 'file://' + html, opt, `u${2 * i}`, `pw${2 * i}`);
+      pairs.push({ a, b, callee: `u${2 * i}` });
+    }
+    say(`calls ${opt.calls}`);
+    await cpuOver(opt.pid, 'server-idle-cpu', opt.seconds * 1000);
+    const results = await Promise.all(
+      pairs.map(({ a, b, callee }) => {
+        const ans = b.evaluate((x) => window.wp.answerNext(...x), [opt.codecs, 20000]);
+        const call = a.evaluate((x) => window.wp.call(...x), [`sip:${callee}@127.0.0.1`, opt.codecs, 20000]);
+        return Promise.all([ans, call]);
+      }),
+    );
+    const failed = results.find(([ans, call]) => !ans.ok || !call.ok);
+    if (failed) {
+      say(`call-failed ${JSON.stringify(failed)}`);
+      process.exitCode = 1;
+      return;
+    }
+    say(`accepted ${JSON.stringify(results[0][1].accepted)}`);
+    // Past the DTLS handshakes and the browsers' first jitter-buffer adaptation.
+    await new Promise((r) => setTimeout(r, 2000));
+    await cpuOver(opt.pid, 'server-calls-cpu', opt.seconds * 1000);
+    for (const { a } of pairs) await a.evaluate(() => window.wp.hangup()).catch(() => {});
+    say('done');
+  } finally {
+    await ctx.close().catch(() => {});
+    fs.rmSync(udd, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  say(`error ${String(e && e.message ? e.message : e).split('\n')[0]}`);
+  process.exit(1);
+});
