@@ -268,8 +268,13 @@ impl Message {
     }
 
     fn text(&self, s: Span) -> &str {
-        // Header bytes were checked to be UTF-8 at parse time.
-        std::str::from_utf8(&self.buf[s.range()]).unwrap_or("")
+        // Header bytes were checked to be UTF-8 at parse time; spans derived by an edit
+        // are checked against a fresh parse by tests and the fuzzer, and a wrong one
+        // would read as empty rather than panic.
+        self.buf
+            .get(s.range())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     /// The whole message as it goes on the wire.
@@ -331,7 +336,7 @@ impl Message {
     }
 
     pub fn body(&self) -> &[u8] {
-        &self.buf[self.body.range()]
+        self.buf.get(self.body.range()).unwrap_or_default()
     }
 
     pub fn content_length(&self) -> Option<usize> {
