@@ -1,5 +1,7 @@
 //! Client transactions: RFC 3261 §17.1 with the RFC 6026 "Accepted" state.
 
+use bytes::Bytes;
+
 use super::timer::{TIMER_D_UNRELIABLE, Timer};
 use super::{Core, Ctx, Event, Step};
 use crate::builder::RequestBuilder;
@@ -54,11 +56,15 @@ use super::Flow;
 ///
 /// Timer B runs in Calling only: Proceeding has no timer of its own (the TU ends a
 /// ringing INVITE with CANCEL or, in a proxy, Timer C).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Once a final response arrives the INVITE itself is no longer kept: Completed holds
+/// only the ACK it re-sends for each retransmitted final response, Accepted nothing
+/// (the TU acknowledges 2xx itself), so the 32 s of Timers D and M cost little.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum InviteClient {
     Calling,
     Proceeding,
-    Completed,
+    Completed { ack: Option<Bytes> },
     Accepted,
 }
 
@@ -146,7 +152,7 @@ pub(super) fn invite_response(
         return Step::Keep;
     };
     let id = core.id;
-    match (*st, code) {
+    match (&*st, code) {
         (InviteClient::Calling | InviteClient::Proceeding, 100..=199) => {
             // Leaving Calling stops Timers A and B; Proceeding has no timer (§17.1.1.2).
             core.timers.clear();
@@ -158,6 +164,7 @@ pub(super) fn invite_response(
             // RFC 6026 §8.4: 2xx moves to Accepted and starts Timer M.
             core.timers.clear();
             *st = InviteClient::Accepted;
+            core.request = None;
             ctx.event(Event::Response { id, msg, flow });
             core.arm(ctx, Timer::M, ctx.config.t64());
             Step::Keep
@@ -165,8 +172,15 @@ pub(super) fn invite_response(
         (InviteClient::Calling | InviteClient::Proceeding, _) => {
             // §17.1.1.2: 300-699 → generate ACK, pass response up, Completed, Timer D.
             core.timers.clear();
-            *st = InviteClient::Completed;
-            send_ack(core, ctx, &msg);
+            let ack = core
+                .request
+                .take()
+                .and_then(|r| build_ack(&r, &msg))
+                .map(|a| a.bytes());
+            if let Some(a) = &ack {
+                ctx.transmit(core.flow, a.clone());
+            }
+            *st = InviteClient::Completed { ack };
             ctx.event(Event::Response { id, msg, flow });
             let d = if core.reliable {
                 std::time::Duration::ZERO
@@ -175,9 +189,11 @@ pub(super) fn invite_response(
             };
             core.arm_end(ctx, Timer::D, d)
         }
-        (InviteClient::Completed, 300..) => {
+        (InviteClient::Completed { ack }, 300..) => {
             // §17.1.1.2: retransmitted final → re-send ACK, do not pass it up.
-            send_ack(core, ctx, &msg);
+            if let Some(a) = ack {
+                ctx.transmit(core.flow, a.clone());
+            }
             Step::Keep
         }
         (InviteClient::Accepted, 200..=299) => {
@@ -212,6 +228,8 @@ pub(super) fn non_invite_response(
         (NonInviteClient::Trying | NonInviteClient::Proceeding, _) => {
             core.timers.clear();
             *st = NonInviteClient::Completed;
+            // Timer K only absorbs response retransmissions: the request can go.
+            core.request = None;
             ctx.event(Event::Response { id, msg, flow });
             // Timer K: T4 unreliable, zero reliable (§17.1.2.2).
             let k = if core.reliable {
@@ -232,7 +250,7 @@ pub(super) fn invite_timer(
     ctx: &mut Ctx<'_>,
     timer: Timer,
 ) -> Step {
-    match (timer, *st) {
+    match (timer, &*st) {
         (Timer::A, InviteClient::Calling) => {
             // §17.1.1.2: retransmit, reset A to twice the previous value (no cap).
             if let Some(r) = &core.request {
@@ -243,7 +261,9 @@ pub(super) fn invite_timer(
             Step::Keep
         }
         (Timer::B, InviteClient::Calling) => Step::Fail,
-        (Timer::D, InviteClient::Completed) | (Timer::M, InviteClient::Accepted) => Step::Terminate,
+        (Timer::D, InviteClient::Completed { .. }) | (Timer::M, InviteClient::Accepted) => {
+            Step::Terminate
+        }
         _ => Step::Keep,
     }
 }
@@ -276,13 +296,6 @@ pub(super) fn non_invite_timer(
         (Timer::F, NonInviteClient::Trying | NonInviteClient::Proceeding) => Step::Fail,
         (Timer::K, NonInviteClient::Completed) => Step::Terminate,
         _ => Step::Keep,
-    }
-}
-
-/// Sends the ACK for a 300-699 response (RFC 3261 §17.1.1.3) to where the INVITE went.
-fn send_ack(core: &Core, ctx: &mut Ctx<'_>, response: &Message) {
-    if let Some(ack) = core.request.as_ref().and_then(|r| build_ack(r, response)) {
-        ctx.transmit(core.flow, ack.bytes());
     }
 }
 

@@ -55,6 +55,7 @@ mod server;
 mod timer;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -113,6 +114,37 @@ pub struct Flow {
     pub local: SocketAddr,
     /// The stream connection, if any.
     pub conn: Option<u64>,
+}
+
+/// A map keyed by ids this process hands out itself (transaction ids, counters), never
+/// by values from the network: such keys need no keyed hash against flooding, so a
+/// multiplicative hash stands in for SipHash on every message's lookups.
+pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// Fibonacci hashing of one integer (the high bits, which hashbrown tags with, are
+/// well mixed; sequential ids keep distinct low bits).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by integer keys; folds any other input in a byte at a time.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }
 
 /// A transaction id, unique for the life of a [`Transactions`] (client and server
@@ -205,8 +237,9 @@ struct Core {
     id: TxnId,
     /// Where requests (client) or responses (server) go.
     flow: Flow,
-    /// The request that created the transaction; dropped once a non-INVITE server
-    /// transaction has its final response (Timer J keeps only the response bytes).
+    /// The request that created the transaction, kept while it may be retransmitted
+    /// or answered; dropped once the final response is sent or received, so the
+    /// transactions waiting out Timers D, J, K, L and M hold only what they re-send.
     request: Option<Message>,
     reliable: bool,
     /// Current interval of the retransmission timer (A, E or G).
@@ -271,7 +304,7 @@ impl Machine {
             Machine::InviteClient(s) => match s {
                 InviteClient::Calling => "Calling",
                 InviteClient::Proceeding => "Proceeding",
-                InviteClient::Completed => "Completed",
+                InviteClient::Completed { .. } => "Completed",
                 InviteClient::Accepted => "Accepted",
             },
             Machine::NonInviteClient(s) => match s {
@@ -331,7 +364,7 @@ struct Txn {
 pub struct Transactions {
     config: Config,
     next_id: u64,
-    txns: HashMap<TxnId, Txn>,
+    txns: IdMap<TxnId, Txn>,
     clients: HashMap<ClientKey, TxnId>,
     servers: HashMap<ServerKey, TxnId>,
     /// RFC 2543 server transactions by (Call-ID, CSeq number).
@@ -351,7 +384,7 @@ impl Transactions {
         Transactions {
             config,
             next_id: 0,
-            txns: HashMap::new(),
+            txns: IdMap::default(),
             clients: HashMap::new(),
             servers: HashMap::new(),
             legacy: HashMap::new(),
@@ -800,7 +833,7 @@ impl Transactions {
         self.out.push_back(Output::Event(Event::Terminated { id }));
     }
 
-    /// Drops stale timer entries from the top of the heap so `poll_timeout` is exact.
+    /// Drops stale timer entries from the front of the queue so `poll_timeout` is exact.
     fn prune(&mut self) {
         let txns = &self.txns;
         self.queue.prune(|id| txns.get(&id).map(|t| &t.core.timers));
@@ -808,7 +841,7 @@ impl Transactions {
 
     /// Gives memory back after a load peak.
     fn shrink(&mut self) {
-        fn shrink<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
+        fn shrink<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(m: &mut HashMap<K, V, S>) {
             if m.capacity() > 1024 && m.capacity() > 8 * m.len() {
                 m.shrink_to(2 * m.len());
             }
@@ -817,6 +850,7 @@ impl Transactions {
         shrink(&mut self.clients);
         shrink(&mut self.servers);
         shrink(&mut self.legacy);
+        self.queue.shrink();
     }
 
     #[cfg(test)]
@@ -1800,7 +1834,7 @@ mod tests {
         run(&mut t, t0, t0 + Duration::from_secs(3600));
         assert!(t.is_empty());
         assert!(t.clients.is_empty() && t.servers.is_empty() && t.legacy.is_empty());
-        assert_eq!(t.queue.heap_len(), 0);
+        assert_eq!(t.queue.len(), 0);
         assert_eq!(t.poll_timeout(), None);
     }
 
@@ -1876,7 +1910,7 @@ mod tests {
                         }
                     }
                 }
-                // poll_timeout is exact: the heap top is a live, armed timer.
+                // poll_timeout is exact: every lane's first entry is a live, armed timer.
                 let txns = &t.txns;
                 assert!(
                     t.queue

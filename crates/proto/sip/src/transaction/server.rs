@@ -186,6 +186,8 @@ pub(super) fn invite_respond(
                     // RFC 3261's immediate Terminated).
                     core.timers.clear();
                     *st = InviteServer::Accepted;
+                    // Accepted absorbs or passes on; the INVITE is not needed again.
+                    core.request = None;
                     core.arm(ctx, Timer::L, ctx.config.t64());
                     Ok(Step::Keep)
                 }
@@ -194,6 +196,7 @@ pub(super) fn invite_respond(
                     // Timer H at 64*T1 for all transports.
                     core.timers.clear();
                     *st = InviteServer::Completed { response: bytes };
+                    core.request = None;
                     if !core.reliable {
                         core.interval = ctx.config.t1;
                         core.arm(ctx, Timer::G, ctx.config.t1);

@@ -4,12 +4,11 @@
 //! Every transaction holds a [`TimerTable`] with two slots: one for the retransmission
 //! timer (A, E or G) and one for the timer that ends the current state (B, D, F, H, I,
 //! J, K, L or M). No state of any of the four machines needs more. Deadlines also go
-//! into one [`TimerQueue`] (a binary heap) shared by all transactions; re-arming or
-//! clearing a slot leaves the old heap entry behind, and it is skipped when popped
-//! because its sequence number no longer matches the slot (lazy invalidation).
+//! into one [`TimerQueue`] shared by all transactions (FIFO lanes, one per duration);
+//! re-arming or clearing a slot leaves the old entry behind, and it is skipped when
+//! taken because its sequence number no longer matches the slot (lazy invalidation).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::TxnId;
@@ -73,7 +72,7 @@ impl TimerTable {
         self.slots = [None, None];
     }
 
-    /// Whether a popped heap entry is still the armed instance of `timer`.
+    /// Whether a taken queue entry is still the armed instance of `timer`.
     fn is_current(&self, timer: Timer, seq: u64) -> bool {
         self.slots[timer.slot()] == Some(Armed { timer, seq })
     }
@@ -95,7 +94,7 @@ impl TimerTable {
     }
 }
 
-/// A heap entry whose deadline has passed.
+/// An entry whose deadline has passed.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Due {
     pub(super) id: TxnId,
@@ -103,12 +102,34 @@ pub(super) struct Due {
     seq: u64,
 }
 
-type Entry = Reverse<(Instant, u64, TxnId, Timer)>;
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    at: Instant,
+    seq: u64,
+    id: TxnId,
+    timer: Timer,
+}
 
-/// All deadlines of all transactions, earliest first.
+impl Entry {
+    fn key(&self) -> (Instant, u64) {
+        (self.at, self.seq)
+    }
+}
+
+/// The deadlines armed with one duration, earliest first. Every timer value comes from
+/// the configuration (T1 doublings, T2, T4, 64*T1, 32 s), so there are a handful of
+/// lanes, and as `now` only moves forward a new deadline belongs at the back: arming
+/// and firing cost O(1) where a heap of every armed timer costs O(log n).
+#[derive(Debug)]
+struct Lane {
+    after: Duration,
+    entries: VecDeque<Entry>,
+}
+
+/// All deadlines of all transactions.
 #[derive(Debug, Default)]
 pub(super) struct TimerQueue {
-    heap: BinaryHeap<Entry>,
+    lanes: Vec<Lane>,
     seq: u64,
 }
 
@@ -132,47 +153,101 @@ impl TimerQueue {
             timer,
             seq: self.seq,
         });
-        self.heap.push(Reverse((at, self.seq, id, timer)));
+        let entry = Entry {
+            at,
+            seq: self.seq,
+            id,
+            timer,
+        };
+        let lane = match self.lanes.iter().position(|l| l.after == after) {
+            Some(i) => &mut self.lanes[i],
+            None => {
+                self.lanes.push(Lane {
+                    after,
+                    entries: VecDeque::new(),
+                });
+                let last = self.lanes.len() - 1;
+                &mut self.lanes[last]
+            }
+        };
+        // A caller whose `now` went back in time still gets an ordered lane.
+        if lane.entries.back().is_none_or(|b| b.key() <= entry.key()) {
+            lane.entries.push_back(entry);
+        } else {
+            let i = lane.entries.partition_point(|e| e.key() <= entry.key());
+            lane.entries.insert(i, entry);
+        }
     }
 
-    /// Pops the next entry due at or before `now`, stale or not; check it with
+    /// The lane whose first entry is the earliest.
+    fn first(&self) -> Option<usize> {
+        let mut best: Option<(usize, (Instant, u64))> = None;
+        for (i, lane) in self.lanes.iter().enumerate() {
+            if let Some(e) = lane.entries.front()
+                && best.is_none_or(|(_, k)| e.key() < k)
+            {
+                best = Some((i, e.key()));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// Takes the next entry due at or before `now`, stale or not; check it with
     /// [`TimerTable::fire`].
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<Due> {
-        let &Reverse((at, seq, id, timer)) = self.heap.peek()?;
-        if at > now {
+        let i = self.first()?;
+        let lane = &mut self.lanes[i];
+        if lane.entries.front()?.at > now {
             return None;
         }
-        self.heap.pop();
-        Some(Due { id, timer, seq })
+        let e = lane.entries.pop_front()?;
+        Some(Due {
+            id: e.id,
+            timer: e.timer,
+            seq: e.seq,
+        })
     }
 
-    /// Drops stale entries from the top, so that [`TimerQueue::next`] is exact.
+    /// Drops stale entries from the front of every lane, so that [`TimerQueue::next`]
+    /// is exact.
     pub(super) fn prune<'a>(&mut self, table: impl Fn(TxnId) -> Option<&'a TimerTable>) {
-        while let Some(&Reverse((_, seq, id, timer))) = self.heap.peek() {
-            if table(id).is_some_and(|t| t.is_current(timer, seq)) {
-                return;
+        for lane in &mut self.lanes {
+            while let Some(e) = lane.entries.front() {
+                if table(e.id).is_some_and(|t| t.is_current(e.timer, e.seq)) {
+                    break;
+                }
+                lane.entries.pop_front();
             }
-            self.heap.pop();
         }
     }
 
-    /// The earliest deadline in the heap (exact after [`TimerQueue::prune`]).
+    /// The earliest deadline armed (exact after [`TimerQueue::prune`]).
     pub(super) fn next(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, ..))| *at)
+        let i = self.first()?;
+        self.lanes[i].entries.front().map(|e| e.at)
     }
 
     #[cfg(test)]
     pub(super) fn top_is_live<'a>(&self, table: impl Fn(TxnId) -> Option<&'a TimerTable>) -> bool {
-        match self.heap.peek() {
-            None => true,
-            Some(&Reverse((_, seq, id, timer))) => {
-                table(id).is_some_and(|t| t.is_current(timer, seq))
-            }
-        }
+        self.lanes.iter().all(|lane| {
+            lane.entries
+                .front()
+                .is_none_or(|e| table(e.id).is_some_and(|t| t.is_current(e.timer, e.seq)))
+        })
     }
 
     #[cfg(test)]
-    pub(super) fn heap_len(&self) -> usize {
-        self.heap.len()
+    pub(super) fn len(&self) -> usize {
+        self.lanes.iter().map(|l| l.entries.len()).sum()
+    }
+
+    /// Gives memory back after a load peak.
+    pub(super) fn shrink(&mut self) {
+        for lane in &mut self.lanes {
+            let e = &mut lane.entries;
+            if e.capacity() > 1024 && e.capacity() > 8 * e.len() {
+                e.shrink_to(2 * e.len());
+            }
+        }
     }
 }
