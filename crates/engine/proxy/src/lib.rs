@@ -12,14 +12,15 @@
 
 mod local;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use registrar::{AuthOutcome, Locations, Registrar};
 use sip::rng::Rng;
-use sip::transaction::{Flow, Transactions, TxnId};
+use sip::text::push_hex;
+use sip::transaction::{Flow, IdMap, Transactions, TxnId};
 use sip::{HeaderName, Message, Method, ResponseBuilder, Scheme, Transport, Uri, Via};
 
 pub use local::{FLOW_PARAM, Listener, Local, fmt_addr};
@@ -171,15 +172,15 @@ pub struct ProxyStats {
 pub struct Proxy {
     config: ProxyConfig,
     local: Local,
-    contexts: HashMap<u64, Context>,
-    by_server: HashMap<TxnId, u64>,
-    by_client: HashMap<TxnId, (u64, usize)>,
+    contexts: IdMap<u64, Context>,
+    by_server: IdMap<TxnId, u64>,
+    by_client: IdMap<TxnId, (u64, usize)>,
     next_id: u64,
     rng: Rng,
     resolves: VecDeque<ResolveRequest>,
-    waiting: HashMap<u64, Waiter>,
+    waiting: IdMap<u64, Waiter>,
     /// Live stream flows by connection id, learnt from incoming requests.
-    flows: HashMap<u64, Flow>,
+    flows: IdMap<u64, Flow>,
     stats: ProxyStats,
     /// Random per-instance prefix and a counter for the To tags of responses we
     /// generate ourselves (RFC 3261 §19.3: globally unique).
@@ -204,14 +205,14 @@ impl Proxy {
         Proxy {
             config,
             local,
-            contexts: HashMap::new(),
-            by_server: HashMap::new(),
-            by_client: HashMap::new(),
+            contexts: IdMap::default(),
+            by_server: IdMap::default(),
+            by_client: IdMap::default(),
             next_id: 1,
             rng: Rng::new(seed),
             resolves: VecDeque::new(),
-            waiting: HashMap::new(),
-            flows: HashMap::new(),
+            waiting: IdMap::default(),
+            flows: IdMap::default(),
             stats: ProxyStats::default(),
             tag_prefix: Rng::new(seed ^ 0x7a67_5f74_6167).token(8),
             tag_seq: std::cell::Cell::new(0),
@@ -249,7 +250,9 @@ impl Proxy {
     pub fn new_tag(&self) -> String {
         let n = self.tag_seq.get().wrapping_add(1);
         self.tag_seq.set(n);
-        format!("{}{n:x}", self.tag_prefix)
+        let mut tag = self.tag_prefix.clone();
+        push_hex(&mut tag, n, 1);
+        tag
     }
 
     fn reply(&self, req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
@@ -317,15 +320,27 @@ impl Proxy {
     /// before unchanged. Only a Via with a branch of ours can tell: the others are not
     /// parsed.
     fn is_loop(&self, msg: &Message, loop_hash: u64) -> bool {
-        let prefix = format!("{BRANCH_PREFIX}{loop_hash:016x}.");
-        msg.values(HeaderName::Via)
+        let mut ours = msg
+            .values(HeaderName::Via)
             .filter(|v| v.contains(BRANCH_PREFIX))
-            .filter_map(|v| Via::parse(v).ok())
+            .peekable();
+        if ours.peek().is_none() {
+            return false;
+        }
+        let mut prefix = String::from(BRANCH_PREFIX);
+        push_hex(&mut prefix, loop_hash, 16);
+        prefix.push('.');
+        ours.filter_map(|v| Via::parse(v).ok())
             .any(|v| self.via_is_us(&v) && v.branch().is_some_and(|b| b.starts_with(&prefix)))
     }
 
     fn new_branch(&mut self, loop_hash: u64) -> String {
-        format!("{BRANCH_PREFIX}{loop_hash:016x}.{}", self.rng.token(8))
+        let mut branch = String::with_capacity(BRANCH_PREFIX.len() + 26);
+        branch.push_str(BRANCH_PREFIX);
+        push_hex(&mut branch, loop_hash, 16);
+        branch.push('.');
+        branch.push_str(&self.rng.token(8));
+        branch
     }
 
     /// RFC 3261 §16.4: strict-route fix, then removal of our own Route entries.

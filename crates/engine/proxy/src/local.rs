@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use sip::text::push_decimal;
 use sip::{Transport, Uri};
 
 /// One listening socket of this server.
@@ -78,24 +79,33 @@ impl Local {
 
     /// `Via` value for a request we send from `listener` (RFC 3261 §16.6 step 8, RFC 3581).
     pub fn via(&self, listener: Listener, branch: &str) -> String {
-        format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            listener.transport,
-            fmt_addr(listener.addr)
-        )
+        let mut s = String::with_capacity(64 + branch.len());
+        s.push_str("SIP/2.0/");
+        s.push_str(listener.transport.as_str());
+        s.push(' ');
+        push_addr(&mut s, listener.addr);
+        s.push_str(";branch=");
+        s.push_str(branch);
+        s.push_str(";rport");
+        s
     }
 
     /// Our Record-Route URI on `listener`, with a flow token when requests must come back
     /// over a specific connection.
     pub fn record_route(&self, listener: Listener, flow: Option<u64>) -> String {
-        let mut s = format!("<sip:{}", fmt_addr(listener.addr));
+        let mut s = String::with_capacity(64);
+        s.push_str("<sip:");
+        push_addr(&mut s, listener.addr);
         if listener.transport != Transport::Udp {
             s.push_str(";transport=");
             s.push_str(&listener.transport.as_str().to_ascii_lowercase());
         }
         s.push_str(";lr");
         if let Some(c) = flow {
-            s.push_str(&format!(";{FLOW_PARAM}={c}"));
+            s.push(';');
+            s.push_str(FLOW_PARAM);
+            s.push('=');
+            push_decimal(&mut s, c);
         }
         s.push('>');
         s
@@ -104,10 +114,31 @@ impl Local {
 
 /// `ip:port`, with IPv6 in brackets.
 pub fn fmt_addr(a: SocketAddr) -> String {
+    let mut s = String::with_capacity(24);
+    push_addr(&mut s, a);
+    s
+}
+
+/// Appends `ip:port`, IPv6 in brackets. An IPv4 address (the common case, once per
+/// forwarded request) is written digit by digit rather than through `Display`.
+fn push_addr(s: &mut String, a: SocketAddr) {
     match a {
-        SocketAddr::V4(v4) => v4.to_string(),
-        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(s, u64::from(octet));
+            }
+        }
+        SocketAddr::V6(v6) => {
+            s.push('[');
+            s.push_str(&v6.ip().to_string());
+            s.push(']');
+        }
     }
+    s.push(':');
+    push_decimal(s, u64::from(a.port()));
 }
 
 #[cfg(test)]

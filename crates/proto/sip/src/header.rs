@@ -587,10 +587,12 @@ impl Via {
 
     /// `sent-by` as `host[:port]`, used for transaction matching (§17.2.3).
     pub fn sent_by(&self) -> String {
-        match self.port {
-            Some(p) => format!("{}:{}", self.host.to_ascii_lowercase(), p),
-            None => self.host.to_ascii_lowercase(),
+        let mut s = self.host.to_ascii_lowercase();
+        if let Some(p) = self.port {
+            s.push(':');
+            crate::text::push_decimal(&mut s, u64::from(p));
         }
+        s
     }
 }
 

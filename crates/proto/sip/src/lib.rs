@@ -13,6 +13,7 @@ pub mod header;
 pub mod message;
 pub mod method;
 pub mod rng;
+pub mod text;
 pub mod transaction;
 pub mod uri;
 

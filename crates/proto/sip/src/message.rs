@@ -501,8 +501,15 @@ impl Message {
                 return Err(ParseError::BadHeader(label));
             }
         }
-        self.from()?;
-        self.to()?;
+        if self.is_request() {
+            self.from()?;
+            self.to()?;
+        } else {
+            // A response's From and To are parsed by whoever uses them: a proxy routes
+            // it by Via and CSeq alone (§16.7), and they were the request's to begin with.
+            self.required(HeaderName::From, "From")?;
+            self.required(HeaderName::To, "To")?;
+        }
         self.call_id()?;
         let cseq = self.cseq()?;
         self.max_forwards()?;
