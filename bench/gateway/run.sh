@@ -20,7 +20,8 @@
 # `pcmu` = pass-through; `speex` = the caller sends Speex WB and its line transcodes to
 # the PCMU the callee answered. One JSON line per run in bench/gateway/results/
 # TIMESTAMP.jsonl; CPU (schedstat) and memory are per process: the gateway's, sipd's and
-# the load generator's. Then the median of each (server, far, codec, calls) over RUNS.
+# the load generator's (whose own lateness is load_late_ticks_pct: a run where the
+# generator was short of CPU says little about the gateway). Then the median of each (server, far, codec, calls) over RUNS.
 # Loopback only; every process is bounded and killed at the end of its run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -84,11 +85,12 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"error"' not in l]
 keys = sorted({(r["far"], r["codec"], r["calls"], r["server"]) for r in rows},
               key=lambda k: (k[0], k[1], k[2]))
-cols = ["accepted", "loss_pct", "late_pct", "jitter_ms", "gateway_cpu_pct_per_call",
-        "sipd_cpu_pct_per_call", "load_cpu_pct_per_call", "gateway_rss_kib"]
+cols = ["accepted", "loss_pct", "late_pct", "jitter_ms", "load_late_ticks_pct",
+        "gateway_cpu_pct_per_call", "sipd_cpu_pct_per_call", "load_cpu_pct_per_call",
+        "gateway_rss_kib"]
 print("# medians: far codec calls server " + " ".join(cols))
 for k in keys:
     rs = [r for r in rows if (r["far"], r["codec"], r["calls"], r["server"]) == k]
-    med = [statistics.median(r[c] for r in rs) for c in cols]
+    med = [statistics.median(r.get(c, float("nan")) for r in rs) for c in cols]
     print(*k, *(f"{m:.4g}" for m in med), f"(n={len(rs)})")
 EOF

@@ -11,17 +11,29 @@
 //!   frame port: RTP straight to the gateway's line), so a call is **one line**, as an
 //!   RTMP client calling a SIP phone.
 //!
+//! Once a call is up, its media runs on the generator's packet clocks (`--clocks`
+//! threads, 2 by default, calls shared out by index): every 20 ms each RTMP phone
+//! writes one tag and each SIP far end reads its RTP socket and sends one frame
+//! ([`ua::FrameInlet::on_packet_clock`]), and every 2 ms the clock reads the phones'
+//! sockets that epoll reports readable. The generator thus wakes ~550 times a second
+//! per clock however many calls it runs, not per packet.
+//!
 //! After a warm-up it measures, over the steady window: frames sent and received (loss),
 //! the interarrival jitter of received frames (RFC 3550 A.8 on arrival time vs media
-//! time, mean over receivers), late frames (transit more than one frame time, 20 ms,
-//! above the receiver's median transit in the window), and — given `--pid` — the gateway's CPU time (ns, from
-//! `/proc/PID/task/*/schedstat`) and resident memory; with `--sipd-pid` also the SIP
-//! server's CPU, and always this process's own.
+//! time, mean over receivers), late frames, and — given `--pid` — the gateway's CPU
+//! time (ns, from `/proc/PID/task/*/schedstat`) and resident memory; with `--sipd-pid`
+//! also the SIP server's CPU, and always this process's own. A frame is late at an RTMP
+//! phone when its transit is more than one frame time (20 ms) above the receiver's
+//! median transit (arrival read within 2 ms); at a SIP far end, which reads on the
+//! 20 ms tick, when it missed the tick its call's frames usually arrive in (transit
+//! more than 10 ms above the median). `load_late_ticks_pct`: ticks the generator
+//! itself started more than 5 ms late (it was short of CPU: the run then says little
+//! about the gateway).
 //!
 //! ```text
 //! gateway_load --rtmp 127.0.0.1:1935 --domain 127.0.0.1 --calls 100 \
 //!     --codec pcmu|speex --seconds 20 [--pid GATEWAY_PID] [--sipd-pid PID] \
-//!     [--far gateway|sip --sip 127.0.0.1:5060 --rtp-ports 40000-49999]
+//!     [--far gateway|sip --sip 127.0.0.1:5060 --rtp-ports 40000-49999] [--clocks 2]
 //! ```
 //! `pcmu`: both send PCMU (pass-through); `speex`: the caller sends Speex wideband with
 //! `wideband ulaw`, the callee answers `pcmu`: the SIP side runs PCMU and the caller's
@@ -44,8 +56,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use ua::{
-    Command, Frame, FramePort, FrameRef, FrameSink, LineConfig, LineEvent, LineSetup, Port,
-    PortRange, SinkError, Ua, UaConfig, UaEvent,
+    Command, Frame, FrameInlet, FramePort, FrameRef, FrameSink, LineConfig, LineEvent, LineSetup,
+    Port, PortRange, SinkError, Ua, UaConfig, UaEvent,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -66,6 +78,7 @@ struct Args {
     far: Far,
     sip: String,
     rtp_ports: (u16, u16),
+    clocks: usize,
 }
 
 fn args() -> Args {
@@ -81,6 +94,7 @@ fn args() -> Args {
         far: Far::Gateway,
         sip: "127.0.0.1:5060".into(),
         rtp_ports: (40000, 49999),
+        clocks: 2,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     for pair in v.chunks(2) {
@@ -102,6 +116,7 @@ fn args() -> Args {
                 }
             }
             "--sip" => a.sip = val,
+            "--clocks" => a.clocks = val.parse().unwrap(),
             "--rtp-ports" => {
                 let (lo, hi) = val.split_once('-').expect("--rtp-ports LO-HI");
                 a.rtp_ports = (lo.parse().unwrap(), hi.parse().unwrap());
@@ -143,6 +158,13 @@ struct Totals {
     sent: AtomicU64,
     received: AtomicU64,
     late: AtomicU64,
+    /// Of those, the SIP far ends' (RTP from the gateway).
+    received_rtp: AtomicU64,
+    late_rtp: AtomicU64,
+    /// The clocks' ticks in the window, and those that started more than 5 ms after
+    /// their time (the generator itself behind).
+    ticks: AtomicU64,
+    late_ticks: AtomicU64,
     /// Sum of per-receiver jitter estimates, µs.
     jitter_us: AtomicU64,
     jitter_n: AtomicU64,
@@ -150,14 +172,27 @@ struct Totals {
 
 /// What one receiver saw in the window: RFC 3550 A.8 jitter (ms) and each frame's
 /// transit (arrival − media time, ms, up to a constant) for the count of late frames.
-#[derive(Default)]
 struct Receiver {
     last: Option<(Instant, f64)>,
     jitter: f64,
     transit: Vec<f64>,
+    /// A frame is late when its transit is more than this above the median (ms).
+    late_ms: f64,
+    /// A SIP far end's (RTP).
+    rtp: bool,
 }
 
 impl Receiver {
+    fn new(late_ms: f64, rtp: bool) -> Receiver {
+        Receiver {
+            last: None,
+            jitter: 0.0,
+            transit: Vec::new(),
+            late_ms,
+            rtp,
+        }
+    }
+
     fn frame(&mut self, now: Instant, media_ms: f64, origin: Instant) {
         let arrival = now.duration_since(origin).as_secs_f64() * 1000.0;
         if let Some((t0, m0)) = self.last {
@@ -178,8 +213,18 @@ impl Receiver {
         let mut sorted = self.transit.clone();
         sorted.sort_by(f64::total_cmp);
         let median = sorted[sorted.len() / 2];
-        let late = self.transit.iter().filter(|&&t| t > median + 20.0).count();
+        let late = self
+            .transit
+            .iter()
+            .filter(|&&t| t > median + self.late_ms)
+            .count();
         totals.late.fetch_add(late as u64, Ordering::Relaxed);
+        if self.rtp {
+            totals
+                .received_rtp
+                .fetch_add(self.transit.len() as u64, Ordering::Relaxed);
+            totals.late_rtp.fetch_add(late as u64, Ordering::Relaxed);
+        }
         totals
             .jitter_us
             .fetch_add((self.jitter * 1000.0) as u64, Ordering::Relaxed);
@@ -202,7 +247,8 @@ async fn phone(
     a: Arc<Args>,
     payloads: Arc<Vec<Bytes>>,
     totals: Arc<Totals>,
-    window: (Instant, Instant),
+    clock: std::sync::mpsc::Sender<Join>,
+    deadline: Instant,
 ) {
     let Ok(mut tcp) = TcpStream::connect(&a.rtmp).await else {
         totals.failed.fetch_add(1, Ordering::Relaxed);
@@ -231,12 +277,27 @@ async fn phone(
     let (mut publish, mut play): (Option<u32>, Option<u32>) = (None, None);
     let mut creating = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let (mut ts, mut k) = (0u32, 0usize);
-    let mut rx = Receiver::default();
-    let mut ok = false;
-    let end = window.1 + Duration::from_millis(200);
     loop {
+        if let (Some(publish), Some(play)) = (publish, play) {
+            // The call is up: the clock sends and receives from here on.
+            let Ok(std) = tcp.into_std() else {
+                totals.failed.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let _ = clock.send(Join::Phone(Box::new(ClockedPhone {
+                s,
+                tcp: mio::net::TcpStream::from_std(std),
+                pending: Vec::new(),
+                publish,
+                play,
+                payloads,
+                ts: 0,
+                k: 0,
+                rx: Receiver::new(20.0, false),
+                role,
+            })));
+            return;
+        }
         while let Some(o) = s.poll_output() {
             match o {
                 ClientOutput::Send(b) => {
@@ -257,7 +318,6 @@ async fn phone(
                         let _ = s.call("accept", codecs.clone());
                     }
                     ClientEvent::Call { name, .. } if name == "accepted" => {
-                        ok = true;
                         if role == Role::Caller {
                             totals.accepted.fetch_add(1, Ordering::Relaxed);
                         }
@@ -280,17 +340,6 @@ async fn phone(
                             play = Some(stream_id);
                         }
                     }
-                    ClientEvent::Media {
-                        stream_id,
-                        kind: MediaKind::Audio,
-                        timestamp,
-                        ..
-                    } if Some(stream_id) == play => {
-                        let now = Instant::now();
-                        if now >= window.0 && now < window.1 {
-                            rx.frame(now, f64::from(timestamp), window.0);
-                        }
-                    }
                     ClientEvent::ConnectRejected { .. } | ClientEvent::Closed { .. } => {
                         totals.failed.fetch_add(1, Ordering::Relaxed);
                         return;
@@ -299,47 +348,29 @@ async fn phone(
                 },
             }
         }
-        if Instant::now() >= end {
-            break;
+        if Instant::now() >= deadline {
+            totals.failed.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         tokio::select! {
             r = tcp.read(&mut buf) => match r {
                 Ok(0) | Err(_) => { s.handle_eof(Instant::now()); }
                 Ok(n) => s.handle_input(Instant::now(), &buf[..n]),
             },
-            _ = tick.tick() => {
-                if let Some(p) = publish {
-                    let now = Instant::now();
-                    let _ = s.send_media(p, MediaKind::Audio, ts, &payloads[k % payloads.len()]);
-                    if now >= window.0 && now < window.1 {
-                        totals.sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    ts += 20;
-                    k += 1;
-                }
-                s.handle_timeout(Instant::now());
-            }
-        }
-    }
-    if ok {
-        rx.report(&totals);
-    }
-    if role == Role::Caller {
-        let _ = s.call("bye", Vec::new());
-    }
-    s.close();
-    while let Some(o) = s.poll_output() {
-        if let ClientOutput::Send(b) = o {
-            let _ = tcp.write_all(&b).await;
+            _ = tokio::time::sleep(Duration::from_millis(20)) => s.handle_timeout(Instant::now()),
         }
     }
 }
 
-/// The far end's receive side: counts the call's frames in the window on the media task.
+/// The far end's receive side: counts the call's frames in the window. Called on the
+/// clock's tick (the call reads its RTP socket there), so a frame's arrival is the
+/// tick's time: 20 ms resolution, and a frame is late when it missed the tick the
+/// call's frames usually arrive in (transit more than half a tick above the median).
 struct CountSink {
     rx: Receiver,
     totals: Arc<Totals>,
     window: (Instant, Instant),
+    tick: Arc<TickTime>,
     reported: bool,
 }
 
@@ -348,7 +379,7 @@ impl FrameSink for CountSink {
         if frame.kind != FrameKind::Audio {
             return Ok(());
         }
-        let now = Instant::now();
+        let now = self.tick.get();
         if now >= self.window.0 && now < self.window.1 {
             // PCMU: 8 samples per ms.
             self.rx
@@ -361,29 +392,232 @@ impl FrameSink for CountSink {
     }
 }
 
-/// Sends the far end's PCMU frames every 20 ms into its call until the call ends.
-async fn far_sender(
-    tx: mpsc::Sender<Frame>,
+/// The time of the clock's current tick, for the far ends' sinks.
+struct TickTime {
+    origin: Instant,
+    ns: AtomicU64,
+}
+
+impl TickTime {
+    fn get(&self) -> Instant {
+        self.origin + Duration::from_nanos(self.ns.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, t: Instant) {
+        let ns = t.saturating_duration_since(self.origin).as_nanos();
+        self.ns
+            .store(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// An RTMP phone whose call is up, run by the clock.
+struct ClockedPhone {
+    s: ClientSession,
+    tcp: mio::net::TcpStream,
+    /// Bytes the socket did not take yet.
+    pending: Vec<u8>,
+    publish: u32,
+    play: u32,
     payloads: Arc<Vec<Bytes>>,
+    ts: u32,
+    k: usize,
+    rx: Receiver,
+    role: Role,
+}
+
+impl ClockedPhone {
+    /// Whatever the session has to send, and its events: the frames it received
+    /// (counted at `now` when in the window). False when the connection failed.
+    fn pump(&mut self, now: Instant, window: (Instant, Instant)) -> bool {
+        use std::io::Write;
+        while let Some(o) = self.s.poll_output() {
+            match o {
+                ClientOutput::Send(b) => self.pending.extend_from_slice(&b),
+                ClientOutput::Event(ClientEvent::Media {
+                    stream_id,
+                    kind: MediaKind::Audio,
+                    timestamp,
+                    ..
+                }) if stream_id == self.play => {
+                    if now >= window.0 && now < window.1 {
+                        self.rx.frame(now, f64::from(timestamp), window.0);
+                    }
+                }
+                ClientOutput::Event(
+                    ClientEvent::ConnectRejected { .. } | ClientEvent::Closed { .. },
+                ) => return false,
+                ClientOutput::Event(_) => {}
+            }
+        }
+        while !self.pending.is_empty() {
+            match self.tcp.write(&self.pending) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// What the socket has (one read when it returns less than the buffer: the socket
+    /// was drained then, and more data makes a new readiness edge).
+    fn read(&mut self, now: Instant, buf: &mut [u8]) -> bool {
+        use std::io::Read;
+        loop {
+            match self.tcp.read(buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.s.handle_input(now, &buf[..n]);
+                    if n < buf.len() {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// A SIP far end's call, run by the clock: its frames go in through the inlet, and
+/// each tick drains its RTP socket (the call's media task does not wake per packet).
+struct FarCall {
+    inlet: FrameInlet,
+    /// Keeps the call's `from_front` open.
+    _from_front: mpsc::Sender<Frame>,
+    k: u64,
+}
+
+/// What joins the clock.
+enum Join {
+    Phone(Box<ClockedPhone>),
+    Far(FarCall),
+}
+
+/// How often the clock looks at the phones' sockets between ticks: the resolution of
+/// their frames' arrival times.
+const POLL: Duration = Duration::from_millis(2);
+const TICK: Duration = Duration::from_millis(20);
+
+/// The load generator's one packet clock (a thread): every 20 ms each phone sends a
+/// tag and each SIP far end reads its RTP and sends a frame; in between, every
+/// [`POLL`] it reads the phones' sockets that epoll reports readable. So the generator
+/// wakes ~550 times a second however many calls it runs, instead of per packet.
+fn clock(
+    joins: std::sync::mpsc::Receiver<Join>,
     totals: Arc<Totals>,
     window: (Instant, Instant),
+    tick_time: Arc<TickTime>,
+    far_payloads: Arc<Vec<Bytes>>,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for k in 0u64.. {
-        tick.tick().await;
-        let frame = Frame {
-            kind: FrameKind::Audio,
-            payload: payloads[k as usize % payloads.len()].to_vec(),
-            media_time: k * 160,
-            marker: k == 0,
-        };
-        if tx.send(frame).await.is_err() {
-            return;
+    use mio::{Events, Interest, Poll, Token};
+    let end = window.1 + Duration::from_millis(300);
+    let mut poll = Poll::new().expect("epoll");
+    let mut events = Events::with_capacity(1024);
+    let mut phones: Vec<Option<ClockedPhone>> = Vec::new();
+    let mut fars: Vec<FarCall> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut next = Instant::now();
+    let fail = |p: &mut Option<ClockedPhone>| {
+        if p.take().is_some() {
+            totals.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        while let Ok(j) = joins.try_recv() {
+            match j {
+                Join::Phone(mut p) => {
+                    let token = Token(phones.len());
+                    if poll
+                        .registry()
+                        .register(&mut p.tcp, token, Interest::READABLE)
+                        .is_err()
+                    {
+                        totals.failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let mut p = Some(*p);
+                    if !p.as_mut().is_some_and(|p| p.pump(now, window)) {
+                        fail(&mut p);
+                    }
+                    phones.push(p);
+                }
+                Join::Far(f) => fars.push(f),
+            }
+        }
+        if now >= next {
+            // The tick: far ends first (what arrived since the last tick, then one
+            // frame each), then one tag from each phone.
+            let counted = now >= window.0 && now < window.1;
+            if counted {
+                totals.ticks.fetch_add(1, Ordering::Relaxed);
+                if now > next + Duration::from_millis(5) {
+                    totals.late_ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            tick_time.set(now);
+            for f in &mut fars {
+                if !f.inlet.tick() {
+                    continue;
+                }
+                let payload = &far_payloads[f.k as usize % far_payloads.len()];
+                let frame = FrameRef {
+                    kind: FrameKind::Audio,
+                    payload,
+                    media_time: f.k * 160,
+                    marker: f.k == 0,
+                };
+                if f.inlet.push(frame) && counted {
+                    totals.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                f.k += 1;
+            }
+            for slot in &mut phones {
+                let Some(p) = slot else { continue };
+                let payload = p.payloads[p.k % p.payloads.len()].clone();
+                let _ = p.s.send_media(p.publish, MediaKind::Audio, p.ts, &payload);
+                p.ts += 20;
+                p.k += 1;
+                p.s.handle_timeout(now);
+                if !p.pump(now, window) {
+                    fail(slot);
+                } else if counted {
+                    totals.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // As a timer that fires late catches up (tokio's `Burst`): the media
+            // timeline stays in step with real time.
+            next += TICK;
+        }
+        if poll.poll(&mut events, Some(Duration::ZERO)).is_ok() {
+            let now = Instant::now();
+            for ev in &events {
+                let Some(slot) = phones.get_mut(ev.token().0) else {
+                    continue;
+                };
+                let Some(p) = slot else { continue };
+                if !(p.read(now, &mut buf) && p.pump(now, window)) {
+                    fail(slot);
+                }
+            }
         }
         let now = Instant::now();
-        if now >= window.0 && now < window.1 {
-            totals.sent.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(next.min(now + POLL).saturating_duration_since(now));
+    }
+    for p in phones.iter_mut().filter_map(Option::as_mut) {
+        p.rx.report(&totals);
+        if p.role == Role::Caller {
+            let _ = p.s.call("bye", Vec::new());
         }
+        p.s.close();
+        let _ = p.pump(Instant::now(), window);
     }
 }
 
@@ -391,7 +625,13 @@ async fn far_sender(
 /// process, registered at `--sip`, answering with PCMU; each call's media is a frame port
 /// (RTP to and from the gateway's line, no codec work here).
 /// `window` is set once they are registered, before any call.
-async fn far_ends(a: Arc<Args>, totals: Arc<Totals>, window: Window) -> Ua {
+async fn far_ends(
+    a: Arc<Args>,
+    totals: Arc<Totals>,
+    window: Window,
+    clocks: Vec<std::sync::mpsc::Sender<Join>>,
+    ticks: Vec<Arc<TickTime>>,
+) -> Ua {
     let mut cfg = UaConfig::new("127.0.0.1:0".parse().unwrap());
     cfg.rtp_ports = PortRange::new(a.rtp_ports.0, a.rtp_ports.1).unwrap();
     // Answer with the codec list (PCMU) only, as a G.711 phone: the gateway's line then
@@ -399,26 +639,35 @@ async fn far_ends(a: Arc<Args>, totals: Arc<Totals>, window: Window) -> Ua {
     cfg.transcoder = false;
     let ua = Ua::start(cfg).await.unwrap();
     let proxy = sip::Uri::parse(&format!("sip:{};lr", a.sip)).unwrap();
-    let pcmu = tags(Codec::Pcmu, None);
     let registered = Arc::new(AtomicU64::new(0));
     for i in 0..a.calls {
         let mut line = LineConfig::new(&format!("callee{i}@{}", a.domain)).unwrap();
         line.password = Some("x".into());
         line.outbound_proxy = Some(proxy.clone());
         let mut setup = LineSetup::new(line);
-        let (totals2, pcmu2, window) = (totals.clone(), pcmu.clone(), window.clone());
+        let (totals2, window) = (totals.clone(), window.clone());
+        let (clock, tick) = (
+            clocks[i % clocks.len()].clone(),
+            ticks[i % ticks.len()].clone(),
+        );
         setup.audio = Some(Arc::new(move |_info: &ua::MediaInfo| {
             let window = *window.get().expect("window set before the calls");
             let (tx, from_front) = mpsc::channel(50);
-            tokio::spawn(far_sender(tx, pcmu2.clone(), totals2.clone(), window));
+            let inlet = FrameInlet::on_packet_clock();
+            let _ = clock.send(Join::Far(FarCall {
+                inlet: inlet.clone(),
+                _from_front: tx,
+                k: 0,
+            }));
             Ok(Port::Frames(FramePort {
-                inlet: None,
+                inlet: Some(inlet),
                 format: LegFormat::new(Codec::Pcmu, 0),
                 from_front,
                 to_front: Box::new(CountSink {
-                    rx: Receiver::default(),
+                    rx: Receiver::new(TICK.as_secs_f64() * 500.0, true),
                     totals: totals2.clone(),
                     window,
+                    tick: tick.clone(),
                     reported: false,
                 }),
             }))
@@ -500,10 +749,31 @@ async fn main() {
     let ramp = Duration::from_millis(a.ramp_ms * a.calls as u64);
     let rss_idle = a.pid.map_or(0, rss_kib);
     let shared_window: Window = Arc::default();
+    let (joins, joined): (Vec<_>, Vec<_>) = (0..a.clocks.max(1))
+        .map(|_| std::sync::mpsc::channel())
+        .unzip();
+    let tick_times: Vec<Arc<TickTime>> = joins
+        .iter()
+        .map(|_| {
+            Arc::new(TickTime {
+                origin: Instant::now(),
+                ns: AtomicU64::new(0),
+            })
+        })
+        .collect();
     // The far ends register first; the window follows the callers' ramp.
     let far_ua = match a.far {
         Far::Gateway => None,
-        Far::Sip => Some(far_ends(a.clone(), totals.clone(), shared_window.clone()).await),
+        Far::Sip => Some(
+            far_ends(
+                a.clone(),
+                totals.clone(),
+                shared_window.clone(),
+                joins.clone(),
+                tick_times.clone(),
+            )
+            .await,
+        ),
     };
     let start = Instant::now();
     let window = (
@@ -511,6 +781,16 @@ async fn main() {
         start + ramp + Duration::from_secs(3 + a.seconds),
     );
     let _ = shared_window.set(window);
+    // The calls are shared out over the clocks (threads) by index.
+    let far_payloads = tags(Codec::Pcmu, None);
+    let clocks: Vec<_> = joined
+        .into_iter()
+        .zip(tick_times)
+        .map(|(joined, tick_time)| {
+            let (totals, far_payloads) = (totals.clone(), far_payloads.clone());
+            std::thread::spawn(move || clock(joined, totals, window, tick_time, far_payloads))
+        })
+        .collect();
     let mut tasks = Vec::new();
     for i in 0..a.calls {
         let roles: &[(Role, &Arc<Vec<Bytes>>)] = match a.far {
@@ -524,7 +804,8 @@ async fn main() {
                 a.clone(),
                 payloads.clone(),
                 totals.clone(),
-                window,
+                joins[i % joins.len()].clone(),
+                window.1,
             )));
         }
         tokio::time::sleep(Duration::from_millis(a.ramp_ms)).await;
@@ -537,9 +818,12 @@ async fn main() {
     for t in tasks {
         let _ = t.await;
     }
+    // The clock runs the calls until 300 ms after the window (the far ends report at
+    // their first frame after it).
+    for c in clocks {
+        let _ = tokio::task::spawn_blocking(move || c.join()).await;
+    }
     if let Some(ua) = far_ua {
-        // The far ends report at their first frame after the window.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         tokio::time::timeout(Duration::from_secs(10), ua.shutdown())
             .await
             .ok();
@@ -556,12 +840,20 @@ async fn main() {
         1.0 - received as f64 / sent as f64
     };
     let late_pct = late as f64 * 100.0 / received.max(1) as f64;
+    let late_ticks_pct = totals.late_ticks.load(Ordering::Relaxed) as f64 * 100.0
+        / totals.ticks.load(Ordering::Relaxed).max(1) as f64;
+    let (received_rtp, late_rtp) = (
+        totals.received_rtp.load(Ordering::Relaxed),
+        totals.late_rtp.load(Ordering::Relaxed),
+    );
+    let late_rtp_pct = late_rtp as f64 * 100.0 / received_rtp.max(1) as f64;
+    let late_rtmp_pct = (late - late_rtp) as f64 * 100.0 / (received - received_rtp).max(1) as f64;
     let jitter_ms = totals.jitter_us.load(Ordering::Relaxed) as f64
         / 1000.0
         / totals.jitter_n.load(Ordering::Relaxed).max(1) as f64;
     let per_call = |x: f64, y: f64| (y - x) / a.seconds as f64 / accepted.max(1) as f64 * 100.0;
     println!(
-        "{{\"far\":\"{}\",\"codec\":\"{}\",\"calls\":{},\"accepted\":{accepted},\"failed\":{},\"sent\":{sent},\"received\":{received},\"loss_pct\":{:.3},\"late_pct\":{late_pct:.3},\"jitter_ms\":{jitter_ms:.2},\"gateway_cpu_pct_per_call\":{:.4},\"sipd_cpu_pct_per_call\":{:.4},\"load_cpu_pct_per_call\":{:.4},\"gateway_rss_kib\":{rss},\"gateway_rss_idle_kib\":{rss_idle}}}",
+        "{{\"far\":\"{}\",\"codec\":\"{}\",\"calls\":{},\"accepted\":{accepted},\"failed\":{},\"sent\":{sent},\"received\":{received},\"loss_pct\":{:.3},\"late_pct\":{late_pct:.3},\"late_to_rtmp_pct\":{late_rtmp_pct:.3},\"late_to_rtp_pct\":{late_rtp_pct:.3},\"jitter_ms\":{jitter_ms:.2},\"load_late_ticks_pct\":{late_ticks_pct:.2},\"gateway_cpu_pct_per_call\":{:.4},\"sipd_cpu_pct_per_call\":{:.4},\"load_cpu_pct_per_call\":{:.4},\"gateway_rss_kib\":{rss},\"gateway_rss_idle_kib\":{rss_idle}}}",
         if a.far == Far::Sip { "sip" } else { "gateway" },
         a.codec,
         a.calls,
