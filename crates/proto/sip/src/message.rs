@@ -497,7 +497,13 @@ impl Message {
             (HeaderName::CSeq, "CSeq"),
             (HeaderName::MaxForwards, "Max-Forwards"),
         ] {
-            if self.header_lines(name).nth(1).is_some() {
+            if self
+                .headers
+                .iter()
+                .filter(|h| h.name == name)
+                .nth(1)
+                .is_some()
+            {
                 return Err(ParseError::BadHeader(label));
             }
         }
