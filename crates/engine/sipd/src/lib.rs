@@ -33,6 +33,13 @@ pub struct SipdConfig {
     /// drops the bindings of closed connections. When several cores share one location
     /// service and one authenticator, exactly one of them does.
     pub location_upkeep: bool,
+    /// Overload protection: while messages wait this long in the receive queue before
+    /// they are served (see [`Sipd::set_queue_delay`]), new calls (INVITE outside a
+    /// dialog) are refused with 503 and Retry-After (RFC 3261 §21.5.4) and everything
+    /// else is served, so the calls in progress finish and the queue drains instead of
+    /// filling with retransmissions. Below T1 (500 ms), when peers start to
+    /// retransmit, and above the hiccups of a busy host.
+    pub overload_queue_delay: Duration,
 }
 
 impl Default for SipdConfig {
@@ -42,6 +49,7 @@ impl Default for SipdConfig {
             server: format!("Switchboard/{}", env!("CARGO_PKG_VERSION")),
             purge_interval: Duration::from_secs(30),
             location_upkeep: true,
+            overload_queue_delay: Duration::from_millis(300),
         }
     }
 }
@@ -65,6 +73,10 @@ pub struct Counters {
     /// Responses that matched no transaction or did not parse (dropped).
     pub dropped_responses: u64,
     pub registers: u64,
+    /// Retransmitted requests, answered by their transaction.
+    pub retransmissions: u64,
+    /// New calls refused with 503 while overloaded.
+    pub shed: u64,
 }
 
 impl Counters {
@@ -75,6 +87,8 @@ impl Counters {
         self.too_large += o.too_large;
         self.dropped_responses += o.dropped_responses;
         self.registers += o.registers;
+        self.retransmissions += o.retransmissions;
+        self.shed += o.shed;
     }
 }
 
@@ -99,6 +113,8 @@ pub struct Sipd<L: Locations> {
     out: VecDeque<Transmit>,
     wall: WallAnchor,
     next_purge: Instant,
+    /// How long the message being served waited in the receive queue.
+    queue_delay: Duration,
     counters: Counters,
 }
 
@@ -124,8 +140,16 @@ impl<L: Locations> Sipd<L> {
                 unix: now_unix,
             },
             next_purge,
+            queue_delay: Duration::ZERO,
             counters: Counters::default(),
         }
+    }
+
+    /// How long the next messages waited in the receive queue before being handed in
+    /// (the I/O layer knows: kernel receive timestamps); drives overload protection
+    /// ([`SipdConfig::overload_queue_delay`]).
+    pub fn set_queue_delay(&mut self, delay: Duration) {
+        self.queue_delay = delay;
     }
 
     pub fn registrar(&mut self) -> &mut Registrar<L> {
@@ -173,6 +197,15 @@ impl<L: Locations> Sipd<L> {
                 return;
             }
         };
+        // A retransmitted request only makes its transaction re-send the last response
+        // (§17.2.1, §17.2.2): it skips the validation and the `received` edit a new
+        // request needs, so a peer retransmitting at a server under load costs little.
+        if msg.is_request() && self.txns.is_retransmission(&msg) {
+            self.counters.retransmissions += 1;
+            self.txns.receive(now, msg, flow);
+            self.drain(now);
+            return;
+        }
         if let Err(e) = msg.validate() {
             if msg.is_request() && msg.method() != Some(&Method::Ack) {
                 self.counters.bad_requests += 1;
@@ -180,6 +213,21 @@ impl<L: Locations> Sipd<L> {
             } else {
                 self.counters.dropped_responses += 1;
             }
+            return;
+        }
+        if self.queue_delay >= self.config.overload_queue_delay
+            && msg.method() == Some(&Method::Invite)
+            && msg.to().is_ok_and(|t| t.tag().is_none())
+        {
+            self.counters.shed += 1;
+            let r = self
+                .response(&msg, 503, None)
+                .header("Retry-After", "5")
+                .build();
+            self.out.push_back(Transmit {
+                flow,
+                bytes: r.bytes(),
+            });
             return;
         }
         let msg = if msg.is_request() {

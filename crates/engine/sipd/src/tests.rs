@@ -66,6 +66,7 @@ fn register_over_udp_and_retransmission() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].as_bytes(), r.as_bytes());
     assert_eq!(s.counters().registers, 1);
+    assert_eq!(s.counters().retransmissions, 1);
 }
 
 #[test]
@@ -124,6 +125,12 @@ fn options_invite_cancel() {
         out.iter().map(|m| m.code().unwrap()).collect::<Vec<_>>(),
         vec![100, 480]
     );
+    // The INVITE again: its transaction (Completed) re-sends the 480, nothing else runs.
+    s.handle_message(now + Duration::from_millis(500), invite.as_bytes(), udp());
+    let again = drain(&mut s);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].as_bytes(), out[1].as_bytes());
+    assert_eq!(s.counters().retransmissions, 1);
     let cancel = REGISTER
         .replace("REGISTER sip:example.com", "CANCEL sip:bob@example.com")
         .replace("1 REGISTER", "1 CANCEL")
@@ -409,4 +416,40 @@ fn seed_8_25_proxy_rules() {
     let sipsak = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKsak\r\nFrom: sipsak <sip:sipsak@127.0.0.1:40000>;tag=s1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: sak1\r\nCSeq: 1 OPTIONS\r\nContact: <sip:sipsak@127.0.0.1:40000>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     s.handle_message(now, sipsak.as_bytes(), udp());
     assert_eq!(drain(&mut s)[0].code(), Some(200));
+}
+
+#[test]
+fn overload_refuses_new_calls_and_serves_the_rest() {
+    let (mut s, now) = server();
+    let invite = REGISTER
+        .replace("REGISTER sip:example.com", "INVITE sip:bob@127.0.0.1")
+        .replace("1 REGISTER", "1 INVITE")
+        .replace("z9hG4bKreg1", "z9hG4bKinv1");
+    s.set_queue_delay(Duration::from_millis(400));
+    s.handle_message(now, invite.as_bytes(), udp());
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].code(), Some(503));
+    assert_eq!(out[0].header_by_name("Retry-After"), Some("5"));
+    assert_eq!(s.counters().shed, 1);
+    // Registrations and requests inside a dialog are still served.
+    s.handle_message(now, REGISTER.as_bytes(), udp());
+    assert_eq!(drain(&mut s)[0].code(), Some(200));
+    let bye = invite
+        .replace("INVITE sip:bob@127.0.0.1", "BYE sip:bob@127.0.0.1")
+        .replace("1 INVITE", "2 BYE")
+        .replace(
+            "To: <sip:alice@example.com>",
+            "To: <sip:alice@example.com>;tag=9",
+        )
+        .replace("z9hG4bKinv1", "z9hG4bKbye1");
+    s.handle_message(now, bye.as_bytes(), udp());
+    assert_ne!(drain(&mut s).last().and_then(|m| m.code()), Some(503));
+    // Once the queue drains, new calls are taken again.
+    s.set_queue_delay(Duration::from_millis(5));
+    let invite2 = invite.replace("z9hG4bKinv1", "z9hG4bKinv2");
+    s.handle_message(now, invite2.as_bytes(), udp());
+    let codes: Vec<u16> = drain(&mut s).iter().filter_map(|m| m.code()).collect();
+    assert_eq!(codes, vec![100, 480]);
+    assert_eq!(s.counters().shed, 1);
 }

@@ -354,7 +354,11 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
         Err(_) => {}
     }
     s.bind(&addr.into())?;
-    Ok(s.into())
+    let s: std::net::UdpSocket = s.into();
+    if let Err(e) = mmsg::enable_timestamps(&s) {
+        info!(%addr, error = %e, "no receive timestamps: overload protection off");
+    }
+    Ok(s)
 }
 
 /// One core and its next deadline.
@@ -471,8 +475,10 @@ impl<L: Locations> Core<L> {
         d
     }
 
-    fn handle_datagram(&self, bytes: &[u8], flow: Flow) {
+    /// Serves one message that waited `queued` in the receive queue.
+    fn handle_datagram(&self, bytes: &[u8], flow: Flow, queued: Duration) {
         self.with_shard(self.shard_of(bytes), |s, now| {
+            s.set_queue_delay(queued);
             s.handle_message(now, bytes, flow)
         });
     }
@@ -486,7 +492,15 @@ impl<L: Locations> Core<L> {
         loop {
             match batch.recv(sock, true) {
                 Ok(n) => {
+                    // The kernel's receive stamps against the wall clock now: how far
+                    // behind the workers are (overload protection in the core).
+                    let wall = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default();
                     for i in 0..n {
+                        let queued = batch
+                            .received_at(i)
+                            .map_or(Duration::ZERO, |at| wall.saturating_sub(at));
                         let Some((bytes, Some(remote))) = batch.get(i) else {
                             continue;
                         };
@@ -497,7 +511,7 @@ impl<L: Locations> Core<L> {
                             local,
                             conn: None,
                         };
-                        self.handle_datagram(bytes, flow);
+                        self.handle_datagram(bytes, flow, queued);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -549,7 +563,7 @@ impl<L: Locations> Core<L> {
         match ev {
             NetEvent::Message { bytes, flow } => {
                 debug!(transport = %flow.transport, peer = %flow.remote, conn = ?flow.conn, len = bytes.len(), "recv {}", first_line(&bytes));
-                self.handle_datagram(&bytes, flow);
+                self.handle_datagram(&bytes, flow, Duration::ZERO);
             }
             NetEvent::Unframeable { bytes, flow, error } => {
                 self.with_shard(0, |s, _| s.reject_unframeable(&bytes, flow, &error))

@@ -6,14 +6,56 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Room for the control messages of one datagram: a `SCM_TIMESTAMPNS` (a cmsghdr and a
+/// timespec, 32 bytes) with margin, aligned for `cmsghdr`.
+#[cfg(target_os = "linux")]
+type Control = [u64; 8];
 
 /// Up to `N` received datagrams, one fixed-size slot each; longer ones are truncated to
 /// a slot, as `recv_from` into a buffer that size would.
 pub struct Datagrams<const N: usize> {
     buf: Box<[u8]>,
     slot: usize,
-    got: [(usize, Option<SocketAddr>); N],
+    got: [Got; N],
     count: usize,
+}
+
+/// Length, source and kernel receive time of one datagram.
+#[derive(Clone, Copy, Default)]
+struct Got {
+    len: usize,
+    from: Option<SocketAddr>,
+    at: Option<Duration>,
+}
+
+/// Has the kernel stamp each datagram of `sock` with its arrival time
+/// (`SO_TIMESTAMPNS`, wall clock), which [`Datagrams::received_at`] then reports: how long
+/// a datagram waited in the queue says whether the server keeps up.
+#[cfg(target_os = "linux")]
+pub fn enable_timestamps(sock: &std::net::UdpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and an int option of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn enable_timestamps(_sock: &std::net::UdpSocket) -> io::Result<()> {
+    Ok(())
 }
 
 impl<const N: usize> Datagrams<N> {
@@ -22,7 +64,7 @@ impl<const N: usize> Datagrams<N> {
         Datagrams {
             buf: vec![0u8; N * slot].into_boxed_slice(),
             slot,
-            got: [(0, None); N],
+            got: [Got::default(); N],
             count: 0,
         }
     }
@@ -42,9 +84,18 @@ impl<const N: usize> Datagrams<N> {
         if i >= self.count {
             return None;
         }
-        let (len, from) = *self.got.get(i)?;
+        let Got { len, from, .. } = *self.got.get(i)?;
         let data = self.buf.get(i * self.slot..i * self.slot + len)?;
         Some((data, from))
+    }
+
+    /// When datagram `i` arrived, as time since the Unix epoch, if the socket has
+    /// [`enable_timestamps`] on.
+    pub fn received_at(&self, i: usize) -> Option<Duration> {
+        if i >= self.count {
+            return None;
+        }
+        self.got.get(i)?.at
     }
 
     /// Receives up to `N` datagrams from `sock`. `wait`: block until
@@ -58,11 +109,13 @@ impl<const N: usize> Datagrams<N> {
         let mut names: [libc::sockaddr_storage; N] = unsafe { std::mem::zeroed() };
         let mut iov: [libc::iovec; N] = unsafe { std::mem::zeroed() };
         let mut msgs: [libc::mmsghdr; N] = unsafe { std::mem::zeroed() };
+        let mut control: [Control; N] = [[0; 8]; N];
         let base = self.buf.as_mut_ptr();
-        for (i, ((name, v), m)) in names
+        for (i, (((name, v), m), c)) in names
             .iter_mut()
             .zip(iov.iter_mut())
             .zip(msgs.iter_mut())
+            .zip(control.iter_mut())
             .enumerate()
         {
             // SAFETY: slot i lies inside `buf` (N * slot bytes).
@@ -73,6 +126,8 @@ impl<const N: usize> Datagrams<N> {
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = v;
             h.msg_iovlen = 1;
+            h.msg_control = c.as_mut_ptr().cast();
+            h.msg_controllen = std::mem::size_of::<Control>();
         }
         let flags = if wait {
             libc::MSG_WAITFORONE
@@ -96,10 +151,11 @@ impl<const N: usize> Datagrams<N> {
         }
         let n = (n as usize).min(N);
         for i in 0..n {
-            self.got[i] = (
-                (msgs[i].msg_len as usize).min(self.slot),
-                socket_addr(&names[i]),
-            );
+            self.got[i] = Got {
+                len: (msgs[i].msg_len as usize).min(self.slot),
+                from: socket_addr(&names[i]),
+                at: timestamp(&msgs[i].msg_hdr),
+            };
         }
         self.count = n;
         Ok(n)
@@ -110,10 +166,41 @@ impl<const N: usize> Datagrams<N> {
         self.count = 0;
         sock.set_nonblocking(!wait)?;
         let (len, from) = sock.recv_from(&mut self.buf[..self.slot])?;
-        self.got[0] = (len, Some(from));
+        self.got[0] = Got {
+            len,
+            from: Some(from),
+            at: None,
+        };
         self.count = 1;
         Ok(1)
     }
+}
+
+/// The `SCM_TIMESTAMPNS` the kernel put among `h`'s control messages, if any.
+#[cfg(target_os = "linux")]
+fn timestamp(h: &libc::msghdr) -> Option<Duration> {
+    // SAFETY: `h` was filled by recvmmsg: msg_control/msg_controllen describe the
+    // control bytes it wrote into our buffer, which the CMSG macros walk within.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(h) };
+    while !c.is_null() {
+        // SAFETY: a non-null header returned by CMSG_FIRSTHDR/CMSG_NXTHDR lies in the buffer.
+        let hdr = unsafe { &*c };
+        if hdr.cmsg_level == libc::SOL_SOCKET
+            && hdr.cmsg_type == libc::SCM_TIMESTAMPNS
+            && hdr.cmsg_len as usize
+                >= unsafe { libc::CMSG_LEN(std::mem::size_of::<libc::timespec>() as u32) } as usize
+        {
+            // SAFETY: the length check above: the data holds a timespec (maybe unaligned).
+            let ts =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>()) };
+            let secs = u64::try_from(ts.tv_sec).ok()?;
+            let nanos = u32::try_from(ts.tv_nsec).ok()?;
+            return Some(Duration::new(secs, nanos));
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        c = unsafe { libc::CMSG_NXTHDR(h, c) };
+    }
+    None
 }
 
 /// The address the kernel wrote into `s`, if IPv4 or IPv6.
@@ -186,6 +273,35 @@ mod tests {
             assert_eq!(batch.recv(&rx, true).unwrap(), 1);
             assert_eq!(batch.get(0).unwrap().0.len(), 256);
             assert!(batch.get(1).is_none());
+            assert!(batch.received_at(0).is_none(), "no stamps unless asked for");
+        }
+    }
+
+    /// With timestamps on, each datagram carries its arrival time: after the fact, and
+    /// as old as the time it waited in the queue.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn timestamps_tell_how_long_a_datagram_waited() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        enable_timestamps(&rx).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        tx.send_to(b"first", rx.local_addr().unwrap()).unwrap();
+        tx.send_to(b"second", rx.local_addr().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut batch = Datagrams::<4>::new(64);
+        let mut got = 0;
+        while got < 2 {
+            let n = batch.recv(&rx, true).unwrap();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            for i in 0..n {
+                let at = batch.received_at(i).expect("stamped");
+                assert!(at + Duration::from_millis(5) >= before && at <= now);
+                assert!(now - at >= Duration::from_millis(45), "waited in the queue");
+            }
+            got += n;
         }
     }
 }

@@ -596,6 +596,28 @@ impl Transactions {
         }
     }
 
+    /// Whether `request` (not an ACK) is a retransmission of a server transaction's
+    /// request (§17.2.3 matching by branch, sent-by and method), which the layer only
+    /// answers with the last response: the TU can pass it in without validating it.
+    /// RFC 2543 requests (no magic cookie) never count.
+    pub fn is_retransmission(&self, request: &Message) -> bool {
+        let Some(method) = request.method().filter(|m| **m != Method::Ack) else {
+            return false;
+        };
+        let Ok(via) = request.top_via() else {
+            return false;
+        };
+        let Some(branch) = via.branch().filter(|b| b.starts_with(BRANCH_MAGIC)) else {
+            return false;
+        };
+        let key = ServerKey {
+            branch: branch.to_string(),
+            sent_by: via.sent_by(),
+            method: method.clone(),
+        };
+        self.servers.contains_key(&key)
+    }
+
     /// The request that created server transaction `id`, and the flow it came on
     /// (`None` for a non-INVITE server transaction once it has sent its final response).
     pub fn server_request(&self, id: TxnId) -> Option<(&Message, Flow)> {
