@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,9 @@ pub struct Sip {
     pub auth_invite: bool,
     pub dns: String,
     pub workers: u32,
+    /// Overload protection: new calls get 503 while SIP datagrams wait this many
+    /// milliseconds in the receive queue; 0 turns it off.
+    pub overload_ms: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,6 +137,7 @@ impl Config {
                 auth_invite: false,
                 dns: String::new(),
                 workers: 0,
+                overload_ms: 300,
             },
             web: Web {
                 listen: if all {
@@ -564,6 +569,10 @@ impl Loaded {
                     0 => std::thread::available_parallelism().map_or(1, usize::from),
                     n => n as usize,
                 },
+                overload_delay: match c.sip.overload_ms {
+                    0 => Duration::MAX,
+                    ms => Duration::from_millis(u64::from(ms)),
+                },
                 phone: c.web.phone,
                 webrtc: opt_addr("web.webrtc", &c.web.webrtc, 8080)?,
                 origins: c.web.origins.clone(),
@@ -618,6 +627,8 @@ pub struct SipSettings {
     pub dns: Option<SocketAddr>,
     /// Threads serving SIP (resolved: at least 1).
     pub workers: usize,
+    /// Receive-queue delay from which new calls are refused (`Duration::MAX`: never).
+    pub overload_delay: Duration,
     pub phone: bool,
     pub webrtc: Option<SocketAddr>,
     pub origins: Vec<String>,

@@ -211,7 +211,10 @@ pub async fn run(
             addr: h.local_addr()?,
         });
     }
-    let sipd_config = SipdConfig::default();
+    let sipd_config = SipdConfig {
+        overload_queue_delay: args.overload_delay,
+        ..SipdConfig::default()
+    };
     // Several cores when several threads serve SIP, so that two messages rarely wait for
     // the same core (a core is locked for one message at a time).
     let workers = args.workers.max(1);
