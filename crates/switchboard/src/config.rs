@@ -89,6 +89,7 @@ pub struct Web {
     pub webrtc: String,
     pub origins: Vec<String>,
     pub rtp_ports: String,
+    pub packet_clock: bool,
     pub max_per_ip: u32,
     pub max_sockets: u32,
 }
@@ -149,6 +150,7 @@ impl Config {
                 webrtc: String::new(),
                 origins: Vec::new(),
                 rtp_ports: "16384-32767".into(),
+                packet_clock: true,
                 max_per_ip: 16,
                 max_sockets: 10_000,
             },
@@ -577,6 +579,7 @@ impl Loaded {
                 webrtc: opt_addr("web.webrtc", &c.web.webrtc, 8080)?,
                 origins: c.web.origins.clone(),
                 phone_rtp_ports: ports("web.rtp_ports", &c.web.rtp_ports)?,
+                packet_clock: c.web.packet_clock,
                 max_per_ip: c.web.max_per_ip as usize,
                 max_sockets: c.web.max_sockets as usize,
             },
@@ -633,6 +636,9 @@ pub struct SipSettings {
     pub webrtc: Option<SocketAddr>,
     pub origins: Vec<String>,
     pub phone_rtp_ports: ua::PortRange,
+    /// Connected browser calls run on the 20 ms packet clock (least CPU) rather than
+    /// per packet (least latency).
+    pub packet_clock: bool,
     pub max_per_ip: usize,
     pub max_sockets: usize,
 }

@@ -303,7 +303,7 @@ pub async fn run(
         uc.rtp_ports = args.phone_rtp_ports;
         let running = ua::Ua::start(uc).await.context("web phone user agent")?;
         let webrtc_addr = args.webrtc.unwrap_or(http_addr);
-        let rtc = front_web::RtcHandle::start(webrtc_addr)
+        let rtc = front_web::RtcHandle::start(webrtc_addr, args.packet_clock)
             .await
             .with_context(|| format!("cannot bind WebRTC UDP {webrtc_addr}"))?;
         let mut pc = front_web::PhoneConfig::default();
@@ -315,7 +315,15 @@ pub async fn run(
             sip::Uri::parse(&format!("sip:{proxy_addr};lr"))
                 .map_err(|e| anyhow::anyhow!("outbound proxy sip:{proxy_addr}: {e}"))?,
         );
-        phone_lines.push(format!("  WebRTC UDP     {}", rtc.local()));
+        phone_lines.push(format!(
+            "  WebRTC UDP     {} (media {})",
+            rtc.local(),
+            if rtc.packet_clock() {
+                "on the 20 ms packet clock"
+            } else {
+                "forwarded per packet"
+            }
+        ));
         phone = Some(front_web::Phone::new(
             running.handle(),
             running.media_ip(),

@@ -825,7 +825,11 @@ fn audio_factory(plan: Arc<Mutex<Option<Plan>>>, rtc: RtcHandle) -> AudioFactory
             format = format.with_telephone_event(t);
         }
         let (to_call, from_front) = mpsc::channel(64);
-        let inlet = FrameInlet::on_packet_clock();
+        let inlet = if rtc.packet_clock() {
+            FrameInlet::on_packet_clock()
+        } else {
+            FrameInlet::new()
+        };
         let to_front = rtc.attach(p.peer, inlet.clone(), to_call);
         Ok(Port::Frames(FramePort {
             format,

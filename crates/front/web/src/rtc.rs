@@ -4,9 +4,10 @@
 //! answers that client's offer: two peers on one codec, linked, frames passing between
 //! them untouched.
 //!
-//! Wake-ups are the cost of a call (issue 8), so: one task reads the socket, draining
-//! every queued datagram per wake-up, and serves the peers' timers on
-//! [`webrtc::PeersConfig::timer_tick`]'s grid; the browser's frames go into the call
+//! Wake-ups and system calls are the cost of a call (issue 8), so: one task reads the
+//! socket, draining every queued datagram per wake-up (`recvmmsg`), and serves the
+//! peers' timers on [`webrtc::PeersConfig::timer_tick`]'s grid; on the packet clock
+//! a tick's datagrams for all browsers leave in one `sendmmsg`; the browser's frames go into the call
 //! through its [`FrameInlet`] on this task (bridge and RTP send included) unless the
 //! call transcodes them; a call's media task hands its frames for the browser straight
 //! to the peer and the socket ([`RtcHandle::attach`]'s sink). No task or channel in
@@ -22,8 +23,8 @@ use media::bridge::FrameKind;
 use media::codec::Codec;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
-use ua::{DatagramSocket, Frame, FrameInlet, FrameRef, FrameSink, SinkError};
-use webrtc::{Answer, PeerEvent, PeerId, Peers, PeersConfig};
+use ua::{DatagramSocket, Datagrams, Frame, FrameInlet, FrameRef, FrameSink, SinkError};
+use webrtc::{Answer, PeerEvent, PeerId, Peers, PeersConfig, Transmit};
 
 /// What a call's socket task hears about its peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,12 +87,17 @@ struct State {
     /// The task reads the socket on the packet clock (every peer connected), not on
     /// each datagram.
     clocked: bool,
+    /// A tick is running: datagrams wait in `held` for its end.
+    hold: bool,
+    held: Vec<Transmit>,
 }
 
 struct Shared {
     state: Mutex<State>,
     /// Registered for reading only: no wake-up per datagram sent.
     sock: DatagramSocket,
+    /// Browser calls run on the packet clock once connected (`web.packet_clock`).
+    packet_clock: bool,
     /// Wakes the task when a call outside it made a timer earlier than `armed`.
     kick: Notify,
 }
@@ -110,7 +116,7 @@ impl Shared {
         // A linked peer's audio is sent on at once, which makes more to transmit.
         let mut more = true;
         while more {
-            transmit(&self.sock, &mut s.peers);
+            transmit(&self.sock, s);
             more = false;
             while let Some((id, e)) = s.peers.poll_event() {
                 if let (
@@ -167,8 +173,10 @@ fn now() -> Instant {
 
 impl RtcHandle {
     /// Binds the WebRTC UDP socket on `bind` (a specific address: it is the ICE host
-    /// candidate) and starts the task.
-    pub async fn start(bind: SocketAddr) -> std::io::Result<RtcHandle> {
+    /// candidate) and starts the task. `packet_clock`: connected browser calls share
+    /// the 20 ms packet clock ([`ua::clock`]: least CPU, up to a tick more latency each
+    /// way); otherwise every packet is forwarded as it arrives (least latency).
+    pub async fn start(bind: SocketAddr, packet_clock: bool) -> std::io::Result<RtcHandle> {
         if bind.ip().is_unspecified() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -186,8 +194,11 @@ impl RtcHandle {
                 links: HashMap::new(),
                 armed: None,
                 clocked: false,
+                hold: false,
+                held: Vec::new(),
             }),
             sock,
+            packet_clock,
             kick: Notify::new(),
         });
         let (alive, stop) = oneshot::channel();
@@ -202,6 +213,11 @@ impl RtcHandle {
     /// The shared UDP address (host candidate).
     pub fn local(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Whether connected browser calls run on the packet clock (see [`RtcHandle::start`]).
+    pub fn packet_clock(&self) -> bool {
+        self.shared.packet_clock
     }
 
     pub(crate) async fn offer(
@@ -294,11 +310,15 @@ impl FrameSink for PeerSink {
     }
 }
 
-/// Datagrams read per wake-up before the task yields to others.
-const RECV_BATCH: usize = 64;
+/// Datagrams per `recvmmsg`.
+const RECV_SLOTS: usize = 32;
+/// Room per datagram (longer ones are cut, and fail to authenticate).
+const RECV_SLOT: usize = 2048;
+/// `recvmmsg` calls per wake-up before the task yields to others.
+const RECV_BATCHES: usize = 2;
 /// On the packet clock: a tick's worth of every call's datagrams (the socket's
 /// receive buffer bounds what can wait).
-const CLOCKED_BATCH: usize = 16_384;
+const CLOCKED_BATCHES: usize = 512;
 
 /// The socket is read per datagram while a peer is setting up (its handshake goes at
 /// the pace of its datagrams) or none exists (an idle server sleeps); once every peer
@@ -308,7 +328,7 @@ const CLOCKED_BATCH: usize = 16_384;
 /// wake-up per tick instead of two wake-ups per packet each, at the price of up to a
 /// tick of latency each way.
 async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
-    let mut buf = vec![0u8; 2048];
+    let mut batch = Datagrams::<RECV_SLOTS>::new(RECV_SLOT);
     let mut outbox = Outbox::new();
     let mut calls: Vec<Arc<ToCall>> = Vec::new();
     // One timer, re-armed only when the deadline changes.
@@ -318,12 +338,13 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
     loop {
         let (wake, clocked, tick) = {
             let mut s = shared.lock();
-            let clocked = !s.peers.is_empty() && s.peers.connecting() == 0;
+            let clocked = shared.packet_clock && !s.peers.is_empty() && s.peers.connecting() == 0;
             if clocked && !s.clocked {
                 shared.sock.unwatch();
             }
             s.clocked = clocked;
-            let ticking = clocked || s.attached.values().any(|a| a.to_call.is_some());
+            let ticking = clocked
+                || (shared.packet_clock && s.attached.values().any(|a| a.to_call.is_some()));
             let tick = ticking.then(|| ua::clock::next_tick(now()));
             s.armed = match (tick, clocked) {
                 (Some(t), true) => Some(t),
@@ -344,7 +365,7 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
                     continue;
                 }
                 let mut s = shared.lock();
-                receive(&shared.sock, &mut s.peers, &mut buf, RECV_BATCH);
+                receive(&shared.sock, &mut s.peers, &mut batch, RECV_BATCHES);
                 shared.pump(&mut s, Some(&mut outbox));
             }
             () = shared.kick.notified() => {
@@ -355,8 +376,10 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
                 armed = None;
                 let now = now();
                 let mut s = shared.lock();
+                // What the tick sends, the calls' frames included, leaves at its end.
+                s.hold = true;
                 if clocked {
-                    receive(&shared.sock, &mut s.peers, &mut buf, CLOCKED_BATCH);
+                    receive(&shared.sock, &mut s.peers, &mut batch, CLOCKED_BATCHES);
                 }
                 if s.peers.poll_timeout().is_some_and(|t| t <= now) {
                     s.peers.handle_timeout(now);
@@ -375,16 +398,32 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
         for call in calls.drain(..) {
             call.inlet.tick();
         }
+        let mut s = shared.lock();
+        if s.hold {
+            s.hold = false;
+            flush(&shared.sock, &mut s.held);
+        }
     }
 }
 
-/// The datagrams queued on the socket, up to `max`, into the peers.
-fn receive(sock: &DatagramSocket, peers: &mut Peers, buf: &mut [u8], max: usize) {
-    for _ in 0..max {
-        match sock.try_recv_from(buf) {
-            Ok((n, from)) => {
-                peers.handle_datagram(now(), from, &buf[..n]);
+/// The datagrams queued on the socket into the peers: up to `batches` `recvmmsg`
+/// calls, stopping at the first short one (the queue is empty).
+fn receive(
+    sock: &DatagramSocket,
+    peers: &mut Peers,
+    batch: &mut Datagrams<RECV_SLOTS>,
+    batches: usize,
+) {
+    for _ in 0..batches {
+        let got = sock.try_recv_batch(batch);
+        let now = now();
+        for i in 0..batch.len() {
+            if let Some((data, Some(from))) = batch.get(i) {
+                peers.handle_datagram(now, from, data);
             }
+        }
+        match got {
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) => {
                 debug!(error = %e, "webrtc recv");
@@ -394,15 +433,28 @@ fn receive(sock: &DatagramSocket, peers: &mut Peers, buf: &mut [u8], max: usize)
     }
 }
 
-/// Sends what the peers queued. Never waits: a datagram the socket cannot take now
-/// (its send buffer full) is dropped, as the network would; str0m retransmits what
-/// needs it (DTLS, STUN answers are re-asked).
-fn transmit(sock: &DatagramSocket, peers: &mut Peers) {
-    while let Some(t) = peers.poll_transmit() {
-        if let Err(e) = sock.try_send_to(&t.payload, t.to) {
-            debug!(to = %t.to, error = %e, "webrtc send");
-        }
+/// Sends what the peers queued, or holds it while a tick runs. Never waits: a
+/// datagram the socket cannot take now (its send buffer full) is dropped, as the
+/// network would; str0m retransmits what needs it (DTLS, STUN answers are re-asked).
+fn transmit(sock: &DatagramSocket, s: &mut State) {
+    while let Some(t) = s.peers.poll_transmit() {
+        s.held.push(t);
     }
+    if !s.hold {
+        flush(sock, &mut s.held);
+    }
+}
+
+/// Sends `held` with as few `sendmmsg` calls as fit.
+fn flush(sock: &DatagramSocket, held: &mut Vec<Transmit>) {
+    if held.is_empty() {
+        return;
+    }
+    let out: Vec<(&[u8], SocketAddr)> = held.iter().map(|t| (&t.payload[..], t.to)).collect();
+    if let Err(e) = sock.try_send_all(&out) {
+        debug!(error = %e, "webrtc send");
+    }
+    held.clear();
 }
 
 /// A peer's event to its call; a frame is returned with where it goes.

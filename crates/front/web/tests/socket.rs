@@ -21,7 +21,7 @@ async fn server(cfg: PhoneConfig) -> (SocketAddr, ua::Ua) {
     let ua = ua::Ua::start(ua::UaConfig::new("127.0.0.1:0".parse().unwrap()))
         .await
         .unwrap();
-    let rtc = RtcHandle::start("127.0.0.1:0".parse().unwrap())
+    let rtc = RtcHandle::start("127.0.0.1:0".parse().unwrap(), true)
         .await
         .unwrap();
     let phone = Phone::new(ua.handle(), ua.media_ip(), rtc, cfg);

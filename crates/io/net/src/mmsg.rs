@@ -1,7 +1,8 @@
-//! Several datagrams per system call: `recvmmsg(2)` into fixed slots. The SIP UDP
-//! workers wait for the first datagram and take whatever else is queued with it; the
-//! RTP receivers (`ua`) take what is queued without waiting. The unsafe FFI of the I/O
-//! layer is confined to this module.
+//! Several datagrams per system call: `recvmmsg(2)` into fixed slots, `sendmmsg(2)`
+//! from a list. The SIP UDP workers wait for the first datagram and take whatever else
+//! is queued with it; the RTP receivers (`ua`) take what is queued without waiting; the
+//! WebRTC task sends a packet-clock tick's datagrams in one call. The unsafe FFI of the
+//! I/O layer is confined to this module.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -203,6 +204,111 @@ fn timestamp(h: &libc::msghdr) -> Option<Duration> {
     None
 }
 
+/// Datagrams per `sendmmsg` call in [`send_all`].
+const SEND_BATCH: usize = 64;
+
+/// Sends every datagram of `out` (payload, destination) from `sock`, `SEND_BATCH` per
+/// `sendmmsg`, never waiting (`MSG_DONTWAIT`). A datagram the kernel refuses (a full
+/// send buffer, an unreachable destination) is dropped, as a lost packet; the rest are
+/// still sent. Returns how many were sent, or the first error when none was.
+#[cfg(target_os = "linux")]
+pub fn send_all(sock: &std::net::UdpSocket, out: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut sent = 0;
+    let mut first_err = None;
+    let mut rest = out;
+    while !rest.is_empty() {
+        let chunk = rest.get(..SEND_BATCH.min(rest.len())).unwrap_or(rest);
+        // SAFETY: all-zero is a valid value of these plain C structs.
+        let mut names: [libc::sockaddr_storage; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        let mut iov: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        for (((data, to), name), (v, m)) in chunk
+            .iter()
+            .zip(names.iter_mut())
+            .zip(iov.iter_mut().zip(msgs.iter_mut()))
+        {
+            // The kernel only reads the buffer.
+            v.iov_base = data.as_ptr().cast_mut().cast();
+            v.iov_len = data.len();
+            let h = &mut m.msg_hdr;
+            h.msg_namelen = sockaddr_of(*to, name);
+            h.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            h.msg_iov = v;
+            h.msg_iovlen = 1;
+        }
+        // SAFETY: the first `chunk.len()` headers point at live buffers of the lengths
+        // given (names, iovecs and the caller's payloads), which outlive the call.
+        let n = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                chunk.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        let skip = if n < 0 {
+            // The first datagram of the chunk failed: drop it, go on with the rest.
+            first_err.get_or_insert(io::Error::last_os_error());
+            1
+        } else {
+            // A short count: the datagram after the last one sent failed.
+            let n = n as usize;
+            sent += n;
+            if n < chunk.len() { n + 1 } else { n }
+        };
+        rest = rest.get(skip..).unwrap_or(&[]);
+    }
+    match first_err {
+        Some(e) if sent == 0 => Err(e),
+        _ => Ok(sent),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn send_all(sock: &std::net::UdpSocket, out: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
+    let mut sent = 0;
+    let mut first_err = None;
+    for (data, to) in out {
+        match sock.send_to(data, to) {
+            Ok(_) => sent += 1,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) if sent == 0 => Err(e),
+        _ => Ok(sent),
+    }
+}
+
+/// Writes `a` into `s` as a `sockaddr_in`/`sockaddr_in6`; returns its length.
+#[cfg(target_os = "linux")]
+fn sockaddr_of(a: SocketAddr, s: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    match a {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let v = unsafe { &mut *(s as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            v.sin_family = libc::AF_INET as libc::sa_family_t;
+            v.sin_port = a.port().to_be();
+            v.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v =
+                unsafe { &mut *(s as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            v.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            v.sin6_port = a.port().to_be();
+            v.sin6_addr.s6_addr = a.ip().octets();
+            v.sin6_flowinfo = a.flowinfo();
+            v.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
 /// The address the kernel wrote into `s`, if IPv4 or IPv6.
 #[cfg(target_os = "linux")]
 fn socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -302,6 +408,42 @@ mod tests {
                 assert!(now - at >= Duration::from_millis(45), "waited in the queue");
             }
             got += n;
+        }
+    }
+
+    /// `send_all` over real loopback sockets (v4 and v6): more datagrams than one
+    /// `sendmmsg` takes, to two receivers, arrive complete, in order, from the sender;
+    /// one undeliverable destination (port 0: `EINVAL`) is dropped
+    /// and the others still go.
+    #[test]
+    fn send_all_sends_every_datagram_in_order() {
+        for ip in ["127.0.0.1", "::1"] {
+            let Ok(tx) = std::net::UdpSocket::bind((ip, 0)) else {
+                continue; // no IPv6 on this host
+            };
+            let rx: Vec<_> = (0..2)
+                .map(|_| {
+                    let r = std::net::UdpSocket::bind((ip, 0)).unwrap();
+                    r.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    r
+                })
+                .collect();
+            let bad = SocketAddr::new(ip.parse().unwrap(), 0);
+            let payloads: Vec<Vec<u8>> = (0..150u8).map(|k| vec![k; 20 + usize::from(k)]).collect();
+            let mut out: Vec<(&[u8], SocketAddr)> = payloads
+                .iter()
+                .enumerate()
+                .map(|(k, p)| (p.as_slice(), rx[k % 2].local_addr().unwrap()))
+                .collect();
+            out.insert(70, (&[1, 2, 3], bad));
+            assert_eq!(send_all(&tx, &out).unwrap(), 150);
+            let mut buf = [0u8; 512];
+            for k in 0..150usize {
+                let (n, from) = rx[k % 2].recv_from(&mut buf).unwrap();
+                assert_eq!(from, tx.local_addr().unwrap());
+                assert_eq!(&buf[..n], payloads[k].as_slice());
+            }
+            assert!(send_all(&tx, &[(&[1], bad)]).is_err());
         }
     }
 }

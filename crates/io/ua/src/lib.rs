@@ -38,6 +38,7 @@ pub use audio::{
     SilencePort, SinkError, WavPort,
 };
 pub use driver::{LineSetup, MediaStats, Ua, UaConfig, UaError, UaEvent, UaHandle};
+pub use net::mmsg::Datagrams;
 pub use ports::{DatagramSocket, PortRange};
 pub use video::{VideoFactory, VideoInfo, VideoPacket, VideoPort};
 pub use wav::{WavReader, WavWriter};

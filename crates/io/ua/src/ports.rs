@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use net::mmsg::Datagrams;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -158,6 +159,26 @@ impl DatagramSocket {
 
     pub fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         self.sock.send_to(buf, to)
+    }
+
+    /// Sends every datagram of `out` with as few `sendmmsg` calls as fit, never
+    /// waiting; one the kernel refuses is dropped ([`net::mmsg::send_all`]).
+    pub fn try_send_all(&self, out: &[(&[u8], SocketAddr)]) -> std::io::Result<usize> {
+        net::mmsg::send_all(&self.sock, out)
+    }
+
+    /// Takes up to `N` queued datagrams into `batch` with one `recvmmsg`, without
+    /// waiting. A batch shorter than `N` proves the queue empty: it reads as
+    /// `WouldBlock` (the datagrams are in `batch`, and the next
+    /// [`DatagramSocket::readable`] waits for a new one), as an empty queue does.
+    pub fn try_recv_batch<const N: usize>(
+        &self,
+        batch: &mut Datagrams<N>,
+    ) -> std::io::Result<usize> {
+        self.try_read_io(|s| match batch.recv(s, false)? {
+            n if n < N => Err(std::io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
