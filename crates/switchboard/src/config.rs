@@ -76,8 +76,8 @@ pub struct Sip {
     pub auth_invite: bool,
     pub dns: String,
     pub workers: u32,
-    /// Overload protection: new calls get 503 while SIP datagrams wait this many
-    /// milliseconds in the receive queue; 0 turns it off.
+    /// Overload protection: new calls get 503 once SIP datagrams have waited this many
+    /// milliseconds in the receive queue for a second on end; 0 turns it off.
     pub overload_ms: u32,
 }
 

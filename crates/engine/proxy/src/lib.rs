@@ -1135,6 +1135,17 @@ impl Proxy {
     ) {
         let _ = now;
         self.learn_flow(flow);
+        // The ACK for a response sent here statelessly (a 400, a 503 under overload): its
+        // To tag is one of ours and no transaction took it. It ends here (as the ACK
+        // for a non-2xx final response ends at the hop that sent it, §17.1.1.3).
+        if msg
+            .to()
+            .ok()
+            .and_then(|t| t.tag())
+            .is_some_and(|t| t.starts_with(&self.tag_prefix))
+        {
+            return;
+        }
         let loop_hash = Self::loop_hash(msg);
         if self.is_loop(msg, loop_hash) {
             return;

@@ -33,12 +33,12 @@ pub struct SipdConfig {
     /// drops the bindings of closed connections. When several cores share one location
     /// service and one authenticator, exactly one of them does.
     pub location_upkeep: bool,
-    /// Overload protection: while messages wait this long in the receive queue before
-    /// they are served (see [`Sipd::set_queue_delay`]), new calls (INVITE outside a
-    /// dialog) are refused with 503 and Retry-After (RFC 3261 §21.5.4) and everything
-    /// else is served, so the calls in progress finish and the queue drains instead of
-    /// filling with retransmissions. Below T1 (500 ms), when peers start to
-    /// retransmit, and above the hiccups of a busy host.
+    /// Overload protection: once messages have waited at least this long in the receive
+    /// queue before being served (see [`Sipd::set_queue_delay`]) for [`OVERLOAD_SUSTAIN`]
+    /// without a break, new calls (INVITE outside a dialog) are refused with 503 and
+    /// Retry-After (RFC 3261 §21.5.4) and everything else is served, so the calls in
+    /// progress finish and the queue drains instead of filling with retransmissions. A
+    /// passing stall of the host is ridden out: its late INVITEs are still served.
     pub overload_queue_delay: Duration,
 }
 
@@ -53,6 +53,11 @@ impl Default for SipdConfig {
         }
     }
 }
+
+/// How long the receive queue must stay behind before new calls are refused: longer
+/// than a busy host's stalls, short enough that retransmissions (T1 = 500 ms, doubling)
+/// have not yet taken over.
+pub const OVERLOAD_SUSTAIN: Duration = Duration::from_secs(1);
 
 /// Bytes to send on a flow.
 #[derive(Clone, Debug)]
@@ -115,6 +120,8 @@ pub struct Sipd<L: Locations> {
     next_purge: Instant,
     /// How long the message being served waited in the receive queue.
     queue_delay: Duration,
+    /// Since when every message has waited `overload_queue_delay` or more.
+    behind_since: Option<Instant>,
     counters: Counters,
 }
 
@@ -141,6 +148,7 @@ impl<L: Locations> Sipd<L> {
             },
             next_purge,
             queue_delay: Duration::ZERO,
+            behind_since: None,
             counters: Counters::default(),
         }
     }
@@ -215,7 +223,14 @@ impl<L: Locations> Sipd<L> {
             }
             return;
         }
-        if self.queue_delay >= self.config.overload_queue_delay
+        if self.queue_delay < self.config.overload_queue_delay {
+            self.behind_since = None;
+        } else if self.behind_since.is_none() {
+            self.behind_since = Some(now);
+        }
+        if self
+            .behind_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= OVERLOAD_SUSTAIN)
             && msg.method() == Some(&Method::Invite)
             && msg.to().is_ok_and(|t| t.tag().is_none())
         {

@@ -425,13 +425,36 @@ fn overload_refuses_new_calls_and_serves_the_rest() {
         .replace("REGISTER sip:example.com", "INVITE sip:bob@127.0.0.1")
         .replace("1 REGISTER", "1 INVITE")
         .replace("z9hG4bKreg1", "z9hG4bKinv1");
+    // A stall: late, but new calls are still taken.
     s.set_queue_delay(Duration::from_millis(400));
+    s.handle_message(now, invite.as_bytes(), udp());
+    let codes: Vec<u16> = drain(&mut s).iter().filter_map(|m| m.code()).collect();
+    assert_eq!(codes, vec![100, 480]);
+    // Still behind a second later: overloaded.
+    let now = now + OVERLOAD_SUSTAIN;
+    let invite = invite.replace("z9hG4bKinv1", "z9hG4bKinv0");
     s.handle_message(now, invite.as_bytes(), udp());
     let out = drain(&mut s);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].code(), Some(503));
     assert_eq!(out[0].header_by_name("Retry-After"), Some("5"));
     assert_eq!(s.counters().shed, 1);
+    // Its ACK (To tag of the 503) ends here: nothing is forwarded.
+    let tag = out[0].to().unwrap().tag().unwrap().to_string();
+    let ack = |tag: &str| {
+        invite
+            .replace("INVITE sip:bob@127.0.0.1", "ACK sip:bob@192.0.2.7:5060")
+            .replace("1 INVITE", "1 ACK")
+            .replace(
+                "To: <sip:alice@example.com>",
+                &format!("To: <sip:alice@example.com>;tag={tag}"),
+            )
+    };
+    s.handle_message(now, ack(&tag).as_bytes(), udp());
+    assert!(drain(&mut s).is_empty());
+    // (An ACK with someone else's tag, for a 2xx, is relayed to its target.)
+    s.handle_message(now, ack("far-end-tag").as_bytes(), udp());
+    assert_eq!(drain(&mut s).len(), 1);
     // Registrations and requests inside a dialog are still served.
     s.handle_message(now, REGISTER.as_bytes(), udp());
     assert_eq!(drain(&mut s)[0].code(), Some(200));
