@@ -14,9 +14,10 @@
 //! Once a call is up, its media runs on the generator's packet clocks (`--clocks`
 //! threads, 2 by default, calls shared out by index): every 20 ms each RTMP phone
 //! writes one tag and each SIP far end reads its RTP socket and sends one frame
-//! ([`ua::FrameInlet::on_packet_clock`]), and every 2 ms the clock reads the phones'
-//! sockets that epoll reports readable. The generator thus wakes ~550 times a second
-//! per clock however many calls it runs, not per packet.
+//! ([`ua::FrameInlet::on_packet_clock`]), spread over ten 2 ms sub-ticks by call (as
+//! independent phones' packets would be, not one burst per 20 ms), and every 2 ms the
+//! clock reads the phones' sockets that epoll reports readable. The generator thus
+//! wakes 500 times a second per clock however many calls it runs, not per packet.
 //!
 //! After a warm-up it measures, over the steady window: frames sent and received (loss),
 //! the interarrival jitter of received frames (RFC 3550 A.8 on arrival time vs media
@@ -26,7 +27,7 @@
 //! phone when its transit is more than one frame time (20 ms) above the receiver's
 //! median transit (arrival read within 2 ms); at a SIP far end, which reads on the
 //! 20 ms tick, when it missed the tick its call's frames usually arrive in (transit
-//! more than 10 ms above the median). `load_late_ticks_pct`: ticks the generator
+//! more than 10 ms above the median). `load_late_ticks_pct`: sub-ticks the generator
 //! itself started more than 5 ms late (it was short of CPU: the run then says little
 //! about the gateway).
 //!
@@ -502,10 +503,11 @@ enum Join {
 const POLL: Duration = Duration::from_millis(2);
 const TICK: Duration = Duration::from_millis(20);
 
-/// The load generator's one packet clock (a thread): every 20 ms each phone sends a
-/// tag and each SIP far end reads its RTP and sends a frame; in between, every
-/// [`POLL`] it reads the phones' sockets that epoll reports readable. So the generator
-/// wakes ~550 times a second however many calls it runs, instead of per packet.
+/// One of the load generator's packet clocks (a thread): every 20 ms each of its phones
+/// sends a tag and each SIP far end reads its RTP and sends a frame, a tenth of them on
+/// each [`POLL`] sub-tick, after which it reads the phones' sockets that epoll reports
+/// readable. So a clock wakes 500 times a second however many calls it runs, instead
+/// of per packet.
 fn clock(
     joins: std::sync::mpsc::Receiver<Join>,
     totals: Arc<Totals>,
@@ -521,6 +523,10 @@ fn clock(
     let mut fars: Vec<FarCall> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut next = Instant::now();
+    // Sub-ticks of [`POLL`]: call `i` sends on sub-tick `i % SLOTS`, so that the calls'
+    // packets are spread over the 20 ms as independent phones' would be, not one burst.
+    const SLOTS: usize = (TICK.as_millis() / POLL.as_millis()) as usize;
+    let mut sub = 0usize;
     let fail = |p: &mut Option<ClockedPhone>| {
         if p.take().is_some() {
             totals.failed.fetch_add(1, Ordering::Relaxed);
@@ -553,8 +559,9 @@ fn clock(
             }
         }
         if now >= next {
-            // The tick: far ends first (what arrived since the last tick, then one
-            // frame each), then one tag from each phone.
+            // A sub-tick: its share of the far ends first (what arrived since their
+            // last tick, then one frame each), then one tag from its share of phones.
+            let slot = sub % SLOTS;
             let counted = now >= window.0 && now < window.1;
             if counted {
                 totals.ticks.fetch_add(1, Ordering::Relaxed);
@@ -563,7 +570,7 @@ fn clock(
                 }
             }
             tick_time.set(now);
-            for f in &mut fars {
+            for f in fars.iter_mut().skip(slot).step_by(SLOTS) {
                 if !f.inlet.tick() {
                     continue;
                 }
@@ -579,7 +586,7 @@ fn clock(
                 }
                 f.k += 1;
             }
-            for slot in &mut phones {
+            for slot in phones.iter_mut().skip(slot).step_by(SLOTS) {
                 let Some(p) = slot else { continue };
                 let payload = p.payloads[p.k % p.payloads.len()].clone();
                 let _ = p.s.send_media(p.publish, MediaKind::Audio, p.ts, &payload);
@@ -594,7 +601,8 @@ fn clock(
             }
             // As a timer that fires late catches up (tokio's `Burst`): the media
             // timeline stays in step with real time.
-            next += TICK;
+            next += POLL;
+            sub += 1;
         }
         if poll.poll(&mut events, Some(Duration::ZERO)).is_ok() {
             let now = Instant::now();
@@ -609,7 +617,7 @@ fn clock(
             }
         }
         let now = Instant::now();
-        std::thread::sleep(next.min(now + POLL).saturating_duration_since(now));
+        std::thread::sleep(next.saturating_duration_since(now));
     }
     for p in phones.iter_mut().filter_map(Option::as_mut) {
         p.rx.report(&totals);
