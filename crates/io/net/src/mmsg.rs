@@ -396,7 +396,9 @@ mod tests {
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         tx.send_to(b"first", rx.local_addr().unwrap()).unwrap();
         tx.send_to(b"second", rx.local_addr().unwrap()).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        // The stamp is taken when the loopback delivers, which a loaded host may defer
+        // a little (softirq): wait well beyond that.
+        std::thread::sleep(Duration::from_millis(200));
         let mut batch = Datagrams::<4>::new(64);
         let mut got = 0;
         while got < 2 {
@@ -405,7 +407,10 @@ mod tests {
             for i in 0..n {
                 let at = batch.received_at(i).expect("stamped");
                 assert!(at + Duration::from_millis(5) >= before && at <= now);
-                assert!(now - at >= Duration::from_millis(45), "waited in the queue");
+                assert!(
+                    now - at >= Duration::from_millis(100),
+                    "waited in the queue"
+                );
             }
             got += n;
         }
