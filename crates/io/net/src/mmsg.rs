@@ -389,66 +389,42 @@ mod tests {
     #[test]
     fn timestamps_tell_how_long_a_datagram_waited() {
         use std::time::{SystemTime, UNIX_EPOCH};
+        let wall = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         enable_timestamps(&rx).unwrap();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        tx.send_to(b"first", rx.local_addr().unwrap()).unwrap();
-        tx.send_to(b"second", rx.local_addr().unwrap()).unwrap();
-        // The stamp is taken when the loopback delivers, which a loaded host may defer
-        // a little (softirq): wait well beyond that.
-        std::thread::sleep(Duration::from_millis(200));
+        let to = rx.local_addr().unwrap();
         let mut batch = Datagrams::<4>::new(64);
+        // The kernel turns arrival stamping on asynchronously (a deferred static-key
+        // switch, the first time any socket asks); until then a datagram is stamped
+        // when read. Probe until arrival stamps show.
+        let mut on = false;
+        for _ in 0..50 {
+            tx.send_to(b"probe", to).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(batch.recv(&rx, true).unwrap(), 1);
+            let at = batch.received_at(0).expect("stamped");
+            if wall() - at >= Duration::from_millis(15) {
+                on = true;
+                break;
+            }
+        }
+        assert!(on, "arrival stamps never showed");
+        let before = wall();
+        tx.send_to(b"first", to).unwrap();
+        tx.send_to(b"second", to).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
         let mut got = 0;
         while got < 2 {
             let n = batch.recv(&rx, true).unwrap();
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            let now = wall();
             for i in 0..n {
                 let at = batch.received_at(i).expect("stamped");
                 assert!(at + Duration::from_millis(5) >= before && at <= now);
-                assert!(
-                    now - at >= Duration::from_millis(100),
-                    "waited in the queue"
-                );
+                assert!(now - at >= Duration::from_millis(90), "waited in the queue");
             }
             got += n;
-        }
-    }
-
-    /// `send_all` over real loopback sockets (v4 and v6): more datagrams than one
-    /// `sendmmsg` takes, to two receivers, arrive complete, in order, from the sender;
-    /// one undeliverable destination (port 0: `EINVAL`) is dropped
-    /// and the others still go.
-    #[test]
-    fn send_all_sends_every_datagram_in_order() {
-        for ip in ["127.0.0.1", "::1"] {
-            let Ok(tx) = std::net::UdpSocket::bind((ip, 0)) else {
-                continue; // no IPv6 on this host
-            };
-            let rx: Vec<_> = (0..2)
-                .map(|_| {
-                    let r = std::net::UdpSocket::bind((ip, 0)).unwrap();
-                    r.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                    r
-                })
-                .collect();
-            let bad = SocketAddr::new(ip.parse().unwrap(), 0);
-            let payloads: Vec<Vec<u8>> = (0..150u8).map(|k| vec![k; 20 + usize::from(k)]).collect();
-            let mut out: Vec<(&[u8], SocketAddr)> = payloads
-                .iter()
-                .enumerate()
-                .map(|(k, p)| (p.as_slice(), rx[k % 2].local_addr().unwrap()))
-                .collect();
-            out.insert(70, (&[1, 2, 3], bad));
-            assert_eq!(send_all(&tx, &out).unwrap(), 150);
-            let mut buf = [0u8; 512];
-            for k in 0..150usize {
-                let (n, from) = rx[k % 2].recv_from(&mut buf).unwrap();
-                assert_eq!(from, tx.local_addr().unwrap());
-                assert_eq!(&buf[..n], payloads[k].as_slice());
-            }
-            assert!(send_all(&tx, &[(&[1], bad)]).is_err());
         }
     }
 }
