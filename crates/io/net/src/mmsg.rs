@@ -427,4 +427,40 @@ mod tests {
             got += n;
         }
     }
+
+    /// `send_all` over real loopback sockets (v4 and v6): more datagrams than one
+    /// `sendmmsg` takes, to two receivers, arrive complete, in order, from the sender;
+    /// one undeliverable destination (port 0: `EINVAL`) is dropped
+    /// and the others still go.
+    #[test]
+    fn send_all_sends_every_datagram_in_order() {
+        for ip in ["127.0.0.1", "::1"] {
+            let Ok(tx) = std::net::UdpSocket::bind((ip, 0)) else {
+                continue; // no IPv6 on this host
+            };
+            let rx: Vec<_> = (0..2)
+                .map(|_| {
+                    let r = std::net::UdpSocket::bind((ip, 0)).unwrap();
+                    r.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    r
+                })
+                .collect();
+            let bad = SocketAddr::new(ip.parse().unwrap(), 0);
+            let payloads: Vec<Vec<u8>> = (0..150u8).map(|k| vec![k; 20 + usize::from(k)]).collect();
+            let mut out: Vec<(&[u8], SocketAddr)> = payloads
+                .iter()
+                .enumerate()
+                .map(|(k, p)| (p.as_slice(), rx[k % 2].local_addr().unwrap()))
+                .collect();
+            out.insert(70, (&[1, 2, 3], bad));
+            assert_eq!(send_all(&tx, &out).unwrap(), 150);
+            let mut buf = [0u8; 512];
+            for k in 0..150usize {
+                let (n, from) = rx[k % 2].recv_from(&mut buf).unwrap();
+                assert_eq!(from, tx.local_addr().unwrap());
+                assert_eq!(&buf[..n], payloads[k].as_slice());
+            }
+            assert!(send_all(&tx, &[(&[1], bad)]).is_err());
+        }
+    }
 }
