@@ -4,7 +4,7 @@
 # Ports: 17000-17999, one block of 100 per check, the server on the block's first port:
 # 17000 proxy_naive_uac, 17100 proxy_call, 17200 proxy_cancel, 17300 proxy_busy,
 # 17400 proxy_fork, 17500 proxy_baresip_udp, 17600 proxy_baresip_udp_tcp, 17700 proxy_redirect,
-# 17800 proxy_unavailable, 17900 proxy_cancel_early.
+# 17800 proxy_unavailable, 17900 proxy_cancel_early; 16500 proxy_stall.
 # Needs sipp (Debian sip-tester), baresip (baresip-core: aufile, sndfile, g711, alsa modules)
 # and python3 (standard library only: the tones are written and analysed in pure Python).
 
@@ -471,4 +471,31 @@ check_proxy_baresip_udp_tcp() {
     proxy_tone_ok bob 1 440 1000
     proxy_tone_ok alice 2 1000 440
     proxy_tone_ok bob 2 440 1000
+}
+
+# 11. A stalled server rides out its backlog: sipd is stopped (SIGSTOP) for 1.6 s while the
+#     UAC sends its INVITE, so the INVITE and sipp's retransmissions wait in the receive queue
+#     (the kernel stamps them). The overload protection must not refuse the call (the delay
+#     did not last a second of serving), the retransmissions are answered from the
+#     transaction, and the UAS gets the INVITE once.
+check_proxy_stall() {
+    local port=16500 n
+    proxy_new_cid
+    proxy_server $port
+    proxy_sipp uas 16510 $port proxy_uas_answer.xml -s bob
+    local uas=$LAST_PID
+    proxy_wait_registered uas "$uas"
+    kill -STOP "$SRV_PID"
+    proxy_sipp uac 16520 $port proxy_uac_call.xml -s bob -d 300
+    local uac=$LAST_PID
+    sleep 1.6
+    kill -CONT "$SRV_PID"
+    proxy_wait "$uac" uac
+    proxy_wait "$uas" uas
+    n=$(proxy_count "$CDIR/uac.msg" sent '^INVITE ')
+    [[ $n -ge 2 ]] || fail "sipp sent the INVITE $n times during the stall (no retransmission queued)"
+    [[ $(proxy_count "$CDIR/uac.msg" received '^SIP/2\.0 503') -eq 0 ]] ||
+        fail "the UAC got 503 after a passing stall"
+    n=$(proxy_count "$CDIR/uas.msg" received '^INVITE ')
+    [[ $n -eq 1 ]] || fail "the UAS got the INVITE $n times (retransmissions not absorbed)"
 }

@@ -8,7 +8,7 @@
 #                      a check's directory is wiped when it starts)
 #
 # Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed".
-# Exits non-zero if any check failed. All traffic stays on 127.0.0.1, ports 17000-17999.
+# Exits non-zero if any check failed. All traffic stays on 127.0.0.1, ports 16500-16599 and 17000-17999.
 # Needs: sipp (sip-tester), baresip (baresip-core), python3.
 set -euo pipefail
 
@@ -31,6 +31,7 @@ ALL_CHECKS=(
     proxy_redirect:60
     proxy_unavailable:60
     proxy_naive_uac:60
+    proxy_stall:60
 )
 
 interop_main "$HERE/proxy.sh" "$@"
