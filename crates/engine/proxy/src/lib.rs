@@ -276,7 +276,7 @@ impl Proxy {
         code: u16,
         reason: Option<&str>,
     ) {
-        let _ = txns.respond(now, id, self.reply(req, code, reason).build());
+        let _ = txns.send_reply(now, id, self.reply(req, code, reason).reply());
     }
 
     /// RFC 3261 §16.6 step 8: a branch id that also detects loops (§16.3 step 4): its
@@ -594,7 +594,7 @@ impl Proxy {
                 for binding in &bindings {
                     b = b.header("Contact", &format!("<{}>", binding.contact));
                 }
-                let _ = txns.respond(now, id, b.build());
+                let _ = txns.send_reply(now, id, b.reply());
                 return;
             }
             // Requests within a dialog go to one contact; new ones fork to all (§16.5).
@@ -758,7 +758,7 @@ impl Proxy {
                 for c in auth.challenges(unix, salt, stale) {
                     b = b.header("Proxy-Authenticate", &c);
                 }
-                let _ = txns.respond(now, id, b.build());
+                let _ = txns.send_reply(now, id, b.reply());
                 false
             }
             AuthOutcome::Forbidden(_) => {

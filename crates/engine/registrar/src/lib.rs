@@ -54,6 +54,11 @@ mod tests {
         Registrar::new(RegistrarConfig::default(), None, MemoryLocations::new(), 1)
     }
 
+    /// The registrar's response, parsed for the assertions.
+    fn handle(reg: &mut Registrar<MemoryLocations>, req: &Message, f: &Flow, now: u64) -> Message {
+        reg.handle(req, f, now).to_message().unwrap()
+    }
+
     fn contacts(r: &Message) -> Vec<String> {
         r.header_lines(HeaderName::Contact)
             .map(str::to_string)
@@ -64,7 +69,8 @@ mod tests {
     fn registers_queries_and_removes() {
         let mut reg = open();
         let f = flow(Transport::Udp, None);
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register(
                 "sip:alice@example.com",
                 Some("<sip:alice@127.0.0.1:40000>"),
@@ -83,7 +89,8 @@ mod tests {
         assert!(r.to().unwrap().tag().is_some());
         assert!(r.header(HeaderName::Date).is_some());
         // A REGISTER without Contact lists the bindings (§10.3 step 6).
-        let q = reg.handle(
+        let q = handle(
+            &mut reg,
             &register("sip:alice@example.com", None, None, 2, ""),
             &f,
             NOW + 100,
@@ -93,7 +100,8 @@ mod tests {
             vec!["<sip:alice@127.0.0.1:40000>;expires=500"]
         );
         // A second contact with a q-value; both are listed, highest q first.
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register(
                 "sip:alice@example.com",
                 Some("<sip:alice@10.0.0.2:5070>;q=0.5"),
@@ -107,7 +115,8 @@ mod tests {
         assert_eq!(contacts(&r).len(), 2);
         assert!(contacts(&r)[1].contains("q=0.5"));
         // Expires: 0 removes just that contact.
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register(
                 "sip:alice@example.com",
                 Some("<sip:alice@127.0.0.1:40000>"),
@@ -123,7 +132,8 @@ mod tests {
             vec!["<sip:alice@10.0.0.2:5070>;expires=300;q=0.5"]
         );
         // `*` removes all.
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register("sip:alice@example.com", Some("*"), Some(0), 5, ""),
             &f,
             NOW + 100,
@@ -137,7 +147,8 @@ mod tests {
     fn expiry_rules() {
         let mut reg = open();
         let f = flow(Transport::Udp, None);
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register("sip:a@example.com", Some("<sip:a@h>"), Some(10), 1, ""),
             &f,
             NOW,
@@ -145,7 +156,8 @@ mod tests {
         assert_eq!(r.code(), Some(423));
         assert_eq!(r.min_expires().unwrap(), Some(60));
         // Above max is capped; contact parameter wins over the header.
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register(
                 "sip:a@example.com",
                 Some("<sip:a@h>;expires=99999"),
@@ -161,7 +173,8 @@ mod tests {
         assert_eq!(reg.lookup("sip:a@example.com", NOW + 3601).len(), 0);
         assert_eq!(reg.purge(NOW + 3601), 1);
         // `*` without Expires: 0 is a 400.
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register("sip:a@example.com", Some("*"), None, 3, ""),
             &f,
             NOW,
@@ -173,19 +186,22 @@ mod tests {
     fn out_of_order_and_limits() {
         let mut reg = open();
         let f = flow(Transport::Udp, None);
-        reg.handle(
+        handle(
+            &mut reg,
             &register("sip:a@example.com", Some("<sip:a@h>"), Some(600), 5, ""),
             &f,
             NOW,
         );
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register("sip:a@example.com", Some("<sip:a@h>"), Some(600), 4, ""),
             &f,
             NOW,
         );
         assert_eq!(r.code(), Some(500));
         for i in 0..16 {
-            reg.handle(
+            handle(
+                &mut reg,
                 &register(
                     "sip:b@example.com",
                     Some(&format!("<sip:b@h{i}>")),
@@ -197,13 +213,15 @@ mod tests {
                 NOW,
             );
         }
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register("sip:b@example.com", Some("<sip:b@h99>"), Some(600), 99, ""),
             &f,
             NOW,
         );
         assert_eq!(r.code(), Some(403));
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register(
                 "sip:a@example.com",
                 Some("<sip:a@h>"),
@@ -226,7 +244,8 @@ mod tests {
         };
         let mut reg = Registrar::new(cfg, None, MemoryLocations::new(), 1);
         let f = flow(Transport::Udp, None);
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register("sip:a@other.org", Some("<sip:a@h>"), Some(600), 1, ""),
             &f,
             NOW,
@@ -234,7 +253,7 @@ mod tests {
         assert_eq!(r.code(), Some(403));
         assert_eq!(r.reason(), "Unknown Domain");
         let m = Message::parse(b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:mallory@example.com>;tag=1\r\nTo: <sip:alice@example.com>\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\nContact: <sip:m@h>\r\nContent-Length: 0\r\n\r\n").unwrap();
-        assert_eq!(reg.handle(&m, &f, NOW).code(), Some(403));
+        assert_eq!(handle(&mut reg, &m, &f, NOW).code(), Some(403));
     }
 
     fn authed() -> Registrar<MemoryLocations> {
@@ -258,7 +277,8 @@ mod tests {
         cseq: u32,
     ) -> Message {
         let f = flow(Transport::Udp, None);
-        let first = reg.handle(
+        let first = handle(
+            reg,
             &register(to, Some("<sip:x@127.0.0.1:4000>"), Some(600), cseq, ""),
             &f,
             NOW,
@@ -267,7 +287,8 @@ mod tests {
         let ch = Challenge::parse(first.header(HeaderName::WwwAuthenticate).unwrap()).unwrap();
         let creds = answer(&ch, "REGISTER", "sip:example.com", user, pass, "c0ffee", 1).unwrap();
         let extra = format!("Authorization: {}\r\n", creds.to_header_value());
-        reg.handle(
+        handle(
+            reg,
             &register(
                 to,
                 Some("<sip:x@127.0.0.1:4000>"),
@@ -314,7 +335,8 @@ mod tests {
     fn websocket_bindings_follow_their_connection() {
         let mut reg = open();
         let ws = flow(Transport::Ws, Some(7));
-        let r = reg.handle(
+        let r = handle(
+            &mut reg,
             &register(
                 "sip:w@example.com",
                 Some("<sip:abc@df7jal23ls0d.invalid;transport=ws>"),
@@ -327,7 +349,8 @@ mod tests {
         );
         assert_eq!(r.code(), Some(200));
         let udp = flow(Transport::Udp, None);
-        reg.handle(
+        handle(
+            &mut reg,
             &register(
                 "sip:u@example.com",
                 Some("<sip:u@127.0.0.1:5090>"),

@@ -3,7 +3,7 @@
 use sip::header::{contact_expires, contact_q};
 use sip::rng::Rng;
 use sip::transaction::Flow;
-use sip::{Contact, HeaderName, Message, ResponseBuilder, Scheme, Uri};
+use sip::{Contact, HeaderName, Message, Reply, ResponseBuilder, Scheme, Uri};
 
 use crate::authn::{AuthOutcome, Authenticator};
 use crate::location::{Binding, FlowRecord, Locations, sort_bindings};
@@ -129,20 +129,19 @@ impl<L: Locations> Registrar<L> {
     }
 
     /// Handles a validated REGISTER that arrived on `flow`; returns the final response.
-    pub fn handle(&mut self, req: &Message, flow: &Flow, now_unix: u64) -> Message {
+    pub fn handle(&mut self, req: &Message, flow: &Flow, now_unix: u64) -> Reply {
         match self.process(req, flow, now_unix) {
             Ok(r) | Err(r) => r,
         }
     }
 
-    // Err carries the early (error) response; both arms are a Message by design.
-    #[allow(clippy::result_large_err)]
-    fn process(&mut self, req: &Message, flow: &Flow, now: u64) -> Result<Message, Message> {
-        let bad = |s: &Self, why: &str| s.reply(req, 400, Some(why)).build();
+    // Err carries the early (error) response; both arms are a Reply by design.
+    fn process(&mut self, req: &Message, flow: &Flow, now: u64) -> Result<Reply, Reply> {
+        let bad = |s: &Self, why: &str| s.reply(req, 400, Some(why)).reply();
         // Step 1: the Request-URI names the domain; only SIP URIs are registrable.
         let ruri = req.uri().map_err(|e| bad(self, &e.to_string()))?;
         if !matches!(ruri.scheme, Scheme::Sip | Scheme::Sips) {
-            return Err(self.reply(req, 416, None).build());
+            return Err(self.reply(req, 416, None).reply());
         }
         // Step 2: we support no extensions that a REGISTER could require.
         let required = req.option_tags(HeaderName::Require);
@@ -151,20 +150,20 @@ impl<L: Locations> Registrar<L> {
             return Err(self
                 .reply(req, 420, None)
                 .header("Unsupported", &list)
-                .build());
+                .reply());
         }
         let to = req.to().map_err(|e| bad(self, &e.to_string()))?;
         let from = req.from().map_err(|e| bad(self, &e.to_string()))?;
         let aor_uri = to.uri.clone();
         if !matches!(aor_uri.scheme, Scheme::Sip | Scheme::Sips) {
-            return Err(self.reply(req, 416, None).build());
+            return Err(self.reply(req, 416, None).reply());
         }
         let Some(aor_user) = aor_uri.user_unescaped() else {
             return Err(bad(self, "To has no user part"));
         };
         let domain = aor_uri.host_lower();
         if !self.is_hosted(&domain) {
-            return Err(self.reply(req, 403, Some("Unknown Domain")).build());
+            return Err(self.reply(req, 403, Some("Unknown Domain")).reply());
         }
         // Step 3: authenticate, then authorize the user for this AOR.
         if let Some(auth) = self.auth.as_mut() {
@@ -173,7 +172,7 @@ impl<L: Locations> Registrar<L> {
                     if !auth.users().owns(&user, &aor_user, &domain) {
                         return Err(self
                             .reply(req, 403, Some("Third-party registration not allowed"))
-                            .build());
+                            .reply());
                     }
                 }
                 AuthOutcome::Challenge { stale } => {
@@ -183,17 +182,17 @@ impl<L: Locations> Registrar<L> {
                     for c in &challenges {
                         b = b.header("WWW-Authenticate", c);
                     }
-                    return Err(b.build());
+                    return Err(b.reply());
                 }
                 AuthOutcome::Forbidden(_) => {
-                    return Err(self.reply(req, 403, None).build());
+                    return Err(self.reply(req, 403, None).reply());
                 }
             }
         } else if !from.uri.equivalent(&to.uri) && from.uri.aor() != aor_uri.aor() {
             // Open registration still refuses third-party registration.
             return Err(self
                 .reply(req, 403, Some("Third-party registration not allowed"))
-                .build());
+                .reply());
         }
         // Step 5: the AOR key.
         let aor = aor_uri.aor();
@@ -204,7 +203,7 @@ impl<L: Locations> Registrar<L> {
         let cseq = req.cseq().map_err(|e| bad(self, &e.to_string()))?.seq;
         let contacts = req.contacts().map_err(|e| bad(self, &e.to_string()))?;
         let header_expires = req.expires().map_err(|e| bad(self, &e.to_string()))?;
-        let store_err = |s: &Self| s.reply(req, 500, Some("Location service failure")).build();
+        let store_err = |s: &Self| s.reply(req, 500, Some("Location service failure")).reply();
         let existing = self
             .locations
             .lookup(&aor, now)
@@ -220,7 +219,7 @@ impl<L: Locations> Registrar<L> {
             }
             for b in &existing {
                 if b.call_id == call_id && cseq <= b.cseq {
-                    return Err(self.reply(req, 500, Some("Out-of-order REGISTER")).build());
+                    return Err(self.reply(req, 500, Some("Out-of-order REGISTER")).reply());
                 }
             }
             for b in &existing {
@@ -243,21 +242,23 @@ impl<L: Locations> Registrar<L> {
                 return Err(self
                     .reply(req, 423, None)
                     .header("Min-Expires", &self.config.min_expires.to_string())
-                    .build());
+                    .reply());
             }
             let q = contact_q(addr).map_err(|e| bad(self, &e.to_string()))?;
-            let current = existing
-                .iter()
-                .find(|b| Uri::parse(&b.contact).is_ok_and(|u| u.equivalent(&addr.uri)));
+            // A refresh usually repeats the stored text exactly: compare that before
+            // parsing for §19.1.4 equivalence.
+            let printed = addr.uri.to_string();
+            let current = existing.iter().find(|b| {
+                b.contact == printed
+                    || Uri::parse(&b.contact).is_ok_and(|u| u.equivalent(&addr.uri))
+            });
             if let Some(b) = current
                 && b.call_id == call_id
                 && cseq <= b.cseq
             {
-                return Err(self.reply(req, 500, Some("Out-of-order REGISTER")).build());
+                return Err(self.reply(req, 500, Some("Out-of-order REGISTER")).reply());
             }
-            let contact = current
-                .map(|b| b.contact.clone())
-                .unwrap_or_else(|| addr.uri.to_string());
+            let contact = current.map(|b| b.contact.clone()).unwrap_or(printed);
             changes.push((contact, expires.min(self.config.max_expires), q));
         }
         let new_count = changes
@@ -267,7 +268,7 @@ impl<L: Locations> Registrar<L> {
         if existing.len() + new_count > self.config.max_contacts {
             return Err(self
                 .reply(req, 403, Some("Too many contacts for this address"))
-                .build());
+                .reply());
         }
         let user_agent = req.header(HeaderName::UserAgent).map(str::to_string);
         // The 200 lists what `existing` becomes once the changes are applied: the same
@@ -306,12 +307,12 @@ impl<L: Locations> Registrar<L> {
         Ok(self.ok_with(req, &current, now))
     }
 
-    fn ok(&mut self, req: &Message, aor: &str, now: u64) -> Message {
+    fn ok(&mut self, req: &Message, aor: &str, now: u64) -> Reply {
         let bindings = self.locations.lookup(aor, now).unwrap_or_default();
         self.ok_with(req, &bindings, now)
     }
 
-    fn ok_with(&mut self, req: &Message, bindings: &[Binding], now: u64) -> Message {
+    fn ok_with(&mut self, req: &Message, bindings: &[Binding], now: u64) -> Reply {
         let mut b = self.reply(req, 200, None);
         let mut value = String::with_capacity(128);
         for binding in bindings {
@@ -340,7 +341,7 @@ impl<L: Locations> Registrar<L> {
             .min(self.config.max_expires);
         b.header("Expires", &granted.to_string())
             .header("Date", &self.date.1)
-            .build()
+            .reply()
     }
 }
 

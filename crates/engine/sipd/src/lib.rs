@@ -238,10 +238,10 @@ impl<L: Locations> Sipd<L> {
             let r = self
                 .response(&msg, 503, None)
                 .header("Retry-After", "5")
-                .build();
+                .reply();
             self.out.push_back(Transmit {
                 flow,
-                bytes: r.bytes(),
+                bytes: r.bytes,
             });
             return;
         }
@@ -258,7 +258,7 @@ impl<L: Locations> Sipd<L> {
             let r = self.registrar.handle(&msg, &flow, self.wall.unix(now));
             self.out.push_back(Transmit {
                 flow,
-                bytes: r.bytes(),
+                bytes: r.bytes,
             });
             return;
         }
@@ -394,8 +394,8 @@ impl<L: Locations> Sipd<L> {
     }
 
     fn respond(&mut self, now: Instant, id: TxnId, req: &Message, code: u16, reason: Option<&str>) {
-        let r = self.response(req, code, reason).build();
-        let _ = self.txns.respond(now, id, r);
+        let r = self.response(req, code, reason).reply();
+        let _ = self.txns.send_reply(now, id, r);
     }
 
     fn response(&self, req: &Message, code: u16, reason: Option<&str>) -> ResponseBuilder {
@@ -408,10 +408,10 @@ impl<L: Locations> Sipd<L> {
     }
 
     fn send_stateless(&mut self, req: &Message, flow: Flow, code: u16, reason: Option<&str>) {
-        let r = self.response(req, code, reason).build();
+        let r = self.response(req, code, reason).reply();
         self.out.push_back(Transmit {
             flow,
-            bytes: r.bytes(),
+            bytes: r.bytes,
         });
     }
 
@@ -432,7 +432,7 @@ impl<L: Locations> Sipd<L> {
                 self.proxy.learn_flow(flow);
                 let unix = self.wall.unix(now);
                 let r = self.registrar.handle(msg, &flow, unix);
-                let _ = self.txns.respond(now, id, r);
+                let _ = self.txns.send_reply(now, id, r);
             }
             // Health checks (the original answered sipsak) and OPTIONS addressed to the
             // server itself are answered here; OPTIONS for a user are proxied.
@@ -446,8 +446,8 @@ impl<L: Locations> Sipd<L> {
                     .response(msg, 200, None)
                     .header("Allow", ALLOW)
                     .header("Accept", "application/sdp")
-                    .build();
-                let _ = self.txns.respond(now, id, r);
+                    .reply();
+                let _ = self.txns.send_reply(now, id, r);
             }
             Method::Cancel => match self.txns.find_invite_for_cancel(msg) {
                 // RFC 3261 §9.2 / §16.10: 200 to the CANCEL, then cancel the branches (the
@@ -473,8 +473,8 @@ impl<L: Locations> Sipd<L> {
                     let r = self
                         .response(msg, 420, None)
                         .header("Unsupported", &unsupported.join(", "))
-                        .build();
-                    let _ = self.txns.respond(now, id, r);
+                        .reply();
+                    let _ = self.txns.send_reply(now, id, r);
                     return;
                 }
                 let unix = self.wall.unix(now);

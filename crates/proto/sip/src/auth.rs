@@ -19,7 +19,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::error::ParseError;
-use crate::header::parse_auth_params;
+use crate::header::{AuthParam, parse_auth_params};
 
 /// Digest hash algorithm (RFC 7616 §3.3, RFC 8760 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -654,14 +654,14 @@ impl DigestServer {
 
 /// Assigns each wanted parameter's value, rejecting duplicates; ignores unknown ones.
 fn take_params<const N: usize>(
-    params: Vec<(String, String)>,
+    params: Vec<AuthParam<'_>>,
     names: [&str; N],
     bad: &ParseError,
 ) -> Result<[Option<String>; N], ParseError> {
     let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
     for (name, value) in params {
-        if let Some(i) = names.iter().position(|n| *n == name)
-            && out[i].replace(value).is_some()
+        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(name))
+            && out[i].replace(value.into_owned()).is_some()
         {
             return Err(bad.clone());
         }

@@ -2,6 +2,9 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+
+use crate::error::ParseError;
 use crate::header::HeaderName;
 use crate::message::Message;
 use crate::method::Method;
@@ -129,24 +132,22 @@ impl ResponseBuilder {
         let mut head = String::with_capacity(req.len().min(1024));
         let mut to = None;
         let mut to_lines = 0;
-        for (kind, value) in req.classified_headers() {
-            match kind {
-                HeaderName::Via
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CallId
-                | HeaderName::CSeq => {
-                    head.push_str(kind.as_str());
-                    head.push_str(": ");
-                    if kind == HeaderName::To {
-                        to_lines += 1;
-                        to = Some((head.len(), head.len() + value.len()));
-                    }
-                    head.push_str(value);
-                    head.push_str("\r\n");
-                }
-                _ => {}
+        const COPIED: [HeaderName; 5] = [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ];
+        for (kind, value) in req.headers_of(&COPIED) {
+            head.push_str(kind.as_str());
+            head.push_str(": ");
+            if kind == HeaderName::To {
+                to_lines += 1;
+                to = Some((head.len(), head.len() + value.len()));
             }
+            head.push_str(value);
+            head.push_str("\r\n");
         }
         ResponseBuilder {
             code,
@@ -208,7 +209,25 @@ impl ResponseBuilder {
         self
     }
 
+    /// The response as bytes, not parsed again: for the transaction layer and the wire,
+    /// which need only the code and the bytes.
+    pub fn reply(self) -> Reply {
+        let code = self.code;
+        Reply {
+            code,
+            bytes: Bytes::from(self.write()),
+        }
+    }
+
+    /// The response as a parsed [`Message`].
     pub fn build(self) -> Message {
+        let code = self.code;
+        // Parts came from a parsed request and from our own code; a failure here is a
+        // bug in a caller-supplied header, so fall back to a minimal valid message.
+        Message::parse_owned(self.write()).unwrap_or_else(|_| minimal_response(code))
+    }
+
+    fn write(self) -> Vec<u8> {
         let ct = self.content_type.as_deref();
         let mut bytes = Vec::with_capacity(
             40 + self.reason.len()
@@ -234,12 +253,26 @@ impl ResponseBuilder {
             bytes.extend_from_slice(b"\r\n");
         }
         bytes.extend_from_slice(b"Content-Length: ");
-        bytes.extend_from_slice(self.body.len().to_string().as_bytes());
+        let mut len = String::new();
+        crate::text::push_decimal(&mut len, self.body.len() as u64);
+        bytes.extend_from_slice(len.as_bytes());
         bytes.extend_from_slice(b"\r\n\r\n");
         bytes.extend_from_slice(&self.body);
-        // Parts came from a parsed request and from our own code; a failure here is a
-        // bug in a caller-supplied header, so fall back to a minimal valid message.
-        Message::parse_owned(bytes).unwrap_or_else(|_| minimal_response(self.code))
+        bytes
+    }
+}
+
+/// A response ready to send: its status code and its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub bytes: Bytes,
+}
+
+impl Reply {
+    /// Parses the bytes (for callers that inspect the response, such as tests).
+    pub fn to_message(&self) -> Result<Message, ParseError> {
+        Message::parse_owned(self.bytes.to_vec())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Typed header values: name-addr (From/To/Contact/Route/Record-Route), Via, CSeq,
 //! and the comma/quote-aware list splitter they share (RFC 3261 §7.3.1, §20, §25).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::ParseError;
@@ -659,17 +660,21 @@ impl fmt::Display for CSeq {
     }
 }
 
+/// One authentication parameter: its name as written and its unquoted value.
+pub type AuthParam<'a> = (&'a str, Cow<'a, str>);
+
 /// Parses `scheme k=v, k="v"` authentication parameters (RFC 3261 §25.1, RFC 7616 §3.3-3.4).
-/// Returns the scheme and the parameters with quotes removed.
-pub fn parse_auth_params(value: &str) -> Result<(String, Vec<(String, String)>), ParseError> {
+/// Returns the scheme and the parameters with quotes removed; names are as written
+/// (compare them case-insensitively), values borrowed unless they held escapes.
+pub fn parse_auth_params(value: &str) -> Result<(&str, Vec<AuthParam<'_>>), ParseError> {
     let bad = ParseError::BadHeader("authentication");
     let value = value.trim();
     let sp = value.find(|c: char| c.is_whitespace()).ok_or(bad.clone())?;
-    let scheme = value[..sp].to_string();
-    if !is_token(&scheme) {
+    let scheme = &value[..sp];
+    if !is_token(scheme) {
         return Err(bad);
     }
-    let mut params = Vec::new();
+    let mut params = Vec::with_capacity(12);
     for item in split_list(&value[sp..]) {
         let eq = item.find('=').ok_or(bad.clone())?;
         let name = item[..eq].trim();
@@ -677,28 +682,29 @@ pub fn parse_auth_params(value: &str) -> Result<(String, Vec<(String, String)>),
         if !is_token(name) {
             return Err(bad);
         }
-        let v = if let Some(inner) = raw.strip_prefix('"') {
-            let inner = inner.strip_suffix('"').ok_or(bad.clone())?;
-            if !inner.contains('\\') {
-                params.push((name.to_ascii_lowercase(), inner.to_string()));
-                continue;
-            }
-            let mut out = String::with_capacity(inner.len());
-            let mut chars = inner.chars();
-            while let Some(c) = chars.next() {
-                if c == '\\' {
-                    if let Some(n) = chars.next() {
-                        out.push(n);
+        let v = match raw.strip_prefix('"') {
+            Some(inner) => {
+                let inner = inner.strip_suffix('"').ok_or(bad.clone())?;
+                if inner.contains('\\') {
+                    let mut out = String::with_capacity(inner.len());
+                    let mut chars = inner.chars();
+                    while let Some(c) = chars.next() {
+                        if c == '\\' {
+                            if let Some(n) = chars.next() {
+                                out.push(n);
+                            }
+                        } else {
+                            out.push(c);
+                        }
                     }
+                    Cow::Owned(out)
                 } else {
-                    out.push(c);
+                    Cow::Borrowed(inner)
                 }
             }
-            out
-        } else {
-            raw.to_string()
+            None => Cow::Borrowed(raw),
         };
-        params.push((name.to_ascii_lowercase(), v));
+        params.push((name, v));
     }
     Ok((scheme, params))
 }
@@ -932,9 +938,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s, "Digest");
-        assert_eq!(p[0], ("realm".into(), "example.com".into()));
-        assert_eq!(p[1], ("qop".into(), "auth,auth-int".into()));
-        assert_eq!(p[2], ("nonce".into(), "a\"b".into()));
-        assert_eq!(p[3], ("algorithm".into(), "MD5".into()));
+        assert_eq!(p[0], ("realm", "example.com".into()));
+        assert_eq!(p[1], ("qop", "auth,auth-int".into()));
+        assert_eq!(p[2], ("nonce", "a\"b".into()));
+        assert!(matches!(p[2].1, Cow::Owned(_)), "unescaped into a copy");
+        assert_eq!(p[3], ("algorithm", "MD5".into()));
+        assert!(matches!(p[3].1, Cow::Borrowed(_)));
     }
 }

@@ -17,7 +17,7 @@ pub mod text;
 pub mod transaction;
 pub mod uri;
 
-pub use builder::{RequestBuilder, ResponseBuilder, reason_phrase};
+pub use builder::{Reply, RequestBuilder, ResponseBuilder, reason_phrase};
 pub use error::ParseError;
 pub use header::{CSeq, Contact, HeaderName, NameAddr, Transport, Via};
 pub use message::{Message, call_id_of, frame_len};

@@ -143,7 +143,8 @@ impl Message {
             from = i + 1;
         }
         let b = &buf[..];
-        std::str::from_utf8(&b[..header_end]).map_err(|_| ParseError::NotUtf8)?;
+        // Checked once; names and values are then sliced from it at ASCII delimiters.
+        let head = std::str::from_utf8(&b[..header_end]).map_err(|_| ParseError::NotUtf8)?;
 
         // Start line.
         let sl_end = find_crlf(b, 0).ok_or(ParseError::BadStartLine)?;
@@ -179,7 +180,7 @@ impl Message {
             if sp2 <= sp1 + 1 {
                 return Err(ParseError::BadStartLine);
             }
-            let method = std::str::from_utf8(&sl[..sp1]).map_err(|_| ParseError::BadMethod)?;
+            let method = head.get(..sp1).ok_or(ParseError::BadMethod)?;
             if !is_token(method) {
                 return Err(ParseError::BadMethod);
             }
@@ -214,7 +215,7 @@ impl Message {
             while name_end > 0 && (line[name_end - 1] == b' ' || line[name_end - 1] == b'\t') {
                 name_end -= 1;
             }
-            let name = std::str::from_utf8(&line[..name_end]).map_err(|_| ParseError::NotUtf8)?;
+            let name = head.get(pos..pos + name_end).ok_or(ParseError::NotUtf8)?;
             if !is_token(name) {
                 return Err(ParseError::BadHeaderLine);
             }
@@ -231,7 +232,7 @@ impl Message {
                 if content_length.is_some() {
                     return Err(ParseError::MultipleContentLength);
                 }
-                let v = std::str::from_utf8(&line[vs..ve]).map_err(|_| ParseError::NotUtf8)?;
+                let v = head.get(pos + vs..pos + ve).ok_or(ParseError::NotUtf8)?;
                 let n = parse_delta_seconds(v).ok_or(ParseError::BadContentLength)?;
                 content_length = Some(n as usize);
             }
@@ -353,6 +354,17 @@ impl Message {
     /// Every header as `(classified name, value)`, in order.
     pub fn classified_headers(&self) -> impl Iterator<Item = (HeaderName, &str)> {
         self.headers.iter().map(|h| (h.name, self.text(h.value)))
+    }
+
+    /// Lines of any of `kinds`, in message order.
+    pub(crate) fn headers_of<'a>(
+        &'a self,
+        kinds: &'a [HeaderName],
+    ) -> impl Iterator<Item = (HeaderName, &'a str)> {
+        self.headers
+            .iter()
+            .filter(|h| kinds.contains(&h.name))
+            .map(|h| (h.name, self.text(h.value)))
     }
 
     /// Values of every line of a known header, in order.

@@ -815,7 +815,7 @@ fn rfc4475_3_3_7_regaut01() {
     let auth = m.header(HeaderName::Authorization).unwrap();
     let (scheme, params) = parse_auth_params(auth).unwrap();
     assert_eq!(scheme, "NoOneKnowsThisScheme");
-    assert_eq!(params, [("opaque-data".to_string(), "here".to_string())]);
+    assert_eq!(params, [("opaque-data", "here".into())]);
     assert_eq!(m.content_length(), Some(0));
 }
 

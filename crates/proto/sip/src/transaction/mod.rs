@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::builder::ResponseBuilder;
+use crate::builder::{Reply, ResponseBuilder};
 use crate::header::{BRANCH_MAGIC, Transport};
 use crate::message::Message;
 use crate::method::Method;
@@ -477,6 +477,19 @@ impl Transactions {
     /// error and nothing is sent.
     pub fn respond(&mut self, now: Instant, id: TxnId, response: Message) -> Result<(), TxnError> {
         let code = response.code().ok_or(TxnError::NotAResponse)?;
+        let bytes = response.bytes();
+        self.send_reply(now, id, Reply { code, bytes })
+    }
+
+    /// [`Transactions::respond`] with a response we built ([`ResponseBuilder::reply`]),
+    /// which is not parsed again.
+    ///
+    /// [`ResponseBuilder::reply`]: crate::ResponseBuilder::reply
+    pub fn send_reply(&mut self, now: Instant, id: TxnId, reply: Reply) -> Result<(), TxnError> {
+        let Reply { code, bytes } = reply;
+        if !(100..=699).contains(&code) {
+            return Err(TxnError::NotAResponse);
+        }
         let Some(txn) = self.txns.get_mut(&id) else {
             return Err(TxnError::UnknownTransaction);
         };
@@ -486,23 +499,25 @@ impl Transactions {
             out: &mut self.out,
             queue: &mut self.queue,
         };
+        // RFC 2543 ACK matching needs the To tag of the final response (§17.2.3).
+        let legacy_tag = (code >= 200 && matches!(txn.index, Index::Legacy(_))).then(|| {
+            Message::parse(&bytes)
+                .ok()
+                .and_then(|m| m.to().ok().and_then(|t| t.tag().map(str::to_string)))
+        });
         let step = match &mut txn.machine {
             Machine::InviteServer(st) => {
-                server::invite_respond(st, &mut txn.core, &mut ctx, &response, code)?
+                server::invite_respond(st, &mut txn.core, &mut ctx, bytes, code)?
             }
             Machine::NonInviteServer(st) => {
-                server::non_invite_respond(st, &mut txn.core, &mut ctx, &response, code)?
+                server::non_invite_respond(st, &mut txn.core, &mut ctx, bytes, code)?
             }
             Machine::InviteClient(_) | Machine::NonInviteClient(_) => {
                 return Err(TxnError::NotServerTransaction);
             }
         };
-        // RFC 2543 ACK matching needs the To tag of the final response (§17.2.3).
-        if code >= 200
-            && let Index::Legacy(legacy) = &mut txn.index
-        {
-            legacy.final_to_tag =
-                Some(response.to().ok().and_then(|t| t.tag().map(str::to_string)));
+        if let (Some(tag), Index::Legacy(legacy)) = (legacy_tag, &mut txn.index) {
+            legacy.final_to_tag = Some(tag);
         }
         self.apply(id, step);
         self.prune();
@@ -771,7 +786,7 @@ impl Transactions {
             // unless it knows that the TU will generate a provisional or final response
             // within 200 ms"; its To gets no tag (§8.2.6 "SHOULD NOT" for 100).
             let last = if self.config.auto_trying {
-                let trying = ResponseBuilder::new(&msg, 100, None).build().bytes();
+                let trying = ResponseBuilder::new(&msg, 100, None).reply().bytes;
                 self.out.push_back(Output::Transmit {
                     flow,
                     bytes: trying.clone(),

@@ -169,10 +169,9 @@ pub(super) fn invite_respond(
     st: &mut InviteServer,
     core: &mut Core,
     ctx: &mut Ctx<'_>,
-    response: &Message,
+    bytes: Bytes,
     code: u16,
 ) -> Result<Step, TxnError> {
-    let bytes = response.bytes();
     match st {
         InviteServer::Proceeding { last } => {
             ctx.transmit(core.flow, bytes.clone());
@@ -257,12 +256,11 @@ pub(super) fn non_invite_respond(
     st: &mut NonInviteServer,
     core: &mut Core,
     ctx: &mut Ctx<'_>,
-    response: &Message,
+    bytes: Bytes,
     code: u16,
 ) -> Result<Step, TxnError> {
     match st {
         NonInviteServer::Trying | NonInviteServer::Proceeding { .. } => {
-            let bytes = response.bytes();
             ctx.transmit(core.flow, bytes.clone());
             if code < 200 {
                 *st = NonInviteServer::Proceeding { last: bytes };
