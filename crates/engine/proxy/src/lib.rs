@@ -101,9 +101,25 @@ impl Dest {
     }
 }
 
+/// A request after route preprocessing (§16.4): the message (rewritten only for a
+/// strict router) and how many of its leading Route values are ours, to be removed
+/// in the same edit that forwards it.
+#[derive(Clone)]
+struct Routed {
+    msg: Message,
+    drop_routes: usize,
+}
+
+impl Routed {
+    /// The Route value the request goes to next, if any.
+    fn next_route(&self) -> Option<&str> {
+        self.msg.values(HeaderName::Route).nth(self.drop_routes)
+    }
+}
+
 /// What a branch or stateless ACK needs to be built once its destination resolves.
 struct PendingBuild {
-    routed: Message,
+    routed: Routed,
     ruri: String,
     in_flow: Flow,
     in_dialog: bool,
@@ -346,7 +362,7 @@ impl Proxy {
     /// RFC 3261 §16.4: strict-route fix, then removal of our own Route entries.
     /// Returns the request, whether it came through one of our Record-Routes, and the
     /// flow tokens found in them.
-    fn preprocess_routes(&self, msg: &Message) -> (Message, bool, Vec<u64>) {
+    fn preprocess_routes(&self, msg: &Message) -> (Routed, bool, Vec<u64>) {
         let strict = msg.header(HeaderName::Route).is_some()
             && msg
                 .uri()
@@ -366,10 +382,10 @@ impl Proxy {
                 tokens.extend(Self::flow_token(&na.uri));
                 ours += 1;
             }
-            let mut routed = msg.clone();
-            for _ in 0..ours {
-                routed = routed.remove_first_value(HeaderName::Route);
-            }
+            let routed = Routed {
+                msg: msg.clone(),
+                drop_routes: ours,
+            };
             return (routed, ours > 0, tokens);
         }
         let mut msg = msg.clone();
@@ -419,7 +435,11 @@ impl Proxy {
                 msg = msg.prepend_header("Route", r);
             }
         }
-        (msg, via_us, tokens)
+        let routed = Routed {
+            msg,
+            drop_routes: 0,
+        };
+        (routed, via_us, tokens)
     }
 
     /// The flow token in one of our Record-Route URIs (RFC 5658 double routes).
@@ -542,7 +562,7 @@ impl Proxy {
         }
         let (routed, via_us, tokens) = self.preprocess_routes(msg);
         let in_dialog = msg.to().ok().is_some_and(|t| t.tag().is_some());
-        let Ok(ruri) = routed.uri() else {
+        let Ok(ruri) = routed.msg.uri() else {
             return self.respond(now, txns, id, msg, 400, Some("Bad Request-URI"));
         };
 
@@ -554,21 +574,21 @@ impl Proxy {
             .find_map(|t| self.flows.get(t).copied());
 
         let targets: Vec<Target> = if let Some(f) = token_flow {
-            vec![(routed.uri_str().to_string(), Ok(Dest::Flow(f)))]
-        } else if let Some(top) = routed.values(HeaderName::Route).next() {
+            vec![(routed.msg.uri_str().to_string(), Ok(Dest::Flow(f)))]
+        } else if let Some(top) = routed.next_route() {
             // Loose routing: send to the next hop, Request-URI unchanged (§16.6 step 6-7).
             match sip::NameAddr::parse(top) {
                 Ok(na) => {
                     if !via_us && !self.may_relay(now, txns, reg, unix, id, msg) {
                         return;
                     }
-                    vec![(routed.uri_str().to_string(), self.dest_for_uri(&na.uri))]
+                    vec![(routed.msg.uri_str().to_string(), self.dest_for_uri(&na.uri))]
                 }
                 Err(_) => return self.respond(now, txns, id, msg, 400, Some("Bad Route header")),
             }
         } else if via_us && !self.local.is_us(ruri) {
             // In a dialog we record-routed: the Request-URI is the remote target.
-            vec![(routed.uri_str().to_string(), self.dest_for_uri(ruri))]
+            vec![(routed.msg.uri_str().to_string(), self.dest_for_uri(ruri))]
         } else if self.serves_user(ruri, in_dialog) {
             let Some(user) = ruri.user_unescaped() else {
                 return self.respond(now, txns, id, msg, 404, None);
@@ -609,7 +629,7 @@ impl Proxy {
             if !self.may_relay(now, txns, reg, unix, id, msg) {
                 return;
             }
-            vec![(routed.uri_str().to_string(), self.dest_for_uri(ruri))]
+            vec![(routed.msg.uri_str().to_string(), self.dest_for_uri(ruri))]
         };
 
         // §16.6: build and send one branch per target.
@@ -771,7 +791,7 @@ impl Proxy {
     /// §16.6 steps 2-8 for one target.
     fn branch_request(
         &mut self,
-        routed: &Message,
+        routed: &Routed,
         ruri: &str,
         in_flow: Flow,
         in_dialog: bool,
@@ -779,17 +799,21 @@ impl Proxy {
         dest: &Dest,
     ) -> Message {
         // Every change below is made against `routed` and applied at once.
-        let mut m = routed.edit();
-        if ruri != routed.uri_str() {
+        let mut m = routed
+            .msg
+            .edit()
+            .remove_first_values(HeaderName::Route, routed.drop_routes);
+        if ruri != routed.msg.uri_str() {
             m = m.uri(ruri);
         }
         // Step 3: Max-Forwards.
         let mf = routed
+            .msg
             .max_forwards()
             .ok()
             .flatten()
             .map_or(70, |n| n.saturating_sub(1));
-        m = if routed.header(HeaderName::MaxForwards).is_some() {
+        m = if routed.msg.header(HeaderName::MaxForwards).is_some() {
             m.replace_first_value(HeaderName::MaxForwards, &mf.to_string())
         } else {
             m.append_header("Max-Forwards", &mf.to_string())
@@ -803,7 +827,7 @@ impl Proxy {
         // Step 4: Record-Route on dialog-creating requests, doubled when the request
         // changes listener or rides on a connection (RFC 5658).
         let creates_dialog = matches!(
-            routed.method(),
+            routed.msg.method(),
             Some(Method::Invite | Method::Subscribe | Method::Refer | Method::Notify)
         ) && !in_dialog;
         if creates_dialog {
@@ -1151,14 +1175,14 @@ impl Proxy {
             return;
         }
         let (routed, via_us, tokens) = self.preprocess_routes(msg);
-        let Ok(ruri) = routed.uri() else { return };
+        let Ok(ruri) = routed.msg.uri() else { return };
         let token_flow = tokens
             .iter()
             .filter(|t| Some(**t) != flow.conn)
             .find_map(|t| self.flows.get(t).copied());
         let dest = if let Some(f) = token_flow {
             Ok(Dest::Flow(f))
-        } else if let Some(top) = routed.values(HeaderName::Route).next() {
+        } else if let Some(top) = routed.next_route() {
             match sip::NameAddr::parse(top) {
                 Ok(na) => self.dest_for_uri(&na.uri),
                 Err(_) => return,
@@ -1169,7 +1193,10 @@ impl Proxy {
                 Some(b) => {
                     let contact = b.contact.clone();
                     let d = self.dest_for_binding(b);
-                    let fwd = routed.with_uri(&contact);
+                    let fwd = Routed {
+                        msg: routed.msg.with_uri(&contact),
+                        drop_routes: routed.drop_routes,
+                    };
                     return self.send_stateless_ack(txns, &fwd, flow, loop_hash, d);
                 }
                 None => return,
@@ -1183,13 +1210,13 @@ impl Proxy {
     fn send_stateless_ack(
         &mut self,
         txns: &mut Transactions,
-        routed: &Message,
+        routed: &Routed,
         in_flow: Flow,
         loop_hash: u64,
         dest: Result<Dest, (u16, &'static str)>,
     ) {
         let Ok(dest) = dest else { return };
-        let ruri = routed.uri_str().to_string();
+        let ruri = routed.msg.uri_str().to_string();
         match dest {
             Dest::Flow(f) => {
                 let m = self.branch_request(routed, &ruri, in_flow, true, loop_hash, &dest);

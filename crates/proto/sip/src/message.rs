@@ -697,19 +697,27 @@ impl Edit<'_> {
 
     /// Removes the first element of a list header; the whole line goes if it held
     /// only that element.
-    pub fn remove_first_value(mut self, name: HeaderName) -> Self {
+    pub fn remove_first_value(self, name: HeaderName) -> Self {
+        self.remove_first_values(name, 1)
+    }
+
+    /// Removes the first `n` comma-separated values of a header, across its lines: a
+    /// line left empty goes, a line partly consumed keeps the rest of its values.
+    pub fn remove_first_values(mut self, name: HeaderName, mut n: usize) -> Self {
         let msg = self.msg;
-        let Some(h) = msg.headers.iter().find(|h| h.name == name) else {
-            return self;
-        };
-        let mut items = split_list(msg.text(h.value));
-        let _first = items.next();
-        let rest: Vec<&str> = items.collect();
-        if rest.is_empty() {
-            self.plain &= name != HeaderName::ContentLength;
-            self.splices.push((h.line, Vec::new()));
-        } else {
-            self.replace(h, name, rest.join(", ").into_bytes());
+        for h in msg.headers.iter().filter(|h| h.name == name) {
+            if n == 0 {
+                break;
+            }
+            let rest: Vec<&str> = split_list(msg.text(h.value)).skip(n).collect();
+            // An empty line counts as one value, so it goes by itself.
+            n = n.saturating_sub(split_list(msg.text(h.value)).count().max(1));
+            if rest.is_empty() {
+                self.plain &= name != HeaderName::ContentLength;
+                self.splices.push((h.line, Vec::new()));
+            } else {
+                self.replace(h, name, rest.join(", ").into_bytes());
+            }
         }
         self
     }
@@ -1136,6 +1144,32 @@ v=0\nEXTRA";
         assert_eq!(call_id_of(b"OPTIONS sip:h SIP/2.0\r\nCall-ID: a\r\n"), None);
         assert_eq!(call_id_of(b"\r\n\r\n"), None);
         assert_eq!(call_id_of(b""), None);
+    }
+
+    #[test]
+    fn leading_route_values_leave_across_lines() {
+        let m = Message::parse(
+            b"BYE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\n\
+              Route: <sip:p1;lr>\r\nRoute: <sip:p2;lr>, <sip:p3;lr>\r\nRoute: <sip:p4;lr>\r\n\
+              Call-ID: c\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let routes = |n: usize| {
+            let out = m.edit().remove_first_values(HeaderName::Route, n).finish();
+            let again = Message::parse(out.as_bytes()).unwrap();
+            assert_eq!(again.as_bytes(), out.as_bytes());
+            out.values(HeaderName::Route).collect::<Vec<_>>().join(" ")
+        };
+        assert_eq!(routes(0), "<sip:p1;lr> <sip:p2;lr> <sip:p3;lr> <sip:p4;lr>");
+        assert_eq!(routes(1), "<sip:p2;lr> <sip:p3;lr> <sip:p4;lr>");
+        assert_eq!(routes(2), "<sip:p3;lr> <sip:p4;lr>");
+        assert_eq!(routes(3), "<sip:p4;lr>");
+        assert_eq!(routes(9), "");
+        let two = m.edit().remove_first_values(HeaderName::Route, 2).finish();
+        let one_by_one = m
+            .remove_first_value(HeaderName::Route)
+            .remove_first_value(HeaderName::Route);
+        assert_eq!(two.as_bytes(), one_by_one.as_bytes());
     }
 
     #[test]
