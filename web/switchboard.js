@@ -349,6 +349,9 @@ Call._n = 0;
 // ---------------------------------------------------------------------------------------
 // The phone
 
+// No STUN/TURN servers: the host candidates reach the server (ICE-lite), as they always have.
+const PC_CONFIG = Object.freeze({ iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+
 const CALL_EVENTS = ['ringing', 'accepted', 'rejected', 'invited', 'cancelled', 'byed', 'holded', 'dtmf', 'mediaFailed'];
 
 /**
@@ -367,6 +370,8 @@ export class Phone extends EventTarget {
       connectTimeout: options.connectTimeout ?? 20000,
       requestTimeout: options.requestTimeout ?? 20000,
       iceGatheringTimeout: options.iceGatheringTimeout ?? 2000,
+      prepareOffer: options.prepareOffer ?? true,
+      preparedOfferMaxAge: options.preparedOfferMaxAge ?? 300000,
       keepalive: options.keepalive ?? 25000,
       reconnect: options.reconnect ?? false,
       debug: !!options.debug,
@@ -383,6 +388,7 @@ export class Phone extends EventTarget {
     this._keepaliveTimer = null;
     this._reconnectTimer = null;
     this._reconnectDelay = 1000;
+    this._prepared = null; // the idle line's ready offer: see _prepare()
     this.registration = null; // last 'registration' event: { state, reason?, expires? }
     this.tones = new Tones(() => this._ctx);
 
@@ -485,6 +491,7 @@ export class Phone extends EventTarget {
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = null;
     if (this._call) this._endCall(this._call, 'hangup', 'You hung up');
+    this._dropPrepared();
     this._closeSocket(1000, 'bye');
     this._setState('disconnected', { reason: 'signed out' });
   }
@@ -587,6 +594,7 @@ export class Phone extends EventTarget {
     for (const [, p] of this._pending) p.reject(new SwitchboardError('closed', 'The connection to the server was lost'));
     this._pending.clear();
     if (this._call) this._endCall(this._call, 'disconnected', 'The connection to the server was lost');
+    this._dropPrepared();
     if (this._closing) return;
     if (wasConnected) {
       this._emit('disconnected', { code: ev.code, reason: ev.reason || 'connection lost' });
@@ -705,6 +713,7 @@ export class Phone extends EventTarget {
           this._reconnectDelay = 1000;
           this._setState('connected');
           this._startKeepalive();
+          this._prepare();
           this._emit('connected', { reconnected });
           a.resolve({ reconnected });
         }
@@ -822,6 +831,9 @@ export class Phone extends EventTarget {
     const call = new Call(this, 'outgoing', target, {});
     this._call = call;
     this._emit('callstatechange', { call, state: call.state, previous: null });
+    // A refused or impossible microphone fails before anything is sent (the slow path).
+    const prepared = this._micMayOpen() ? await this._takePrepared() : null;
+    if (prepared) return this._callPrepared(call, target, prepared, opts);
     let sent = false;
     try {
       const stream = await this._microphone(call, opts);
@@ -842,6 +854,40 @@ export class Phone extends EventTarget {
       if (call.ended) return call;
       const err = e instanceof SwitchboardError ? e : new SwitchboardError('webrtc', `The call could not be set up: ${e.message || e}`, { cause: e });
       if (sent && err.code !== 'request') this.rpc('bye').catch(() => {});
+      this._endCall(call, 'failed', err.message, err);
+      throw err;
+    }
+  }
+
+  // The fast path of `call`: the invitation leaves at once with the offer prepared while the
+  // line was idle; the microphone opens meanwhile, and its track joins the offer's audio
+  // sender by replaceTrack (no renegotiation). A microphone that fails after the invitation
+  // is out hangs the call up (CANCEL or BYE), unless opts.allowNoMicrophone.
+  async _callPrepared(call, target, prepared, opts) {
+    const pc = prepared.pc;
+    call.pc = pc;
+    this._wirePc(call, pc);
+    if (call.ended) {
+      pc.close();
+      return call;
+    }
+    const codecs = opts.codecs || this.options.codecs;
+    const req = { dest: target, sdp: prepared.sdp };
+    if (codecs) req.codecs = codecs;
+    call._sent = true;
+    const invited = this.rpc('invite', req);
+    const microphone = this._microphone(call, opts).then((stream) => this._attachMicrophone(call, pc, stream));
+    const answered = invited.then((r) => (call.ended ? null : pc.setRemoteDescription({ type: 'answer', sdp: r.sdp })));
+    try {
+      await Promise.all([microphone, answered]);
+      return call;
+    } catch (e) {
+      // The other promise may still settle; its result no longer matters.
+      microphone.catch(() => {});
+      answered.catch(() => {});
+      if (call.ended) return call;
+      const err = e instanceof SwitchboardError ? e : new SwitchboardError('webrtc', `The call could not be set up: ${e.message || e}`, { cause: e });
+      if (err.code !== 'request') this.rpc('bye').catch(() => {});
       this._endCall(call, 'failed', err.message, err);
       throw err;
     }
@@ -871,8 +917,26 @@ export class Phone extends EventTarget {
       throw e;
     }
     try {
-      if (call.ended) return call;
-      const offer = await this._offer(call, stream);
+      if (call.ended) {
+        if (stream) for (const t of stream.getTracks()) t.stop();
+        return call;
+      }
+      // The offer prepared while the line was idle, with the microphone's track put in.
+      const prepared = await this._takePrepared();
+      if (call.ended) {
+        if (prepared) prepared.pc.close();
+        if (stream) for (const t of stream.getTracks()) t.stop();
+        return call;
+      }
+      let offer;
+      if (prepared) {
+        call.pc = prepared.pc;
+        this._wirePc(call, prepared.pc);
+        await this._attachMicrophone(call, prepared.pc, stream);
+        offer = prepared.sdp;
+      } else {
+        offer = await this._offer(call, stream);
+      }
       if (call.ended) return call;
       const codecs = opts.codecs || this.options.codecs;
       const req = { sdp: offer };
@@ -995,6 +1059,7 @@ export class Phone extends EventTarget {
     this._detachAnalyser('remote');
     this._emit('callstatechange', { call, state: 'ended', previous });
     this._emit('callended', { call, cause, reason, error: call.error });
+    this._prepare(); // the next call's offer
   }
 
   async _microphone(call, opts) {
@@ -1033,7 +1098,7 @@ export class Phone extends EventTarget {
   }
 
   async _offer(call, stream) {
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    const pc = new RTCPeerConnection(PC_CONFIG);
     call.pc = pc;
     if (stream) {
       call.localStream = stream;
@@ -1045,6 +1110,14 @@ export class Phone extends EventTarget {
     } else {
       pc.addTransceiver('audio', { direction: 'recvonly' });
     }
+    this._wirePc(call, pc);
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    await this._gathered(pc);
+    return pc.localDescription.sdp;
+  }
+
+  _wirePc(call, pc) {
     pc.ontrack = (e) => {
       if (call.ended) return;
       const remote = (e.streams && e.streams[0]) || new MediaStream([e.track]);
@@ -1060,10 +1133,107 @@ export class Phone extends EventTarget {
     pc.onconnectionstatechange = () => {
       this._emit('mediastate', { call, state: pc.connectionState });
     };
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    await this._gathered(pc);
-    return pc.localDescription.sdp;
+  }
+
+  // Puts the microphone's track (stream may be null: listen-only) on the prepared offer's
+  // audio sender.
+  async _attachMicrophone(call, pc, stream) {
+    if (!stream) return;
+    if (call.ended) {
+      for (const t of stream.getTracks()) t.stop();
+      return;
+    }
+    call.localStream = stream; // _endCall stops it from now on
+    const transceiver = pc.getTransceivers().find((t) => t.receiver.track.kind === 'audio');
+    await transceiver.sender.replaceTrack(stream.getAudioTracks()[0]);
+    if (call.ended) return;
+    this._applyTrackState(call);
+    this._attachAnalyser('local', stream);
+    this._emit('localstream', { call, stream });
+  }
+
+  // -- the prepared offer ---------------------------------------------------------------
+  //
+  // Building an offer takes the browser ~100-200 ms (peer connection, createOffer, ICE
+  // gathering), the microphone as much again. So while the line is idle it keeps one peer
+  // connection ready: an audio transceiver without a track, its offer set as the local
+  // description, host candidates gathered. A call sends that offer at once and opens the
+  // microphone meanwhile (permission is still asked at the click); answering opens the
+  // microphone first, as before, and then needs no offer time. The server's answer applies
+  // to it however old it is (it is ICE-lite and the browser starts the checks after the
+  // answer). It is made on connect and after each call, remade every preparedOfferMaxAge
+  // (the host's addresses may change), and closed on disconnect.
+
+  _prepare() {
+    if (!this.options.prepareOffer || typeof RTCPeerConnection === 'undefined') return;
+    if (this._state !== 'connected' || !this._ws || this._closing || this._call) return;
+    this._dropPrepared();
+    const prep = { pc: null };
+    this._prepared = prep;
+    prep.ready = (async () => {
+      const pc = new RTCPeerConnection(PC_CONFIG);
+      prep.pc = pc;
+      pc.addTransceiver('audio', { direction: 'sendrecv' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await this._gathered(pc);
+      return true;
+    })().catch((e) => {
+      this._log('preparing an offer failed:', e && e.message);
+      if (prep.pc) prep.pc.close();
+      if (this._prepared === prep) this._prepared = null;
+      return false;
+    });
+    this._prepareTimer = setTimeout(() => {
+      this._prepareTimer = null;
+      this._prepare();
+    }, this.options.preparedOfferMaxAge);
+    this._watchMicPermission();
+  }
+
+  _dropPrepared() {
+    clearTimeout(this._prepareTimer);
+    this._prepareTimer = null;
+    const prep = this._prepared;
+    this._prepared = null;
+    if (prep && prep.pc) prep.pc.close();
+  }
+
+  // The prepared peer connection and its offer ({ pc, sdp }), or null; waits for one still
+  // being made (quicker than making another).
+  async _takePrepared() {
+    const prep = this._prepared;
+    if (!prep) return null;
+    this._prepared = null;
+    clearTimeout(this._prepareTimer);
+    this._prepareTimer = null;
+    const ok = await prep.ready;
+    const pc = prep.pc;
+    if (!ok || !pc || pc.signalingState !== 'have-local-offer' || !pc.localDescription) {
+      if (pc) pc.close();
+      return null;
+    }
+    return { pc, sdp: pc.localDescription.sdp };
+  }
+
+  // False when the microphone is known to be refused or impossible: then a call takes the
+  // slow path, which fails before anything is sent.
+  _micMayOpen() {
+    if (!microphoneAvailable()) return false;
+    return !(this._micPermission && this._micPermission.state === 'denied');
+  }
+
+  _watchMicPermission() {
+    if (this._micPermission !== undefined) return;
+    this._micPermission = null;
+    if (typeof navigator === 'undefined' || !navigator.permissions || !navigator.permissions.query) return;
+    navigator.permissions.query({ name: 'microphone' }).then(
+      (status) => {
+        this._micPermission = status; // its state follows the user's choices
+      },
+      () => {
+        /* not queryable in this browser: assume it may open */
+      },
+    );
   }
 
   _gathered(pc) {

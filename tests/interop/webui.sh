@@ -342,11 +342,14 @@ check_webui_videoio_calls_baresip() {
 
 # 4. Every failure is spelled out on the page: a wrong password shows the registrar's
 #    refusal with its SIP reason; a call to a user who does not exist shows the rejection
-#    with its reason; a refused microphone shows a banner saying so, and no call starts.
+#    with its reason; a microphone that fails only after the invitation left (the page sends
+#    its prepared offer at the click) ends the call by itself: alice's page rang, then stops,
+#    and the banner says why; a microphone the browser already refuses shows the banner and
+#    no call starts.
 check_webui_failures() {
     ui_server 17400
-    ui failures --user bob@127.0.0.1 --password wrong --password2 bobpw --target nobody ||
-        fail "webui.js failed: $(ui_why)"
+    ui failures --user bob@127.0.0.1 --password wrong --password2 bobpw --target nobody \
+        --callee alice@127.0.0.1 --callee-password alicepw || fail "webui.js failed: $(ui_why)"
     local l
     l=$(out 'signin-failed a')
     [[ $l =~ ^signin-failed\ a\ Registration\ refused:\ (401|403)\  ]] ||
@@ -355,6 +358,13 @@ check_webui_failures() {
     l=$(out 'ended a')
     [[ $l =~ ^ended\ a\ Call\ rejected:\ [4-6][0-9][0-9]\  ]] ||
         fail "call to nobody: the page shows '${l:-nothing}' (want 'Call rejected: <code> <reason>')"
+    note "$l"
+    [[ -n $(out 'call-state c incoming') ]] || fail "late microphone failure: alice's page never rang: $(ui_why)"
+    l=$(out 'late-mic-banner a')
+    [[ $l == 'late-mic-banner a Microphone access was denied.'* ]] ||
+        fail "late microphone failure: the page shows '${l:-nothing}'"
+    [[ $(out 'late-mic-callee c') =~ ^late-mic-callee\ c\ (none|ended)$ ]] ||
+        fail "late microphone failure: alice's page is left $(out 'late-mic-callee c')"
     note "$l"
     l=$(out 'banner b')
     [[ $l == 'banner b Microphone access was denied.'* ]] ||

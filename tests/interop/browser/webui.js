@@ -19,11 +19,13 @@
 //                  then (with --dial) baresip calls the page, which accepts with its button
 //   failures       what the page shows when things go wrong: signing in as --user with the
 //                  wrong --password; then (signed in with --password2) calling --target,
-//                  which does not exist; then, in a browser that refuses the microphone,
-//                  calling --target again
+//                  which does not exist; with --callee (and --callee-password), calling
+//                  --callee's page with a microphone that fails after the invitation left;
+//                  then, in a browser that refuses the microphone, calling --target again
 //   close-tab      sign in, call --target, wait for CALL_ESTABLISHED at baresip, close the
 //                  tab and report how long baresip took to see the BYE
 // options: --user AOR --password PW --user2 AOR --password2 PW --wav2 FILE --target DEST --dial URI
+//          --callee AOR --callee-password PW
 //          --baresip-ctrl PORT --seconds N (default 5) --timeout MS (default 15000)
 //          --shots DIR (screenshots of the idle, ringing and in-call screens)
 //
@@ -35,6 +37,9 @@
 //   vio EVENT ARGS (the VideoIO page's onCallback) | vio-registered | vio-failed REASON
 //   baresip EVENT PARAM | baresip-not-established | baresip-not-closed
 //   far-end-closed MS | far-end-not-closed | done | error MESSAGE
+//   late-mic-banner WHO TEXT | late-mic-callee WHO STATE (failures: the microphone failing late)
+//   click-sent-ms N, click-invite-ms N (call-baresip: the call button's click event to the
+//   page's `invite` message leaving, and to the INVITE at baresip) | click-times-missing
 // Exit status 0 when every step ran (the assertions are webui.sh's), 1 otherwise.
 'use strict';
 
@@ -325,6 +330,35 @@ async function controls(page, bs) {
   await page.click('#devices-btn');
 }
 
+// The call button's timing (bench/web/run.sh): before the click, the page notes when the
+// click event happened (its timeStamp, on the wall clock) and when the `invite` message
+// leaves on the WebSocket; clickTimes then reports click → invite sent and click → the
+// INVITE at baresip (CALL_REMOTE_SDP; node and the page share the machine's clock).
+async function clickTimer(page) {
+  await page.evaluate(() => {
+    const t = (window.__clickTimes = {});
+    addEventListener('click', (e) => {
+      if (e.target.closest('#call-btn')) t.click = Date.now() - (performance.now() - e.timeStamp);
+    }, { capture: true, once: true });
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+      if (t.sent === undefined && typeof data === 'string' && data.startsWith('{"type":"invite"')) t.sent = Date.now();
+      return send.call(this, data);
+    };
+  });
+}
+
+async function clickTimes(page, bs) {
+  const t = await page.evaluate(() => window.__clickTimes);
+  const invite = bs.events.find((e) => e.type === 'CALL_REMOTE_SDP');
+  if (!t || t.click === undefined || t.sent === undefined || !invite) {
+    say(`click-times-missing ${JSON.stringify(t)}`);
+    return;
+  }
+  say(`click-sent-ms ${Math.round(t.sent - t.click)}`);
+  say(`click-invite-ms ${Math.round(invite.receivedAt - t.click)}`);
+}
+
 // -- scenarios ---------------------------------------------------------------------------
 
 async function callBaresip(opt) {
@@ -336,9 +370,11 @@ async function callBaresip(opt) {
     await shot(page, opt, 'idle');
     await devices(page);
     await page.fill('#dial', opt.target);
+    await clickTimer(page);
     await page.click('#call-btn');
     if (!(await waitCallState(page, 'a', 'active', opt.timeout))) return;
     if (!(await bs.waitEvent('CALL_ESTABLISHED', opt.timeout))) say('baresip-not-established');
+    await clickTimes(page, bs);
     say(`devices-used a ${JSON.stringify(await page.evaluate(async () => {
       const phone = window.app.phone;
       const outs = await navigator.mediaDevices.enumerateDevices();
@@ -506,6 +542,7 @@ async function failures(opt) {
     await waitCallState(page, 'a', 'ended', opt.timeout);
     say(`ended a ${await page.textContent('#call-status')}`);
     await shot(page, opt, 'rejected');
+    if (opt.callee) await lateMicrophone(opt, page);
   } finally {
     await ctx.close();
   }
@@ -526,6 +563,39 @@ async function failures(opt) {
     await shot(page, opt, 'microphone-denied');
   } finally {
     await ctx2.close();
+  }
+}
+
+// The microphone fails after the invitation has left (as when a person refuses the
+// permission prompt a second after clicking Call: the SDK sends the prepared offer at the
+// click): --callee's page (its own browser) rings, then the caller's page hangs up by
+// itself and says why, and the callee's ringing stops.
+async function lateMicrophone(opt, page) {
+  const ctx = await launch(opt, opt.wav, 'c');
+  try {
+    const callee = await openPage(ctx, opt.base + '/', 'c');
+    if (!(await signIn(callee, 'c', opt.callee, opt.calleePassword, ''))) return;
+    await page.evaluate(() => {
+      navigator.mediaDevices.getUserMedia = () => new Promise((_, reject) => {
+        setTimeout(() => reject(new DOMException('Permission denied', 'NotAllowedError')), 1500);
+      });
+    });
+    await page.fill('#dial', opt.callee);
+    await page.click('#call-btn');
+    await waitCallState(callee, 'c', 'incoming', opt.timeout);
+    await waitCallState(page, 'a', 'ended', opt.timeout);
+    const banner = await page.waitForFunction(() => {
+      const b = document.querySelector('[data-banner="mic"]');
+      return b ? b.textContent : null;
+    }, null, { timeout: 5000, polling: 100 }).then((h) => h.jsonValue()).catch(() => '(no banner)');
+    say(`late-mic-banner a ${banner}`);
+    const after = await callee.waitForFunction(() => {
+      const s = document.getElementById('app').dataset.callState;
+      return s === 'incoming' ? null : s;
+    }, null, { timeout: 5000, polling: 50 }).then((h) => h.jsonValue()).catch(() => 'still incoming');
+    say(`late-mic-callee c ${after}`);
+  } finally {
+    await ctx.close();
   }
 }
 
