@@ -28,8 +28,9 @@
 //   bye RESULT | byed | byed-timeout | tab-closed | far-end-closed MS | far-end-not-closed
 //   baresip EVENT PARAM | baresip-not-established | baresip-not-closed | done | error MESSAGE
 //   invite-ms N (call button to the INVITE at baresip), server-invite-ms N (the page's
-//   `invite` message to the INVITE at baresip), offer-ms N (the page's share: microphone,
-//   createOffer, ICE gathering), server-idle-cpu NS MS, server-call-cpu NS MS
+//   `invite` message to the INVITE at baresip), offer-ms N (the page's share: taking the
+//   offer it prepared while idle; the microphone opens after the invite has left),
+//   server-idle-cpu NS MS, server-call-cpu NS MS
 //   (CPU nanoseconds the server used over MS milliseconds, idle and during the call)
 // Exit status 0 when every step ran (the assertions are webphone.sh's), 1 otherwise.
 'use strict';
