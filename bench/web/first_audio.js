@@ -6,9 +6,13 @@
 // the remote track above -40 dBFS, WebAudio polled every 2 ms). One clock: both tabs run
 // in the same browser. The path: bob's microphone → his WebRTC leg (ICE + DTLS, set up by
 // the accept) → his line → SIP/RTP → alice's line → her WebRTC leg → her page.
+// Also reported: from bob's page deciding to answer (the `invited` event; the page answers
+// at once) to that first audio, which adds his microphone opening and taking his offer
+// (prepared before the call: webphone.html).
 //
 // usage: node first_audio.js --work DIR --http PORT --wav FILE [--calls N] [--codecs "opus dtmf"]
-// prints: first-audio-ms N (one per call), accepted JSON, call-failed WHY, done
+// prints: first-audio-ms N, answer-first-audio-ms N (one each per call), accepted JSON,
+//         call-failed WHY, done
 'use strict';
 
 const fs = require('fs');
@@ -54,6 +58,7 @@ async function main() {
         say(`call-failed ${JSON.stringify({ ans, call, f })}`);
       } else {
         say(`first-audio-ms ${f.at - ans.sentAt}`);
+        say(`answer-first-audio-ms ${f.at - ans.answerAt}`);
         if (i === 0) say(`accepted ${JSON.stringify(call.accepted)}`);
       }
       await a.evaluate(() => window.wp.hangup()).catch(() => {});
