@@ -233,7 +233,8 @@ EOF
 #    PCMU, auto-answer) from the dial pad with those devices; each side hears the other's tone; the in-call keypad's touch-tones
 #    reach baresip in order, Hold and Resume each re-INVITE it, Mute silences the microphone,
 #    the Audio panel switches to another microphone mid-call (baresip still hears 440 Hz);
-#    the page hangs up with its button and the call is in its history.
+#    the page hangs up with its button and the call is in its history; one peer connection
+#    (the next call's prepared offer) is left open, none after signing out.
 check_webui_calls_baresip() {
     ui_server 17100
     ui_baresip 17100
@@ -262,6 +263,9 @@ check_webui_calls_baresip() {
     [[ -n $(out 'baresip CALL_CLOSED') ]] || fail "the page hung up but baresip never saw the BYE"
     [[ $(out 'history a') == *'"direction":"outgoing"'*'"outcome":"answered"'* ]] ||
         fail "call history: $(out 'history a')"
+    [[ $(out 'pcs-after-call a') == 'pcs-after-call a 1' && $(out 'pcs-after-signout a') == 'pcs-after-signout a 0' ]] ||
+        fail "peer connections left open: $(out 'pcs-after-call a'), $(out 'pcs-after-signout a') (want 1: the next call's offer, then 0)"
+    note "$(out 'click-invite-ms') from the call button's click"
     keep_shots idle in-call
     stop_server "$SRV" srv
 }

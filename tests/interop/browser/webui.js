@@ -38,6 +38,7 @@
 //   baresip EVENT PARAM | baresip-not-established | baresip-not-closed
 //   far-end-closed MS | far-end-not-closed | done | error MESSAGE
 //   late-mic-banner WHO TEXT | late-mic-callee WHO STATE (failures: the microphone failing late)
+//   pcs-after-call WHO N | pcs-after-signout WHO N (call-baresip: RTCPeerConnections left open)
 //   click-sent-ms N, click-invite-ms N (call-baresip: the call button's click event to the
 //   page's `invite` message leaving, and to the INVITE at baresip) | click-times-missing
 // Exit status 0 when every step ran (the assertions are webui.sh's), 1 otherwise.
@@ -361,10 +362,27 @@ async function clickTimes(page, bs) {
 
 // -- scenarios ---------------------------------------------------------------------------
 
+// Every RTCPeerConnection the page makes, in window.__pcs (the SDK's prepared offers are
+// checked for leaks).
+function countPeerConnections() {
+  const all = (window.__pcs = []);
+  window.RTCPeerConnection = class extends window.RTCPeerConnection {
+    constructor(...a) {
+      super(...a);
+      all.push(this);
+    }
+  };
+}
+
+async function openPeerConnections(page) {
+  return page.evaluate(() => window.__pcs.filter((pc) => pc.signalingState !== 'closed').length);
+}
+
 async function callBaresip(opt) {
   const bs = await baresip(opt);
   const ctx = await launch(opt, opt.wav, 'a');
   try {
+    await ctx.addInitScript(countPeerConnections);
     const page = await openPage(ctx, opt.base + '/', 'a');
     if (!(await signIn(page, 'a', opt.user, opt.password, 'Bob Browser'))) return;
     await shot(page, opt, 'idle');
@@ -388,6 +406,10 @@ async function callBaresip(opt) {
     await endedText(page, 'a');
     if (!(await bs.waitEvent('CALL_CLOSED', 10000))) say('baresip-not-closed');
     await history(page, 'a');
+    // Left open: the next call's prepared offer only; after signing out: none.
+    say(`pcs-after-call a ${await openPeerConnections(page)}`);
+    await page.$eval('#signout', (b) => b.click());
+    say(`pcs-after-signout a ${await openPeerConnections(page)}`);
   } finally {
     bs.close();
     await ctx.close();
