@@ -1161,8 +1161,11 @@ export class Phone extends EventTarget {
   // microphone meanwhile (permission is still asked at the click); answering opens the
   // microphone first, as before, and then needs no offer time. The server's answer applies
   // to it however old it is (it is ICE-lite and the browser starts the checks after the
-  // answer). It is made on connect and after each call, remade every preparedOfferMaxAge
-  // (the host's addresses may change), and closed on disconnect.
+  // answer). Made before the microphone was ever allowed, its host candidates are mDNS names
+  // (Chromium hides the addresses until then); the server does not need them: the browser's
+  // checks arrive from its real address, which the server answers. It is made on connect and
+  // after each call, remade every preparedOfferMaxAge (the host's addresses may change), and
+  // closed on disconnect.
 
   _prepare() {
     if (!this.options.prepareOffer || typeof RTCPeerConnection === 'undefined') return;
@@ -1208,11 +1211,14 @@ export class Phone extends EventTarget {
     this._prepareTimer = null;
     const ok = await prep.ready;
     const pc = prep.pc;
-    if (!ok || !pc || pc.signalingState !== 'have-local-offer' || !pc.localDescription) {
+    // Without a candidate (no usable interface when it was made) the browser could not
+    // reach the server: make a fresh one after the microphone opens, as without preparing.
+    const sdp = ok && pc && pc.signalingState === 'have-local-offer' && pc.localDescription ? pc.localDescription.sdp : '';
+    if (!/^a=candidate:/m.test(sdp)) {
       if (pc) pc.close();
       return null;
     }
-    return { pc, sdp: pc.localDescription.sdp };
+    return { pc, sdp };
   }
 
   // False when the microphone is known to be refused or impossible: then a call takes the

@@ -234,8 +234,17 @@ EOF
 #    reach baresip in order, Hold and Resume each re-INVITE it, Mute silences the microphone,
 #    the Audio panel switches to another microphone mid-call (baresip still hears 440 Hz);
 #    the page hangs up with its button and the call is in its history; one peer connection
-#    (the next call's prepared offer) is left open, none after signing out.
+#    (the next call's prepared offer) is left open, none after signing out. The microphone is
+#    allowed only after signing in (a first visit), so the first offer, prepared before, has
+#    only an mDNS host candidate.
 check_webui_calls_baresip() {
+    # An interface besides lo, holding the default route (a veth pair whose both ends stay in
+    # this namespace: still nothing beyond it): the page has no microphone permission when it
+    # prepares its first offer, so Chromium offers only the default route's address, as an
+    # mDNS name (on lo alone it offers nothing).
+    ip link add sbveth0 type veth peer name sbveth1 && ip addr add 198.18.0.2/32 dev sbveth0 &&
+        ip link set sbveth1 up && ip link set sbveth0 up && ip route add default dev sbveth0 ||
+        fail "cannot add a veth pair in the namespace"
     ui_server 17100
     ui_baresip 17100
     ui call-baresip --user bob@127.0.0.1 --password bobpw --target alice@127.0.0.1 \
@@ -263,6 +272,8 @@ check_webui_calls_baresip() {
     [[ -n $(out 'baresip CALL_CLOSED') ]] || fail "the page hung up but baresip never saw the BYE"
     [[ $(out 'history a') == *'"direction":"outgoing"'*'"outcome":"answered"'* ]] ||
         fail "call history: $(out 'history a')"
+    [[ $(out 'prepared-candidates a') == 'prepared-candidates a mdns' ]] ||
+        fail "the first offer was meant to be prepared before the microphone was allowed: $(out 'prepared-candidates a')"
     [[ $(out 'pcs-after-call a') == 'pcs-after-call a 1' && $(out 'pcs-after-signout a') == 'pcs-after-signout a 0' ]] ||
         fail "peer connections left open: $(out 'pcs-after-call a'), $(out 'pcs-after-signout a') (want 1: the next call's offer, then 0)"
     note "$(out 'click-invite-ms') from the call button's click"

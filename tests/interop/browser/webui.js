@@ -38,6 +38,8 @@
 //   baresip EVENT PARAM | baresip-not-established | baresip-not-closed
 //   far-end-closed MS | far-end-not-closed | done | error MESSAGE
 //   late-mic-banner WHO TEXT | late-mic-callee WHO STATE (failures: the microphone failing late)
+//   prepared-candidates WHO mdns|addresses N (call-baresip: the offer prepared before the
+//   microphone was allowed)
 //   pcs-after-call WHO N | pcs-after-signout WHO N (call-baresip: RTCPeerConnections left open)
 //   click-sent-ms N, click-invite-ms N (call-baresip: the call button's click event to the
 //   page's `invite` message leaving, and to the INVITE at baresip) | click-times-missing
@@ -79,9 +81,10 @@ function usage(why) {
 
 // A phone-sized Chromium with a fake microphone. No autoplay override: the page has to get
 // its sound unlocked by the clicks, as for a person.
-// With denyMicrophone there is no fake permission prompt, and the test blocks the
-// microphone for the page's origin (denyMicrophone below), as a person clicking "Block".
-async function launch(opt, wav, name, denyMicrophone = false) {
+// With noPrompt there is no fake permission prompt: the test blocks the microphone for the
+// page's origin (denyMicrophone below), as a person clicking "Block", or grants it later
+// (a first visit: until then Chromium hides the host's addresses behind mDNS names).
+async function launch(opt, wav, name, noPrompt = false) {
   const { chromium } = require('playwright-core');
   const udd = fs.mkdtempSync(path.join(opt.work, `chromium-${name}-`));
   const ctx = await chromium.launchPersistentContext(udd, {
@@ -92,7 +95,7 @@ async function launch(opt, wav, name, denyMicrophone = false) {
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ...(denyMicrophone ? [] : ['--use-fake-ui-for-media-stream']),
+      ...(noPrompt ? [] : ['--use-fake-ui-for-media-stream']),
       '--use-fake-device-for-media-stream',
       '--use-file-for-fake-audio-capture=' + path.resolve(wav),
       '--allow-loopback-in-peer-connection',
@@ -380,11 +383,20 @@ async function openPeerConnections(page) {
 
 async function callBaresip(opt) {
   const bs = await baresip(opt);
-  const ctx = await launch(opt, opt.wav, 'a');
+  const ctx = await launch(opt, opt.wav, 'a', true);
   try {
     await ctx.addInitScript(countPeerConnections);
     const page = await openPage(ctx, opt.base + '/', 'a');
     if (!(await signIn(page, 'a', opt.user, opt.password, 'Bob Browser'))) return;
+    // A first visit: the SDK prepared its offer before the microphone was ever allowed, so
+    // its host candidates are mDNS names; the person allows the microphone afterwards.
+    say(`prepared-candidates a ${await page.evaluate(async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      const sdp = window.__pcs.length ? window.__pcs[0].localDescription?.sdp || '' : '';
+      const c = sdp.split('\r\n').filter((l) => l.startsWith('a=candidate'));
+      return c.length && c.every((l) => / [0-9a-f-]+\.local /.test(l)) ? 'mdns' : `addresses ${c.length}`;
+    })}`);
+    await ctx.grantPermissions(['microphone'], { origin: opt.base });
     await shot(page, opt, 'idle');
     await devices(page);
     await page.fill('#dial', opt.target);
