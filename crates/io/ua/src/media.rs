@@ -7,8 +7,10 @@
 //! this task. Sends never wait: a packet the socket cannot take now is dropped, as
 //! the network would drop it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::ports::DatagramSocket;
@@ -525,13 +527,15 @@ impl Leg {
 }
 
 /// The next frame from the front, or never (a PCM port, or the front went away).
-async fn front_frame(
-    rx: &mut Option<mpsc::Receiver<crate::audio::Frame>>,
-) -> Option<crate::audio::Frame> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
+/// What woke a media task.
+enum Ev {
+    Ctl(Option<MediaCtl>),
+    /// A datagram is at hand in the RTP batch.
+    Rtp(std::io::Result<()>),
+    Tick,
+    Front(Option<crate::audio::Frame>),
+    Timer,
+    Rtcp(std::io::Result<(usize, SocketAddr)>),
 }
 
 type Events = mpsc::UnboundedSender<UaEvent>;
@@ -584,9 +588,8 @@ impl Core {
         true
     }
 
-    /// Sends what the last input made: the bridge's frames for either side, RFC 4733
-    /// packets (the first one of a digit is due at once) and RTCP reports.
-    fn flush(&mut self, now: Instant) {
+    /// The sending side (the session, its socket, our RFC 4733 state) beside the leg.
+    fn split(&mut self) -> (Net<'_>, &mut Leg, &mut DtmfSender) {
         let Core {
             params,
             session,
@@ -597,19 +600,26 @@ impl Core {
             rtcp: _,
             clocked: _,
         } = self;
-        let mut net = Net {
+        let net = Net {
             session,
             dtmf_active: dtmf_tx.is_active(),
             params,
             sock: rtp,
             packet,
         };
+        (net, leg, dtmf_tx)
+    }
+
+    /// Sends what the last input made: the bridge's frames for either side, RFC 4733
+    /// packets (the first one of a digit is due at once) and RTCP reports.
+    fn flush(&mut self, now: Instant) {
+        let (mut net, leg, dtmf_tx) = self.split();
         if let Leg::Frames(f) = leg {
             f.flush(now, &mut net);
         }
         while let Some(p) = dtmf_tx.poll_transmit() {
-            if let Some(te) = params.telephone_event
-                && params.send
+            if let Some(te) = net.params.telephone_event
+                && net.params.send
             {
                 net.send(now, te, Timestamp::Exact(p.timestamp), p.marker, &p.payload);
             }
@@ -803,6 +813,18 @@ impl MediaTask {
                 from_front: from_front.take(),
             });
         }
+        // The sockets' registrations, taken once: waiting on them below costs no lock,
+        // no reference count and no waiter list per wake-up. A socket that cannot be
+        // registered is not read (logged once) instead of failing every turn.
+        let watch = |s: &DatagramSocket, what: &str| match s.watcher() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!(%line, error = %e, "{what} socket not readable");
+                None
+            }
+        };
+        let rtp_fd = if clocked { None } else { watch(&rtp, "rtp") };
+        let rtcp_fd = watch(&rtcp, "rtcp");
         loop {
             let wake = if clocked { None } else { timer };
             if let Some(at) = wake
@@ -811,32 +833,67 @@ impl MediaTask {
                 sleep.as_mut().reset(tokio::time::Instant::from_std(at));
                 armed = Some(at);
             }
-            tokio::select! {
-                _ = tick.tick(), if is_pcm => {
+            // One hand-written wait instead of a select!: no futures built and dropped
+            // per wake-up (a packet), control first.
+            let ev = std::future::poll_fn(|cx| {
+                if let Poll::Ready(c) = ctl.poll_recv(cx) {
+                    return Poll::Ready(Ev::Ctl(c));
+                }
+                if let Some(fd) = &rtp_fd
+                    && let Poll::Ready(r) = rtp_in.poll_ready(cx, fd)
+                {
+                    return Poll::Ready(Ev::Rtp(r));
+                }
+                if is_pcm && tick.poll_tick(cx).is_ready() {
+                    return Poll::Ready(Ev::Tick);
+                }
+                if let Some(rx) = from_front.as_mut()
+                    && let Poll::Ready(f) = rx.poll_recv(cx)
+                {
+                    return Poll::Ready(Ev::Front(f));
+                }
+                if wake.is_some() && sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ev::Timer);
+                }
+                if let Some(fd) = &rtcp_fd {
+                    while let Poll::Ready(r) = fd.poll_read_ready(cx) {
+                        let mut guard = match r {
+                            Ok(g) => g,
+                            Err(e) => return Poll::Ready(Ev::Rtcp(Err(e))),
+                        };
+                        // WouldBlock clears the readiness: poll again to wait.
+                        if let Ok(r) = guard.try_io(|s| s.get_ref().recv_from(&mut rtcp_buf)) {
+                            return Poll::Ready(Ev::Rtcp(r));
+                        }
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match ev {
+                Ev::Tick => {
                     let mut c = lock(&core);
-                    let Core { params, session, dtmf_tx, leg, packet, rtp, .. } = &mut *c;
-                    if let Leg::Pcm(p) = leg {
-                        let mut net = Net { session, dtmf_active: dtmf_tx.is_active(), params, sock: rtp, packet };
+                    if let (mut net, Leg::Pcm(p), _) = c.split() {
                         p.tick(now(), &mut net, &events);
                     }
                 }
-                r = rtp_in.recv(&rtp), if !clocked => match r {
-                    Ok((data, src)) => lock(&core).rtp_in(now(), src, data, &mut dtmf_rx, &events),
-                    Err(e) => debug!(%line, error = %e, "rtp recv"),
-                },
-                r = rtcp.recv_from(&mut rtcp_buf) => match r {
-                    Ok((n, src)) => { let _ = lock(&core).session.receive_rtcp(now(), src, &rtcp_buf[..n]); }
-                    Err(e) => debug!(%line, error = %e, "rtcp recv"),
-                },
-                f = front_frame(&mut from_front) => match f {
-                    Some(f) => lock(&core).front_frame(now(), &f),
-                    None => from_front = None,
-                },
-                _ = &mut sleep, if wake.is_some() => {
+                Ev::Rtp(Ok(())) => {
+                    if let Some((data, src)) = rtp_in.take() {
+                        lock(&core).rtp_in(now(), src, data, &mut dtmf_rx, &events);
+                    }
+                }
+                Ev::Rtp(Err(e)) => debug!(%line, error = %e, "rtp recv"),
+                Ev::Rtcp(Ok((n, src))) => {
+                    let _ = lock(&core).session.receive_rtcp(now(), src, &rtcp_buf[..n]);
+                }
+                Ev::Rtcp(Err(e)) => debug!(%line, error = %e, "rtcp recv"),
+                Ev::Front(Some(f)) => lock(&core).front_frame(now(), &f),
+                Ev::Front(None) => from_front = None,
+                Ev::Timer => {
                     armed = None;
                     lock(&core).timeout(now());
                 }
-                c = ctl.recv() => match c {
+                Ev::Ctl(c) => match c {
                     Some(MediaCtl::Dtmf(d)) => {
                         let mut c = lock(&core);
                         if c.params.telephone_event.is_some() {
@@ -852,8 +909,11 @@ impl MediaTask {
                         let mut c = lock(&core);
                         let codec_changed = p.codec != c.params.codec || p.ptime != c.params.ptime;
                         c.session.set_formats(formats(&p));
-                        if p.remote_rtp != c.params.remote_rtp || p.remote_rtcp != c.params.remote_rtcp {
-                            c.session.set_remote(remote(p.remote_rtp), p.remote_rtcp, false);
+                        if p.remote_rtp != c.params.remote_rtp
+                            || p.remote_rtcp != c.params.remote_rtcp
+                        {
+                            c.session
+                                .set_remote(remote(p.remote_rtp), p.remote_rtcp, false);
                         }
                         c.params = p;
                         if codec_changed {

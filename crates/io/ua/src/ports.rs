@@ -102,7 +102,7 @@ impl DatagramSocket {
     }
 
     /// The registration, made now if there is none.
-    fn watcher(&self) -> std::io::Result<Arc<AsyncFd<std::net::UdpSocket>>> {
+    pub(crate) fn watcher(&self) -> std::io::Result<Arc<AsyncFd<std::net::UdpSocket>>> {
         let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(a) = w.as_ref() {
             return Ok(a.clone());

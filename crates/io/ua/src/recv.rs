@@ -5,7 +5,10 @@
 //! other). The system call itself is `net::mmsg`.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::task::{Context, Poll};
+
+use tokio::io::unix::AsyncFd;
 
 use net::mmsg::Datagrams;
 
@@ -30,36 +33,59 @@ impl RecvBatch {
         }
     }
 
-    /// The next datagram on `sock` and its source. Cancel-safe: datagrams taken from
-    /// the socket stay here until handed out.
+    /// The next datagram on `sock` and its source: [`RecvBatch::poll_ready`] on a
+    /// fresh registration, for the tests. Cancel-safe: datagrams taken from the socket
+    /// stay here until handed out.
+    #[cfg(test)]
     pub(crate) async fn recv(&mut self, sock: &DatagramSocket) -> io::Result<(&[u8], SocketAddr)> {
+        let fd = sock.watcher()?;
+        std::future::poll_fn(|cx| self.poll_ready(cx, &fd)).await?;
+        self.take()
+            .ok_or_else(|| io::Error::other("no datagram in the batch"))
+    }
+
+    /// The next datagram on a socket and its source, as a poll on the socket's
+    /// registration `fd` (which the caller keeps across polls): ready once a datagram
+    /// is at hand for [`RecvBatch::take`]. Datagrams taken from the socket stay here
+    /// until handed out.
+    pub(crate) fn poll_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        fd: &AsyncFd<UdpSocket>,
+    ) -> Poll<io::Result<()>> {
         loop {
-            // Skip any from an address family other than IPv4/IPv6.
             while self.next < self.got.len()
                 && !matches!(self.got.get(self.next), Some((_, Some(_))))
             {
                 self.next += 1;
             }
             if self.next < self.got.len() {
-                break;
+                return Poll::Ready(Ok(()));
             }
-            sock.readable().await?;
+            let mut guard = match fd.poll_read_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
             // `WouldBlock` from the closure clears tokio's readiness: returned when the
             // kernel had nothing, or fewer datagrams than asked (the queue is empty
             // now; a datagram arriving later raises a new readiness event, as after
             // EAGAIN). Same reasoning as tokio's own short-read rule for streams.
-            match sock.try_read_io(|s| fill(&mut self.got, s)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+            match guard.try_io(|s| fill(&mut self.got, s.get_ref())) {
+                Ok(Ok(())) | Err(_) => {}
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
             }
             self.next = 0;
         }
+    }
+
+    /// The datagram [`RecvBatch::poll_ready`] found, and its source.
+    pub(crate) fn take(&mut self) -> Option<(&[u8], SocketAddr)> {
         let i = self.next;
         self.next += 1;
         match self.got.get(i) {
-            Some((data, Some(from))) => Ok((data, from)),
-            _ => Err(io::Error::other("no datagram in the batch")),
+            Some((data, Some(from))) => Some((data, from)),
+            _ => None,
         }
     }
 
