@@ -149,20 +149,30 @@ pub async fn start(args: &GatewaySettings) -> anyhow::Result<Gateway> {
     Ok(Gateway { ua, app })
 }
 
-/// The RTMP server on `listen` with the gateway's `sip` application.
-pub async fn serve_rtmp(gw: &Gateway, listen: SocketAddr) -> anyhow::Result<ServerHandle> {
+/// The RTMP server on `listen` with the gateway's `sip` application; `threads` > 0 runs
+/// its connections, and their calls' media tasks, on that many single-threaded runtimes
+/// (rtmp.threads).
+pub async fn serve_rtmp(
+    gw: &Gateway,
+    listen: SocketAddr,
+    threads: usize,
+) -> anyhow::Result<ServerHandle> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen for RTMP on {listen}"))?;
-    Ok(Server::new(ServerConfig::default())
+    let cfg = ServerConfig {
+        threads,
+        ..ServerConfig::default()
+    };
+    Ok(Server::new(cfg)
         .app(gateway::APP_NAME, gw.app.clone())
         .spawn(listener))
 }
 
 /// Runs the gateway alone until interrupted.
-pub async fn run(args: GatewaySettings) -> anyhow::Result<()> {
+pub async fn run(args: GatewaySettings, threads: usize) -> anyhow::Result<()> {
     let gw = start(&args).await?;
-    let server = serve_rtmp(&gw, args.rtmp).await?;
+    let server = serve_rtmp(&gw, args.rtmp, threads).await?;
     info!(rtmp = %server.local_addr(), sip = %gw.ua.local_addr(), "gateway running");
     println!(
         "SIP-RTMP gateway: rtmp://{}/sip/USER@DOMAIN (lines' SIP on udp {})",

@@ -222,7 +222,9 @@ fn main() -> std::process::ExitCode {
             (_, None) => anyhow::bail!("no configuration"),
             (Some(Command::Sipd(_)), Some(s)) => sipd_role::run(s.sip, s.data, false, &[]).await,
             (Some(Command::Rtmp(_)), Some(s)) => rtmp_role::run(s.rtmp).await,
-            (Some(Command::Gateway(_)), Some(s)) => gateway_role::run(s.gateway).await,
+            (Some(Command::Gateway(_)), Some(s)) => {
+                gateway_role::run(s.gateway, s.rtmp.threads).await
+            }
             (None, Some(s)) => all_in_one(s).await,
         }
     });

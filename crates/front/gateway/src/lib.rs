@@ -108,7 +108,7 @@ enum ToLine {
 impl Application for SipGateway {
     fn connect(&self, request: ConnectRequest, client: Client) -> Box<dyn Connection> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let link = Link::default();
+        let link = Link::on_current_runtime();
         let handler = Box::new(GatewayConnection {
             tx: tx.clone(),
             link: link.clone(),

@@ -72,6 +72,8 @@ pub(crate) struct MediaLink {
     pub(crate) dropped: u64,
     /// While a call's video runs: where published messages go (seed-spec §3.4, §3.5).
     video: Option<VideoLink>,
+    /// The runtime of the connection's task, where the call's media task runs too.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// A shared [`MediaLink`].
@@ -81,6 +83,14 @@ pub(crate) struct Link(Arc<Mutex<MediaLink>>);
 impl Link {
     fn lock(&self) -> MutexGuard<'_, MediaLink> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A link for a connection whose task runs on the current runtime (called from
+    /// it): its calls' media tasks run on the same one.
+    pub(crate) fn on_current_runtime() -> Link {
+        let link = Link::default();
+        link.lock().runtime = tokio::runtime::Handle::try_current().ok();
+        link
     }
 
     pub(crate) fn set_video(&self, video: Option<VideoLink>) {
@@ -182,8 +192,13 @@ impl Link {
         let (to_call, from_front) = mpsc::channel(QUEUE);
         // Each connection has its own task: the codec work of a transcoded call runs
         // on it (Speex decoding towards PCMU: ~10 µs per frame under the call's lock).
-        let inlet = FrameInlet::with_codec();
-        self.lock().to_call = Some((format, to_call, inlet.clone()));
+        let mut inlet = FrameInlet::with_codec();
+        let mut l = self.lock();
+        if let Some(rt) = &l.runtime {
+            inlet = inlet.spawn_on(rt.clone());
+        }
+        l.to_call = Some((format, to_call, inlet.clone()));
+        drop(l);
         FramePort {
             inlet: Some(inlet),
             format,

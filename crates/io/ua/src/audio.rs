@@ -120,6 +120,8 @@ pub struct FrameInlet {
     codec: bool,
     /// The front runs the call on the packet clock ([`FrameInlet::tick`]).
     clocked: bool,
+    /// The runtime the call's media task runs on (default: the line driver's).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for FrameInlet {
@@ -153,6 +155,20 @@ impl FrameInlet {
             clocked: true,
             ..FrameInlet::default()
         }
+    }
+
+    /// Runs the call's media task on `runtime`: a front whose connections each live on
+    /// one thread's runtime (the RTMP server's `threads`) keeps the call's RTP there
+    /// too, so that a frame's hops (RTMP read, RTP write; RTP read, RTMP write) stay on
+    /// one thread: no task wakes another thread, and no worker of a shared
+    /// multi-thread runtime is unparked to steal it.
+    pub fn spawn_on(mut self, runtime: tokio::runtime::Handle) -> FrameInlet {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    pub(crate) fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.runtime.as_ref()
     }
 
     pub(crate) fn is_clocked(&self) -> bool {

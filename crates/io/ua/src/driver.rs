@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::audio::{AudioFactory, MediaInfo, Port, SilencePort};
+use crate::audio::{AudioFactory, FramePort, MediaInfo, Port, SilencePort};
 use crate::media::{MediaCtl, MediaTask, codec_of, leg_of, leg_of_format};
 use crate::ports::{PortRange, RtpPair, RtpPorts, bind_pair};
 use crate::video::{VideoCtl, VideoFactory, VideoInfo, VideoTask};
@@ -723,10 +723,18 @@ impl Core {
                     cname: format!("{line}@{}", self.media_ip),
                 };
                 let events = st.events.clone();
-                let task = tokio::spawn(async move {
+                let runtime = match &task.port {
+                    Port::Frames(FramePort { inlet: Some(i), .. }) => i.runtime().cloned(),
+                    _ => None,
+                };
+                let run = async move {
                     let stats = task.run().await;
                     let _ = events.send(UaEvent::MediaStopped(stats));
-                });
+                };
+                let task = match runtime {
+                    Some(rt) => rt.spawn(run),
+                    None => tokio::spawn(run),
+                };
                 st.media = Some(RunningMedia { tx, task });
                 self.start_video(line, video);
             }
