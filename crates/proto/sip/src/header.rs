@@ -333,28 +333,29 @@ pub fn has_tag(value: &str) -> Option<bool> {
     Some(tag.is_some_and(|v| !v.trim().is_empty()))
 }
 
+/// The text of a quoted-string's inside (RFC 3261 §25.1): quoted-pairs unescaped;
+/// `None` for a bare DQUOTE, which cannot occur inside one.
+fn unquote(inner: &str) -> Option<String> {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '"' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
 fn parse_display(raw: &str) -> Result<Option<String>, ParseError> {
     if raw.is_empty() {
         return Ok(None);
     }
     if let Some(inner) = raw.strip_prefix('"') {
-        let inner = inner
-            .strip_suffix('"')
-            .ok_or(ParseError::BadHeader("display name quote"))?;
-        let mut out = String::with_capacity(inner.len());
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            if c == '\\' {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            } else if c == '"' {
-                return Err(ParseError::BadHeader("display name quote"));
-            } else {
-                out.push(c);
-            }
-        }
-        Ok(Some(out))
+        let bad = ParseError::BadHeader("display name quote");
+        let inner = inner.strip_suffix('"').ok_or(bad.clone())?;
+        unquote(inner).map(Some).ok_or(bad)
     } else {
         // token *(LWS token)
         if raw
@@ -685,19 +686,8 @@ pub fn parse_auth_params(value: &str) -> Result<(&str, Vec<AuthParam<'_>>), Pars
         let v = match raw.strip_prefix('"') {
             Some(inner) => {
                 let inner = inner.strip_suffix('"').ok_or(bad.clone())?;
-                if inner.contains('\\') {
-                    let mut out = String::with_capacity(inner.len());
-                    let mut chars = inner.chars();
-                    while let Some(c) = chars.next() {
-                        if c == '\\' {
-                            if let Some(n) = chars.next() {
-                                out.push(n);
-                            }
-                        } else {
-                            out.push(c);
-                        }
-                    }
-                    Cow::Owned(out)
+                if inner.contains(['\\', '"']) {
+                    Cow::Owned(unquote(inner).ok_or(bad.clone())?)
                 } else {
                     Cow::Borrowed(inner)
                 }
@@ -944,5 +934,7 @@ mod tests {
         assert!(matches!(p[2].1, Cow::Owned(_)), "unescaped into a copy");
         assert_eq!(p[3], ("algorithm", "MD5".into()));
         assert!(matches!(p[3].1, Cow::Borrowed(_)));
+        // A bare DQUOTE cannot be inside a quoted-string (§25.1).
+        assert!(parse_auth_params(r#"Digest realm="a"b""#).is_err());
     }
 }
