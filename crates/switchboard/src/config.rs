@@ -37,7 +37,10 @@ impl Mode {
         match self {
             Mode::AllInOne => true,
             Mode::Sipd => matches!(key, "data" | "log" | "sip" | "web" | "users"),
-            Mode::Gateway => matches!(key, "log" | "gateway" | "rtmp" | "rtmp.listen"),
+            Mode::Gateway => matches!(
+                key,
+                "log" | "gateway" | "rtmp" | "rtmp.listen" | "rtmp.threads"
+            ),
             Mode::Rtmp => matches!(key, "log" | "rtmp"),
         }
     }
