@@ -825,6 +825,7 @@ impl MediaTask {
         };
         let rtp_fd = if clocked { None } else { watch(&rtp, "rtp") };
         let rtcp_fd = watch(&rtcp, "rtcp");
+        let mut rtp_turn = false;
         loop {
             let wake = if clocked { None } else { timer };
             if let Some(at) = wake
@@ -834,15 +835,21 @@ impl MediaTask {
                 armed = Some(at);
             }
             // One hand-written wait instead of a select!: no futures built and dropped
-            // per wake-up (a packet), control first.
+            // per wake-up (a packet), control first. After an RTP turn the other sources
+            // go before RTP, so a stream of datagrams (a flood, a burst after a stall)
+            // cannot starve the clock, the front or the timers (select! had that from its
+            // random order).
+            let rtp_first = !rtp_turn;
+            let mut poll_rtp = |cx: &mut std::task::Context<'_>| match &rtp_fd {
+                Some(fd) => rtp_in.poll_ready(cx, fd).map(Ev::Rtp),
+                None => Poll::Pending,
+            };
             let ev = std::future::poll_fn(|cx| {
                 if let Poll::Ready(c) = ctl.poll_recv(cx) {
                     return Poll::Ready(Ev::Ctl(c));
                 }
-                if let Some(fd) = &rtp_fd
-                    && let Poll::Ready(r) = rtp_in.poll_ready(cx, fd)
-                {
-                    return Poll::Ready(Ev::Rtp(r));
+                if rtp_first && let Poll::Ready(ev) = poll_rtp(cx) {
+                    return Poll::Ready(ev);
                 }
                 if is_pcm && tick.poll_tick(cx).is_ready() {
                     return Poll::Ready(Ev::Tick);
@@ -867,9 +874,13 @@ impl MediaTask {
                         }
                     }
                 }
+                if !rtp_first && let Poll::Ready(ev) = poll_rtp(cx) {
+                    return Poll::Ready(ev);
+                }
                 Poll::Pending
             })
             .await;
+            rtp_turn = matches!(ev, Ev::Rtp(_));
             match ev {
                 Ev::Tick => {
                     let mut c = lock(&core);
