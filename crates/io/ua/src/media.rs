@@ -34,6 +34,8 @@ use crate::recv::RecvBatch;
 /// The telephone-event clock when the SDP does not say (our offers use 8000).
 const TELEPHONE_EVENT_CLOCK: u32 = 8000;
 const FRAME: Duration = Duration::from_millis(20);
+/// Datagrams at most taken from the RTP socket before a playout deadline is served.
+const RTP_BEFORE_PLAYOUT: usize = 16;
 
 /// What the core tells a running media task.
 #[derive(Debug)]
@@ -517,12 +519,16 @@ impl Leg {
         }
     }
 
-    fn concealed(&self) -> u64 {
+    fn jitter_stats(&self) -> Option<media::jitter::JitterStats> {
         let jb = match self {
             Leg::Pcm(p) => p.jitter.as_ref(),
             Leg::Frames(f) => f.jitter.as_ref(),
         };
-        jb.map_or(0, |j| j.stats().concealed)
+        jb.map(JitterBuffer::stats)
+    }
+
+    fn concealed(&self) -> u64 {
+        self.jitter_stats().map_or(0, |j| j.concealed)
     }
 }
 
@@ -902,7 +908,22 @@ impl MediaTask {
                 Ev::Front(None) => from_front = None,
                 Ev::Timer => {
                     armed = None;
-                    lock(&core).timeout(now());
+                    let now = now();
+                    let mut c = lock(&core);
+                    // The jitter buffer plays out what the network delivered by now: a
+                    // task that ran late (its thread busy or descheduled) finds its
+                    // packets queued on the socket, and popping before taking them
+                    // would conceal frames that came in time, rebuffer and grow the
+                    // delay. Bounded, so a flood cannot hold the clock.
+                    if rtp_fd.is_some()
+                        && let Err(e) =
+                            rtp_in.drain_at_most(&rtp, RTP_BEFORE_PLAYOUT, |data, src| {
+                                c.rtp_in(now, src, data, &mut dtmf_rx, &events);
+                            })
+                    {
+                        debug!(%line, error = %e, "rtp recv");
+                    }
+                    c.timeout(now);
                 }
                 Ev::Ctl(c) => match c {
                     Some(MediaCtl::Dtmf(d)) => {
@@ -953,6 +974,18 @@ impl MediaTask {
             && f.dropped_to_front > 0
         {
             debug!(%line, dropped = f.dropped_to_front, "frames dropped: the front was too slow");
+        }
+        if let Some(j) = c.leg.jitter_stats() {
+            debug!(
+                %line,
+                played = j.played,
+                concealed = j.concealed,
+                late = j.late,
+                underruns = j.underruns,
+                shrinks = j.shrinks,
+                target_frames = j.target_frames,
+                "jitter buffer"
+            );
         }
         let s = c.session.stats();
         MediaStats {

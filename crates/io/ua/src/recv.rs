@@ -91,13 +91,26 @@ impl RecvBatch {
 
     /// Every datagram queued on `sock` now, without waiting, each with its source, to
     /// `f`: for a reader on the packet clock. A short batch proves the queue empty, so
-    /// an idle socket costs one `recvmmsg` per call.
+    /// an idle socket costs one `recvmmsg` per call (none on a watched socket that
+    /// tokio knows to be empty).
     pub(crate) fn drain(
         &mut self,
         sock: &DatagramSocket,
+        f: impl FnMut(&[u8], SocketAddr),
+    ) -> io::Result<()> {
+        self.drain_at_most(sock, usize::MAX, f)
+    }
+
+    /// [`RecvBatch::drain`], but stops after the batch that brings the datagrams taken
+    /// from the socket to `max` or more (a flood cannot hold the caller).
+    pub(crate) fn drain_at_most(
+        &mut self,
+        sock: &DatagramSocket,
+        max: usize,
         mut f: impl FnMut(&[u8], SocketAddr),
     ) -> io::Result<()> {
         let mut last = false;
+        let mut taken = 0usize;
         loop {
             while self.next < self.got.len() {
                 if let Some((data, Some(from))) = self.got.get(self.next) {
@@ -111,7 +124,10 @@ impl RecvBatch {
             let got = sock.try_read_io(|s| self.got.recv(s, false));
             self.next = 0;
             match got {
-                Ok(n) => last = n < SLOTS,
+                Ok(n) => {
+                    taken = taken.saturating_add(n);
+                    last = n < SLOTS || taken >= max;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
@@ -202,5 +218,41 @@ mod tests {
             .expect("no wake-up after re-registering")
             .unwrap();
         assert_eq!(data, &[9]);
+    }
+
+    /// The media task before a playout deadline: on a watched socket, with a burst
+    /// partly taken into the batch by a wait, `drain_at_most` hands over the rest of the
+    /// batch and then what is queued, in order, stopping after the batch that reaches
+    /// its bound; the next waits get the remainder.
+    #[tokio::test]
+    async fn bounded_drain_on_a_watched_socket_keeps_order_and_the_rest() {
+        let rx = DatagramSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut batch = RecvBatch::new();
+        let n = 4 * SLOTS;
+        for k in 0..n {
+            tx.send_to(&[k as u8], to).unwrap();
+        }
+        assert_eq!(batch.recv(&rx).await.unwrap().0, &[0]);
+        let mut got = Vec::new();
+        batch
+            .drain_at_most(&rx, SLOTS, |data, _| got.push(data[0]))
+            .unwrap();
+        // The batch's other SLOTS - 1, then one more batch from the socket.
+        let want: Vec<u8> = (1..2 * SLOTS).map(|k| k as u8).collect();
+        assert_eq!(got, want);
+        for k in 2 * SLOTS..n {
+            let (data, _) =
+                tokio::time::timeout(std::time::Duration::from_secs(2), batch.recv(&rx))
+                    .await
+                    .expect("datagram lost")
+                    .unwrap();
+            assert_eq!(data, &[k as u8]);
+        }
+        // Drained: nothing more, and nothing taken.
+        let mut more = 0;
+        batch.drain_at_most(&rx, SLOTS, |_, _| more += 1).unwrap();
+        assert_eq!(more, 0);
     }
 }
