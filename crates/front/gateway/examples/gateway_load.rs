@@ -13,23 +13,28 @@
 //!
 //! Once a call is up, its media runs on the generator's packet clocks (`--clocks`
 //! threads, 2 by default, calls shared out by index): every 20 ms each RTMP phone
-//! writes one tag and each SIP far end reads its RTP socket and sends one frame
-//! ([`ua::FrameInlet::on_packet_clock`]), spread over ten 2 ms sub-ticks by call (as
-//! independent phones' packets would be, not one burst per 20 ms), and every 2 ms the
-//! clock reads the phones' sockets that epoll reports readable. The generator thus
-//! wakes 500 times a second per clock however many calls it runs, not per packet.
+//! writes one tag and each SIP far end sends one RTP packet, spread over ten 2 ms
+//! sub-ticks by call (as independent phones' packets would be, not one burst per
+//! 20 ms), and every 2 ms the clock reads the phones' sockets that epoll reports
+//! readable. A clock's SIP far ends share one RTP socket: a sub-tick's packets leave in
+//! one `sendmmsg`, and every 2 ms one `recvmmsg` per 64 datagrams takes what arrived,
+//! handed to its call by source address (each gateway line sends from its own port).
+//! The user agent still runs the far ends' SIP; the gateway's line latches on the
+//! shared socket (symmetric RTP) after its first packets. The generator thus wakes 500
+//! times a second per clock however many calls it runs, not per packet.
 //!
 //! After a warm-up it measures, over the steady window: frames sent and received (loss),
 //! the interarrival jitter of received frames (RFC 3550 A.8 on arrival time vs media
 //! time, mean over receivers), late frames, and — given `--pid` — the gateway's CPU
 //! time (ns, from `/proc/PID/task/*/schedstat`) and resident memory; with `--sipd-pid`
 //! also the SIP server's CPU, and always this process's own. A frame is late at an RTMP
-//! phone when its transit is more than one frame time (20 ms) above the receiver's
-//! median transit (arrival read within 2 ms); at a SIP far end, which reads on the
-//! 20 ms tick, when it missed the tick its call's frames usually arrive in (transit
-//! more than 10 ms above the median). `load_late_ticks_pct`: sub-ticks the generator
-//! itself started more than 5 ms late (it was short of CPU: the run then says little
-//! about the gateway).
+//! phone or a SIP far end when its transit is more than one frame time (20 ms) above
+//! the receiver's median transit (arrivals read within 2 ms, on both sides).
+//! `load_late_ticks_pct`: sub-ticks the generator itself started more than 5 ms late
+//! (it was short of CPU: the run then says little about the gateway).
+//! `gateway_threads`: the gateway's busy threads over the window as `name:cpu/wait`,
+//! in % of a core: time on a CPU, and time runnable but waiting for one (schedstat) —
+//! a thread that waits a lot was starved by the machine, not short of work time.
 //!
 //! ```text
 //! gateway_load --rtmp 127.0.0.1:1935 --domain 127.0.0.1 --calls 100 \
@@ -43,12 +48,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media::bridge::{FrameKind, LegFormat};
+use media::bridge::LegFormat;
 use media::codec::{self, Codec};
 use rtmp::MediaKind;
 use rtmp::amf::{self, Value};
@@ -57,8 +62,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use ua::{
-    Command, Frame, FrameInlet, FramePort, FrameRef, FrameSink, LineConfig, LineEvent, LineSetup,
-    Port, PortRange, SinkError, Ua, UaConfig, UaEvent,
+    Command, FrameInlet, FramePort, FrameRef, FrameSink, LineConfig, LineEvent, LineSetup, Port,
+    PortRange, SinkError, Ua, UaConfig, UaEvent,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -148,9 +153,6 @@ fn tags(codec: Codec, header: Option<u8>) -> Arc<Vec<Bytes>> {
     }
     Arc::new(out)
 }
-
-/// The measuring window, (start, end).
-type Window = Arc<OnceLock<(Instant, Instant)>>;
 
 #[derive(Default)]
 struct Totals {
@@ -363,51 +365,13 @@ async fn phone(
     }
 }
 
-/// The far end's receive side: counts the call's frames in the window. Called on the
-/// clock's tick (the call reads its RTP socket there), so a frame's arrival is the
-/// tick's time: 20 ms resolution, and a frame is late when it missed the tick the
-/// call's frames usually arrive in (transit more than half a tick above the median).
-struct CountSink {
-    rx: Receiver,
-    totals: Arc<Totals>,
-    window: (Instant, Instant),
-    tick: Arc<TickTime>,
-    reported: bool,
-}
+/// The far end's media task's sink: nothing reaches it (the gateway's line latches on
+/// the clock's shared RTP socket and sends there), so it drops what does.
+struct NoSink;
 
-impl FrameSink for CountSink {
-    fn send(&mut self, frame: FrameRef<'_>) -> Result<(), SinkError> {
-        if frame.kind != FrameKind::Audio {
-            return Ok(());
-        }
-        let now = self.tick.get();
-        if now >= self.window.0 && now < self.window.1 {
-            // PCMU: 8 samples per ms.
-            self.rx
-                .frame(now, frame.media_time as f64 / 8.0, self.window.0);
-        } else if now >= self.window.1 && !self.reported {
-            self.reported = true;
-            self.rx.report(&self.totals);
-        }
+impl FrameSink for NoSink {
+    fn send(&mut self, _frame: FrameRef<'_>) -> Result<(), SinkError> {
         Ok(())
-    }
-}
-
-/// The time of the clock's current tick, for the far ends' sinks.
-struct TickTime {
-    origin: Instant,
-    ns: AtomicU64,
-}
-
-impl TickTime {
-    fn get(&self) -> Instant {
-        self.origin + Duration::from_nanos(self.ns.load(Ordering::Relaxed))
-    }
-
-    fn set(&self, t: Instant) {
-        let ns = t.saturating_duration_since(self.origin).as_nanos();
-        self.ns
-            .store(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }
 
@@ -483,13 +447,50 @@ impl ClockedPhone {
     }
 }
 
-/// A SIP far end's call, run by the clock: its frames go in through the inlet, and
-/// each tick drains its RTP socket (the call's media task does not wake per packet).
+/// A SIP far end's call, run by the clock on its shared RTP socket: one 20 ms PCMU
+/// frame per tick to the gateway's line, whose RTP arrives on that socket too and is
+/// told apart by its source (each line has its own port). Plain RTP (RFC 3550 §5.1
+/// header, no RTCP): the line latches on the socket after its first packets.
 struct FarCall {
-    inlet: FrameInlet,
-    /// Keeps the call's `from_front` open.
-    _from_front: mpsc::Sender<Frame>,
+    /// The gateway line's RTP address (from its SDP; it sends from there too).
+    remote: SocketAddr,
+    ssrc: u32,
+    /// Frames sent: the next one's sequence number and media time (k × 160).
     k: u64,
+    rx: Receiver,
+    /// The last received RTP timestamp and its unwrapped value (ticks).
+    rx_ts: Option<(u32, i64)>,
+}
+
+impl FarCall {
+    /// One received datagram: an RTP packet of the call's audio is counted at `now`.
+    fn received(&mut self, now: Instant, data: &[u8], window: (Instant, Instant)) {
+        // RFC 3550 §5.1: version 2, payload type 0 (PCMU) at byte 1.
+        if data.len() < 12 || data[0] >> 6 != 2 || data[1] & 0x7F != 0 {
+            return;
+        }
+        let ts = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+        let ext = match self.rx_ts {
+            Some((last, ext)) => ext + i64::from(ts.wrapping_sub(last) as i32),
+            None => 0,
+        };
+        self.rx_ts = Some((ts, ext));
+        if now >= window.0 && now < window.1 {
+            // PCMU: 8 ticks per ms.
+            self.rx.frame(now, ext as f64 / 8.0, window.0);
+        }
+    }
+
+    /// The call's next frame as an RTP packet into `out`.
+    fn packet(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let marker = if self.k == 0 { 0x80 } else { 0 };
+        out.extend_from_slice(&[0x80, marker]);
+        out.extend_from_slice(&(self.k as u16).to_be_bytes());
+        out.extend_from_slice(&((self.k * 160) as u32).to_be_bytes());
+        out.extend_from_slice(&self.ssrc.to_be_bytes());
+        out.extend_from_slice(payload);
+        self.k += 1;
+    }
 }
 
 /// What joins the clock.
@@ -503,16 +504,36 @@ enum Join {
 const POLL: Duration = Duration::from_millis(2);
 const TICK: Duration = Duration::from_millis(20);
 
+/// Datagrams per `recvmmsg` on a clock's shared RTP socket.
+const RTP_BATCH: usize = 64;
+/// An RTP packet of a far end: 12 bytes of header and 20 ms of PCMU.
+const RTP_LEN: usize = 12 + 160;
+
+/// The RTP socket a clock's SIP far ends share: on loopback, with room for a few
+/// hundred milliseconds of its calls' packets should the clock fall behind.
+fn rtp_socket() -> std::net::UdpSocket {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, None).expect("udp socket");
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind rtp");
+    s.set_nonblocking(true).expect("nonblocking");
+    s.into()
+}
+
 /// One of the load generator's packet clocks (a thread): every 20 ms each of its phones
-/// sends a tag and each SIP far end reads its RTP and sends a frame, a tenth of them on
-/// each [`POLL`] sub-tick, after which it reads the phones' sockets that epoll reports
-/// readable. So a clock wakes 500 times a second however many calls it runs, instead
-/// of per packet.
+/// sends a tag and each SIP far end a frame, a tenth of them on each [`POLL`] sub-tick
+/// (the far ends' frames in one `sendmmsg`), after which it reads the phones' sockets
+/// that epoll reports readable and everything queued on the far ends' shared RTP socket
+/// (`recvmmsg`, by source to its call). So a clock wakes 500 times a second however
+/// many calls it runs, instead of per packet, and its far ends cost one system call
+/// per sub-tick each way instead of one per packet.
 fn clock(
     joins: std::sync::mpsc::Receiver<Join>,
     totals: Arc<Totals>,
     window: (Instant, Instant),
-    tick_time: Arc<TickTime>,
+    rtp: std::net::UdpSocket,
     far_payloads: Arc<Vec<Bytes>>,
 ) {
     use mio::{Events, Interest, Poll, Token};
@@ -521,6 +542,10 @@ fn clock(
     let mut events = Events::with_capacity(1024);
     let mut phones: Vec<Option<ClockedPhone>> = Vec::new();
     let mut fars: Vec<FarCall> = Vec::new();
+    // The far ends by their gateway line's address, where their RTP comes from.
+    let mut by_source: std::collections::HashMap<SocketAddr, usize> = Default::default();
+    let mut rtp_in = net::mmsg::Datagrams::<RTP_BATCH>::new(2048);
+    let mut rtp_out: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut next = Instant::now();
     // Sub-ticks of [`POLL`]: call `i` sends on sub-tick `i % SLOTS`, so that the calls'
@@ -555,12 +580,15 @@ fn clock(
                     }
                     phones.push(p);
                 }
-                Join::Far(f) => fars.push(f),
+                Join::Far(f) => {
+                    by_source.insert(f.remote, fars.len());
+                    fars.push(f);
+                }
             }
         }
         if now >= next {
-            // A sub-tick: its share of the far ends first (what arrived since their
-            // last tick, then one frame each), then one tag from its share of phones.
+            // A sub-tick: one frame from its share of the far ends (one `sendmmsg`),
+            // then one tag from its share of phones.
             let slot = sub % SLOTS;
             let counted = now >= window.0 && now < window.1;
             if counted {
@@ -569,22 +597,19 @@ fn clock(
                     totals.late_ticks.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            tick_time.set(now);
+            rtp_out.clear();
+            let mut to = Vec::new();
             for f in fars.iter_mut().skip(slot).step_by(SLOTS) {
-                if !f.inlet.tick() {
-                    continue;
-                }
                 let payload = &far_payloads[f.k as usize % far_payloads.len()];
-                let frame = FrameRef {
-                    kind: FrameKind::Audio,
-                    payload,
-                    media_time: f.k * 160,
-                    marker: f.k == 0,
-                };
-                if f.inlet.push(frame) && counted {
-                    totals.sent.fetch_add(1, Ordering::Relaxed);
+                f.packet(payload, &mut rtp_out);
+                to.push(f.remote);
+            }
+            if !to.is_empty() {
+                let out: Vec<(&[u8], SocketAddr)> = rtp_out.chunks_exact(RTP_LEN).zip(to).collect();
+                let sent = net::mmsg::send_all(&rtp, &out).unwrap_or(0);
+                if counted {
+                    totals.sent.fetch_add(sent as u64, Ordering::Relaxed);
                 }
-                f.k += 1;
             }
             for slot in phones.iter_mut().skip(slot).step_by(SLOTS) {
                 let Some(p) = slot else { continue };
@@ -616,8 +641,26 @@ fn clock(
                 }
             }
         }
+        // The far ends' RTP: all that is queued (a short batch means no more).
+        let now = Instant::now();
+        while let Ok(n) = rtp_in.recv(&rtp, false) {
+            for i in 0..n {
+                let Some((data, Some(from))) = rtp_in.get(i) else {
+                    continue;
+                };
+                if let Some(f) = by_source.get(&from).and_then(|&k| fars.get_mut(k)) {
+                    f.received(now, data, window);
+                }
+            }
+            if n < RTP_BATCH {
+                break;
+            }
+        }
         let now = Instant::now();
         std::thread::sleep(next.saturating_duration_since(now));
+    }
+    for f in &mut fars {
+        f.rx.report(&totals);
     }
     for p in phones.iter_mut().filter_map(Option::as_mut) {
         p.rx.report(&totals);
@@ -630,16 +673,13 @@ fn clock(
 }
 
 /// The SIP far ends (`--far sip`): `calleeI@DOMAIN` lines on one user agent of this
-/// process, registered at `--sip`, answering with PCMU; each call's media is a frame port
-/// (RTP to and from the gateway's line, no codec work here).
-/// `window` is set once they are registered, before any call.
-async fn far_ends(
-    a: Arc<Args>,
-    totals: Arc<Totals>,
-    window: Window,
-    clocks: Vec<std::sync::mpsc::Sender<Join>>,
-    ticks: Vec<Arc<TickTime>>,
-) -> Ua {
+/// process, registered at `--sip`, answering with PCMU. The user agent runs their SIP;
+/// their RTP runs on the clocks' shared sockets ([`FarCall`]): once a call's media
+/// starts, the clock sends to the gateway line's address, and the line latches on the
+/// socket (RFC 4961 symmetric RTP: after three packets in sequence from a new address;
+/// the few it sent before go to the port in our SDP, where the call's own media task
+/// — on the packet clock, never ticked — leaves them unread).
+async fn far_ends(a: Arc<Args>, clocks: Vec<std::sync::mpsc::Sender<Join>>) -> Ua {
     let mut cfg = UaConfig::new("127.0.0.1:0".parse().unwrap());
     cfg.rtp_ports = PortRange::new(a.rtp_ports.0, a.rtp_ports.1).unwrap();
     // Answer with the codec list (PCMU) only, as a G.711 phone: the gateway's line then
@@ -653,31 +693,14 @@ async fn far_ends(
         line.password = Some("x".into());
         line.outbound_proxy = Some(proxy.clone());
         let mut setup = LineSetup::new(line);
-        let (totals2, window) = (totals.clone(), window.clone());
-        let (clock, tick) = (
-            clocks[i % clocks.len()].clone(),
-            ticks[i % ticks.len()].clone(),
-        );
+        let clock = clocks[i % clocks.len()].clone();
         setup.audio = Some(Arc::new(move |_info: &ua::MediaInfo| {
-            let window = *window.get().expect("window set before the calls");
-            let (tx, from_front) = mpsc::channel(50);
-            let inlet = FrameInlet::on_packet_clock();
-            let _ = clock.send(Join::Far(FarCall {
-                inlet: inlet.clone(),
-                _from_front: tx,
-                k: 0,
-            }));
+            let (_, from_front) = mpsc::channel(1);
             Ok(Port::Frames(FramePort {
-                inlet: Some(inlet),
+                inlet: Some(FrameInlet::on_packet_clock()),
                 format: LegFormat::new(Codec::Pcmu, 0),
                 from_front,
-                to_front: Box::new(CountSink {
-                    rx: Receiver::new(TICK.as_secs_f64() * 500.0, true),
-                    totals: totals2.clone(),
-                    window,
-                    tick: tick.clone(),
-                    reported: false,
-                }),
+                to_front: Box::new(NoSink),
             }))
         }));
         let handle = ua.handle();
@@ -697,6 +720,15 @@ async fn far_ends(
                             video: None,
                         };
                         let _ = handle.command(id, cmd).await;
+                    }
+                    UaEvent::MediaStarted { remote, .. } => {
+                        let _ = clock.send(Join::Far(FarCall {
+                            remote,
+                            ssrc: 0x5EED_0000 ^ i as u32,
+                            k: 0,
+                            rx: Receiver::new(TICK.as_secs_f64() * 1000.0, true),
+                            rx_ts: None,
+                        }));
                     }
                     UaEvent::Line(LineEvent::Closed) => break,
                     _ => {}
@@ -728,6 +760,54 @@ fn cpu_seconds(pid: &str) -> f64 {
     ns as f64 / 1e9
 }
 
+/// Each thread of a process: (name, ns on a CPU, ns waiting on a run queue), from
+/// `/proc/PID/task/*/{comm,schedstat}`, by thread id.
+fn thread_times(pid: u32) -> std::collections::BTreeMap<String, (String, u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in dir.flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        let mut f = s.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+        let (run, wait) = (f.next().unwrap_or(0), f.next().unwrap_or(0));
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        out.insert(
+            t.file_name().to_string_lossy().into_owned(),
+            (name.trim().to_string(), run, wait),
+        );
+    }
+    out
+}
+
+/// The busy threads (more than 2 % of a core) of a process over `secs` between two
+/// [`thread_times`]: `name:cpu/wait`, both in % of a core — CPU used, and time spent
+/// runnable but waiting for a CPU (the machine, not the thread, was short).
+fn busy_threads(
+    before: &std::collections::BTreeMap<String, (String, u64, u64)>,
+    after: &std::collections::BTreeMap<String, (String, u64, u64)>,
+    secs: f64,
+) -> String {
+    let pct = |ns: u64| ns as f64 / 1e9 / secs * 100.0;
+    let mut v: Vec<(String, f64, f64)> = after
+        .iter()
+        .filter_map(|(tid, (name, run, wait))| {
+            let (_, r0, w0) = before.get(tid)?;
+            Some((
+                name.clone(),
+                pct(run.saturating_sub(*r0)),
+                pct(wait.saturating_sub(*w0)),
+            ))
+        })
+        .filter(|t| t.1 > 2.0)
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.iter()
+        .map(|(n, c, w)| format!("{n}:{c:.0}/{w:.0}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// VmRSS of a process, KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -756,47 +836,28 @@ async fn main() {
     let totals = Arc::new(Totals::default());
     let ramp = Duration::from_millis(a.ramp_ms * a.calls as u64);
     let rss_idle = a.pid.map_or(0, rss_kib);
-    let shared_window: Window = Arc::default();
     let (joins, joined): (Vec<_>, Vec<_>) = (0..a.clocks.max(1))
         .map(|_| std::sync::mpsc::channel())
         .unzip();
-    let tick_times: Vec<Arc<TickTime>> = joins
-        .iter()
-        .map(|_| {
-            Arc::new(TickTime {
-                origin: Instant::now(),
-                ns: AtomicU64::new(0),
-            })
-        })
-        .collect();
+    let rtp_sockets: Vec<std::net::UdpSocket> = joins.iter().map(|_| rtp_socket()).collect();
     // The far ends register first; the window follows the callers' ramp.
     let far_ua = match a.far {
         Far::Gateway => None,
-        Far::Sip => Some(
-            far_ends(
-                a.clone(),
-                totals.clone(),
-                shared_window.clone(),
-                joins.clone(),
-                tick_times.clone(),
-            )
-            .await,
-        ),
+        Far::Sip => Some(far_ends(a.clone(), joins.clone()).await),
     };
     let start = Instant::now();
     let window = (
         start + ramp + Duration::from_secs(3),
         start + ramp + Duration::from_secs(3 + a.seconds),
     );
-    let _ = shared_window.set(window);
     // The calls are shared out over the clocks (threads) by index.
     let far_payloads = tags(Codec::Pcmu, None);
     let clocks: Vec<_> = joined
         .into_iter()
-        .zip(tick_times)
-        .map(|(joined, tick_time)| {
+        .zip(rtp_sockets)
+        .map(|(joined, rtp)| {
             let (totals, far_payloads) = (totals.clone(), far_payloads.clone());
-            std::thread::spawn(move || clock(joined, totals, window, tick_time, far_payloads))
+            std::thread::spawn(move || clock(joined, totals, window, rtp, far_payloads))
         })
         .collect();
     let mut tasks = Vec::new();
@@ -819,9 +880,12 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(a.ramp_ms)).await;
     }
     tokio::time::sleep_until(window.0.into()).await;
+    let threads_before = a.pid.map(thread_times).unwrap_or_default();
     let before = cpu_all(&a);
     tokio::time::sleep_until(window.1.into()).await;
     let after = cpu_all(&a);
+    let threads_after = a.pid.map(thread_times).unwrap_or_default();
+    let gateway_threads = busy_threads(&threads_before, &threads_after, a.seconds as f64);
     let rss = a.pid.map_or(0, rss_kib);
     for t in tasks {
         let _ = t.await;
@@ -861,7 +925,7 @@ async fn main() {
         / totals.jitter_n.load(Ordering::Relaxed).max(1) as f64;
     let per_call = |x: f64, y: f64| (y - x) / a.seconds as f64 / accepted.max(1) as f64 * 100.0;
     println!(
-        "{{\"far\":\"{}\",\"codec\":\"{}\",\"calls\":{},\"accepted\":{accepted},\"failed\":{},\"sent\":{sent},\"received\":{received},\"loss_pct\":{:.3},\"late_pct\":{late_pct:.3},\"late_to_rtmp_pct\":{late_rtmp_pct:.3},\"late_to_rtp_pct\":{late_rtp_pct:.3},\"jitter_ms\":{jitter_ms:.2},\"load_late_ticks_pct\":{late_ticks_pct:.2},\"gateway_cpu_pct_per_call\":{:.4},\"sipd_cpu_pct_per_call\":{:.4},\"load_cpu_pct_per_call\":{:.4},\"gateway_rss_kib\":{rss},\"gateway_rss_idle_kib\":{rss_idle}}}",
+        "{{\"far\":\"{}\",\"codec\":\"{}\",\"calls\":{},\"accepted\":{accepted},\"failed\":{},\"sent\":{sent},\"received\":{received},\"loss_pct\":{:.3},\"late_pct\":{late_pct:.3},\"late_to_rtmp_pct\":{late_rtmp_pct:.3},\"late_to_rtp_pct\":{late_rtp_pct:.3},\"jitter_ms\":{jitter_ms:.2},\"load_late_ticks_pct\":{late_ticks_pct:.2},\"gateway_cpu_pct_per_call\":{:.4},\"sipd_cpu_pct_per_call\":{:.4},\"load_cpu_pct_per_call\":{:.4},\"gateway_rss_kib\":{rss},\"gateway_rss_idle_kib\":{rss_idle},\"gateway_threads\":\"{gateway_threads}\",\"loadavg\":\"{}\"}}",
         if a.far == Far::Sip { "sip" } else { "gateway" },
         a.codec,
         a.calls,
@@ -870,5 +934,10 @@ async fn main() {
         per_call(before.0, after.0),
         per_call(before.1, after.1),
         per_call(before.2, after.2),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or(""),
     );
 }
