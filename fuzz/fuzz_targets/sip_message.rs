@@ -224,7 +224,8 @@ fuzz_target!(|data: &[u8]| {
     parsed_alike(&fwd);
 
     // Received/rport stamping on the top Via.
-    let r = m.clone().with_received("203.0.113.7", 40000);
+    let source = std::net::SocketAddr::from(([203, 0, 113, 7], 40000));
+    let r = m.clone().with_received(source);
     exercise(&r);
     if let (Ok(before), Ok(after)) = (m.top_via(), r.top_via()) {
         assert_eq!(after.branch(), before.branch());

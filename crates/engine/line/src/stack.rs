@@ -127,7 +127,7 @@ impl Stack {
         }
         let msg = if msg.is_request() {
             // RFC 3261 §18.2.1, RFC 3581 §4.
-            msg.with_received(&flow.remote.ip().to_string(), flow.remote.port())
+            msg.with_received(flow.remote)
         } else {
             msg
         };

@@ -247,7 +247,7 @@ impl<L: Locations> Sipd<L> {
         }
         let msg = if msg.is_request() {
             // RFC 3261 §18.2.1 / RFC 3581 §4: note where the request really came from.
-            msg.with_received(&flow.remote.ip().to_string(), flow.remote.port())
+            msg.with_received(flow.remote)
         } else {
             msg
         };

@@ -176,7 +176,7 @@ impl ResponseBuilder {
         let mut out = String::with_capacity(self.head.len() + tag.len() + 5);
         for line in self.head.split_inclusive("\r\n") {
             if let Some(v) = line.strip_prefix("To: ") {
-                let v = v.trim_end();
+                let v = v.trim_ascii_end();
                 if has_tag(v) {
                     out.push_str(line);
                 } else {
@@ -311,7 +311,7 @@ pub fn salvage_response(input: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
-        let slot = match HeaderName::classify(name.trim()) {
+        let slot = match HeaderName::classify(name.trim_ascii()) {
             HeaderName::Via => 0,
             HeaderName::From => 1,
             HeaderName::To => 2,
@@ -319,14 +319,14 @@ pub fn salvage_response(input: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
             HeaderName::CSeq => 4,
             _ => continue,
         };
-        let kind = HeaderName::classify(name.trim());
+        let kind = HeaderName::classify(name.trim_ascii());
         if slot != 0 && seen[slot] {
             continue;
         }
         seen[slot] = true;
         out.push_str(kind.as_str());
         out.push_str(": ");
-        out.push_str(value.trim());
+        out.push_str(value.trim_ascii());
         out.push_str("\r\n");
     }
     if !seen.iter().all(|s| *s) {

@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::error::ParseError;
 use crate::method::{Method, is_token};
+use crate::text::find_byte;
 use crate::uri::{Param, Uri, find_param, parse_params, split_host_port};
 
 /// Known header names, with compact forms folded in (RFC 3261 §7.3.3, §20).
@@ -203,7 +204,7 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
                     b'<' => in_angle = true,
                     b'>' => in_angle = false,
                     _ => {
-                        let item = value.get(start..pos).unwrap_or("").trim();
+                        let item = value.get(start..pos).unwrap_or("").trim_ascii();
                         pos += 1;
                         start = pos;
                         return Some(item);
@@ -213,7 +214,7 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
             pos += 1;
         }
         done = true;
-        let item = value.get(start..).unwrap_or("").trim();
+        let item = value.get(start..).unwrap_or("").trim_ascii();
         Some(item)
     })
     .filter(|s| !s.is_empty())
@@ -262,20 +263,22 @@ impl NameAddr {
     }
 
     pub fn parse(s: &str) -> Result<NameAddr, ParseError> {
-        let s = s.trim();
+        let s = s.trim_ascii();
         let bad = ParseError::BadHeader("name-addr");
         if let Some(lt) = find_unquoted(s, b'<') {
-            let display_raw = s[..lt].trim();
-            let gt = s[lt..].find('>').ok_or(bad.clone())? + lt;
+            let display_raw = s[..lt].trim_ascii();
+            let gt = find_byte(&s[lt..], b'>').ok_or(bad.clone())? + lt;
             let inner = &s[lt + 1..gt];
             // LAQUOT addr-spec RAQUOT: no LWS inside the brackets (RFC 3261 §25.1,
             // RFC 4475 §3.1.2.14).
-            if inner.starts_with(char::is_whitespace) || inner.ends_with(char::is_whitespace) {
+            if inner.starts_with(|c: char| c.is_ascii_whitespace())
+                || inner.ends_with(|c: char| c.is_ascii_whitespace())
+            {
                 return Err(bad);
             }
             let uri = Uri::parse(inner)?;
             let display = parse_display(display_raw)?;
-            let rest = s[gt + 1..].trim();
+            let rest = s[gt + 1..].trim_ascii();
             if !rest.is_empty() && !rest.starts_with(';') {
                 return Err(bad);
             }
@@ -288,8 +291,8 @@ impl NameAddr {
         } else {
             // addr-spec: parameters after the URI are header parameters (§20.10).
             // LWS may precede the ';' (RFC 4475 §3.1.1.1 `To: sip:... ;   tag = ...`).
-            let (uri_str, rest) = match s.find(';') {
-                Some(i) => (s[..i].trim_end(), &s[i..]),
+            let (uri_str, rest) = match find_byte(s, b';') {
+                Some(i) => (s[..i].trim_ascii_end(), &s[i..]),
                 None => (s, ""),
             };
             // A URI with '?' (or ',' or ';') must be in name-addr form (RFC 3261 §20.10,
@@ -328,9 +331,9 @@ pub fn has_tag(value: &str) -> Option<bool> {
     // The first `tag` parameter counts, as for [`NameAddr::tag`].
     let tag = params.split(';').find_map(|p| {
         let (name, v) = p.split_once('=').unwrap_or((p, ""));
-        name.trim().eq_ignore_ascii_case("tag").then_some(v)
+        name.trim_ascii().eq_ignore_ascii_case("tag").then_some(v)
     });
-    Some(tag.is_some_and(|v| !v.trim().is_empty()))
+    Some(tag.is_some_and(|v| !v.trim_ascii().is_empty()))
 }
 
 /// The text of a quoted-string's inside (RFC 3261 §25.1): quoted-pairs unescaped;
@@ -402,7 +405,7 @@ pub enum Contact {
 
 impl Contact {
     pub fn parse(s: &str) -> Result<Contact, ParseError> {
-        if s.trim() == "*" {
+        if s.trim_ascii() == "*" {
             Ok(Contact::Star)
         } else {
             Ok(Contact::Addr(NameAddr::parse(s)?))
@@ -453,7 +456,7 @@ fn parse_qvalue(v: &str) -> Option<u16> {
 
 /// delta-seconds (RFC 3261 §25.1); values above 2^32-1 saturate (RFC 3261 §20.19 suggests so).
 pub fn parse_delta_seconds(v: &str) -> Option<u32> {
-    let v = v.trim();
+    let v = v.trim_ascii();
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -534,29 +537,32 @@ impl Via {
     pub fn parse(s: &str) -> Result<Via, ParseError> {
         let bad = ParseError::BadHeader("Via");
         // sent-protocol = name SLASH version SLASH transport, with LWS allowed around slashes.
-        let mut rest = s.trim();
+        let mut rest = s.trim_ascii();
         let mut parts = [""; 3];
         for (i, part) in parts.iter_mut().enumerate() {
             if i < 2 {
-                let slash = rest.find('/').ok_or(bad.clone())?;
-                *part = rest[..slash].trim();
-                rest = rest[slash + 1..].trim_start();
+                let slash = find_byte(rest, b'/').ok_or(bad.clone())?;
+                *part = rest[..slash].trim_ascii();
+                rest = rest[slash + 1..].trim_ascii_start();
             } else {
-                let end = rest.find(|c: char| c.is_whitespace()).ok_or(bad.clone())?;
+                let end = rest
+                    .find(|c: char| c.is_ascii_whitespace())
+                    .ok_or(bad.clone())?;
                 *part = &rest[..end];
-                rest = rest[end..].trim_start();
+                rest = rest[end..].trim_ascii_start();
             }
         }
         if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" || !is_token(parts[2]) {
             return Err(bad);
         }
-        let (sent_by, params) = match rest.find(';') {
-            Some(i) => (rest[..i].trim(), &rest[i..]),
-            None => (rest.trim(), ""),
+        let (sent_by, params) = match find_byte(rest, b';') {
+            Some(i) => (rest[..i].trim_ascii(), &rest[i..]),
+            None => (rest.trim_ascii(), ""),
         };
         // LWS is allowed around the colon in sent-by (rare: only then is it copied).
-        let sent_by: std::borrow::Cow<'_, str> = if sent_by.contains(char::is_whitespace) {
-            sent_by.split_whitespace().collect::<String>().into()
+        let sent_by: std::borrow::Cow<'_, str> = if sent_by.bytes().any(|c| c.is_ascii_whitespace())
+        {
+            sent_by.split_ascii_whitespace().collect::<String>().into()
         } else {
             sent_by.into()
         };
@@ -669,24 +675,26 @@ pub type AuthParam<'a> = (&'a str, Cow<'a, str>);
 /// (compare them case-insensitively), values borrowed unless they held escapes.
 pub fn parse_auth_params(value: &str) -> Result<(&str, Vec<AuthParam<'_>>), ParseError> {
     let bad = ParseError::BadHeader("authentication");
-    let value = value.trim();
-    let sp = value.find(|c: char| c.is_whitespace()).ok_or(bad.clone())?;
+    let value = value.trim_ascii();
+    let sp = value
+        .find(|c: char| c.is_ascii_whitespace())
+        .ok_or(bad.clone())?;
     let scheme = &value[..sp];
     if !is_token(scheme) {
         return Err(bad);
     }
     let mut params = Vec::with_capacity(12);
     for item in split_list(&value[sp..]) {
-        let eq = item.find('=').ok_or(bad.clone())?;
-        let name = item[..eq].trim();
-        let raw = item[eq + 1..].trim();
+        let eq = find_byte(item, b'=').ok_or(bad.clone())?;
+        let name = item[..eq].trim_ascii();
+        let raw = item[eq + 1..].trim_ascii();
         if !is_token(name) {
             return Err(bad);
         }
         let v = match raw.strip_prefix('"') {
             Some(inner) => {
                 let inner = inner.strip_suffix('"').ok_or(bad.clone())?;
-                if inner.contains(['\\', '"']) {
+                if memchr::memchr2(b'\\', b'"', inner.as_bytes()).is_some() {
                     Cow::Owned(unquote(inner).ok_or(bad.clone())?)
                 } else {
                     Cow::Borrowed(inner)
@@ -737,7 +745,7 @@ mod tests {
                     b'<' => in_angle = true,
                     b'>' => in_angle = false,
                     b',' if !in_angle => {
-                        out.push(value[start..pos].trim());
+                        out.push(value[start..pos].trim_ascii());
                         start = pos + 1;
                         // A new element starts outside quotes and angles.
                         in_angle = false;
@@ -747,7 +755,7 @@ mod tests {
             }
             pos += 1;
         }
-        out.push(value.get(start..).unwrap_or("").trim());
+        out.push(value.get(start..).unwrap_or("").trim_ascii());
         out.retain(|s| !s.is_empty());
         out
     }

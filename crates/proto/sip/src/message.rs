@@ -6,6 +6,7 @@
 //! forwarding splices bytes and never re-prints headers it did not touch.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use bytes::Bytes;
@@ -65,6 +66,9 @@ struct HeaderLine {
 #[derive(Clone)]
 pub struct Message {
     buf: Bytes,
+    /// The header section (`buf` up to the blank line), checked as UTF-8 once: names
+    /// and values are sliced from it without checking again on every access.
+    head: Arc<str>,
     start: StartLine,
     headers: Vec<HeaderLine>,
     /// Byte offset where header lines begin (just after the start line's CRLF).
@@ -261,12 +265,14 @@ impl Message {
             None => available,
         };
         let total = body_start + body_len;
+        let head: Arc<str> = Arc::from(head);
         buf.truncate(total);
         // An exact fit becomes a `Bytes` without another allocation (shrinking a block
         // is done in place by the allocator).
         buf.shrink_to_fit();
         Ok(Message {
             buf: Bytes::from(buf),
+            head,
             start,
             headers,
             headers_start,
@@ -278,13 +284,10 @@ impl Message {
     }
 
     fn text(&self, s: Span) -> &str {
-        // Header bytes were checked to be UTF-8 at parse time; spans derived by an edit
-        // are checked against a fresh parse by tests and the fuzzer, and a wrong one
-        // would read as empty rather than panic.
-        self.buf
-            .get(s.range())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+        // Spans derived by an edit are checked against a fresh parse by tests and the
+        // fuzzer; a wrong one (or one off a character boundary) reads as empty rather
+        // than panic.
+        self.head.get(s.range()).unwrap_or("")
     }
 
     /// The whole message as it goes on the wire.
@@ -435,7 +438,7 @@ impl Message {
 
     pub fn call_id(&self) -> Result<&str, ParseError> {
         let v = self.required(HeaderName::CallId, "Call-ID")?;
-        if v.is_empty() || v.contains(char::is_whitespace) {
+        if v.is_empty() || v.bytes().any(|c| c.is_ascii_whitespace()) {
             return Err(ParseError::BadHeader("Call-ID"));
         }
         Ok(v)
@@ -596,23 +599,26 @@ impl Message {
 
     /// Records the source address in the top Via per RFC 3261 §18.2.1 (`received`)
     /// and RFC 3581 §4 (`rport`).
-    pub fn with_received(self, ip: &str, port: u16) -> Message {
+    pub fn with_received(self, source: SocketAddr) -> Message {
         let Ok(via) = self.top_via() else {
             return self;
         };
-        let ip_host = ip.trim_start_matches('[').trim_end_matches(']');
         let sent_host = via.host.trim_start_matches('[').trim_end_matches(']');
         let has_rport = via.rport().is_some();
-        if sent_host == ip_host && !has_rport {
+        // A sent-by that is a name, or another address, gets `received` (§18.2.1). The
+        // comparison is of addresses: most requests need no edit, and no text is made.
+        if sent_host.parse::<IpAddr>() == Ok(source.ip()) && !has_rport {
             return self;
         }
+        let ip_host = source.ip().to_string();
+        let port = source.port();
         let mut via = via.clone();
         via.params.retain(|p| {
             let stale_rport = has_rport && p.name.eq_ignore_ascii_case("rport");
             !(p.name.eq_ignore_ascii_case("received") || stale_rport)
         });
         via.params
-            .push(crate::uri::Param::new("received", Some(ip_host)));
+            .push(crate::uri::Param::new("received", Some(&ip_host)));
         if has_rport {
             via.params
                 .push(crate::uri::Param::new("rport", Some(&port.to_string())));
@@ -892,8 +898,18 @@ impl Edit<'_> {
         let headers_start = moved_to(&moves, msg.headers_start, false);
         let headers_end = moved_to(&moves, msg.headers_end, true);
         let body = Span::new(start_of(msg.body.start), end_of(msg.body.end));
+        // The new values are text and were put between whole lines: the section stays
+        // UTF-8 (checked, so that a wrong span cannot make it otherwise).
+        let Some(head) = out
+            .get(..headers_end.saturating_sub(2))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .map(Arc::<str>::from)
+        else {
+            return Message::parse_owned(out).unwrap_or_else(|_| msg.clone());
+        };
         Message {
             buf: Bytes::from(out),
+            head,
             start,
             headers,
             headers_start,
@@ -963,7 +979,9 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
         let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
-        let name = std::str::from_utf8(&line[..colon]).unwrap_or("").trim();
+        let name = std::str::from_utf8(&line[..colon])
+            .unwrap_or("")
+            .trim_ascii();
         if HeaderName::classify(name) == HeaderName::ContentLength {
             let v = std::str::from_utf8(&line[colon + 1..])
                 .map_err(|_| ParseError::BadContentLength)?;
@@ -1096,7 +1114,7 @@ v=0\nEXTRA";
             .remove_first_value(HeaderName::Via)
             .remove_first_value(HeaderName::Via);
         assert_eq!(m2.top_via().unwrap().host, "h2");
-        let r = m.clone().with_received("192.0.2.9", 5070);
+        let r = m.clone().with_received("192.0.2.9:5070".parse().unwrap());
         assert_eq!(r.top_via().unwrap().received(), Some("192.0.2.9"));
         let u = m.with_uri("sip:bob@10.0.0.2:5062");
         assert_eq!(u.uri_str(), "sip:bob@10.0.0.2:5062");
@@ -1106,7 +1124,7 @@ v=0\nEXTRA";
     #[test]
     fn rport_is_filled() {
         let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5060;rport;branch=z9hG4bKx\r\nl: 0\r\n\r\n").unwrap();
-        let r = m.with_received("10.1.1.1", 40000);
+        let r = m.with_received("10.1.1.1:40000".parse().unwrap());
         let v = r.top_via().unwrap();
         assert_eq!(v.rport(), Some(Some(40000)));
         assert_eq!(v.received(), Some("10.1.1.1"));

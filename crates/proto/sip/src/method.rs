@@ -73,8 +73,25 @@ impl fmt::Display for Method {
 
 /// RFC 3261 §25.1 `token` characters.
 pub(crate) fn is_token_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+    TOKEN_CHARS[usize::from(c)]
 }
+
+/// `token` characters (RFC 3261 §25.1): alphanumerics and `-.!%*_+`'~`, one lookup
+/// per byte (every method, header name and parameter name goes through it).
+static TOKEN_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_char)

@@ -2,6 +2,12 @@
 //! branches, tags and Via values for every request it forwards, and `format!` costs
 //! more than the rest of building them.
 
+/// Position of the first `b` in `s`. The grammar's delimiters are ASCII, so the position
+/// is a character boundary; a byte search costs less than a `char` pattern's.
+pub fn find_byte(s: &str, b: u8) -> Option<usize> {
+    memchr::memchr(b, s.as_bytes())
+}
+
 /// Appends `n` in decimal.
 pub fn push_decimal(s: &mut String, n: u64) {
     let mut digits = [0u8; 20];

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::ParseError;
+use crate::text::find_byte;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -78,8 +79,8 @@ impl Uri {
     }
 
     pub fn parse(s: &str) -> Result<Uri, ParseError> {
-        let s = s.trim();
-        let colon = s.find(':').ok_or(ParseError::BadUri("missing scheme"))?;
+        let s = s.trim_ascii();
+        let colon = find_byte(s, b':').ok_or(ParseError::BadUri("missing scheme"))?;
         let scheme_str = &s[..colon];
         if scheme_str.is_empty()
             || !scheme_str.as_bytes()[0].is_ascii_alphabetic()
@@ -123,13 +124,13 @@ impl Uri {
         // An unescaped '@' can only end the userinfo: it is not allowed in host, params or
         // headers, while the user part may itself contain ';', '?' and '/' (user-unreserved,
         // RFC 3261 §25.1; RFC 4475 §3.1.1.2 and §3.1.1.9). So the first '@' wins.
-        let (userinfo, hostpart) = match rest.find('@') {
+        let (userinfo, hostpart) = match find_byte(rest, b'@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
         let (user, password) = match userinfo {
             Some(ui) => {
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match find_byte(ui, b':') {
                     Some(i) => (&ui[..i], Some(&ui[i + 1..])),
                     None => (ui, None),
                 };
@@ -143,12 +144,12 @@ impl Uri {
             }
             None => (None, None),
         };
-        let (hostport, after) = match hostpart.find([';', '?']) {
+        let (hostport, after) = match memchr::memchr2(b';', b'?', hostpart.as_bytes()) {
             Some(i) => (&hostpart[..i], &hostpart[i..]),
             None => (hostpart, ""),
         };
         let (host, port) = split_host_port(hostport)?;
-        let (params_str, headers) = match after.find('?') {
+        let (params_str, headers) = match find_byte(after, b'?') {
             Some(i) => (&after[..i], Some(after[i + 1..].to_string())),
             None => (after, None),
         };
@@ -196,11 +197,20 @@ impl Uri {
     /// Address-of-record form `sip:user@host` used as a registrar key: scheme kept,
     /// user unescaped, host lower-cased, port and parameters dropped (RFC 3261 §10.3 step 5).
     pub fn aor(&self) -> String {
-        let host = self.host.to_ascii_lowercase();
-        match self.user_unescaped() {
-            Some(u) => format!("{}:{}@{}", self.scheme.as_str(), u, host),
-            None => format!("{}:{}", self.scheme.as_str(), host),
+        let user = self.user_unescaped();
+        let scheme = self.scheme.as_str();
+        let len = scheme.len() + 2 + user.as_ref().map_or(0, String::len) + self.host.len();
+        let mut aor = String::with_capacity(len);
+        aor.push_str(scheme);
+        aor.push(':');
+        if let Some(u) = user {
+            aor.push_str(&u);
+            aor.push('@');
         }
+        let host_at = aor.len();
+        aor.push_str(&self.host);
+        aor[host_at..].make_ascii_lowercase();
+        aor
     }
 
     /// RFC 3261 §19.1.4 URI comparison.
@@ -293,7 +303,9 @@ impl fmt::Display for Uri {
 pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), ParseError> {
     let (host, port) = if s.starts_with('[') {
         let end = s
-            .find(']')
+            .as_bytes()
+            .iter()
+            .position(|&c| c == b']')
             .ok_or(ParseError::BadUri("unterminated IPv6 reference"))?;
         let host = &s[..=end];
         let rest = &s[end + 1..];
@@ -308,7 +320,7 @@ pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), ParseError> {
         }
         (host, port)
     } else {
-        match s.rfind(':') {
+        match memchr::memrchr(b':', s.as_bytes()) {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         }
@@ -338,13 +350,24 @@ pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), ParseError> {
 /// Parses `;a=b;c` into parameters. Leading `;` is optional.
 pub fn parse_params(s: &str) -> Result<Vec<Param>, ParseError> {
     let mut out = Vec::new();
-    for part in s.split(';') {
-        let part = part.trim();
+    let mut rest = Some(s);
+    while let Some(r) = rest {
+        let part = match find_byte(r, b';') {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                &r[..i]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        };
+        let part = part.trim_ascii();
         if part.is_empty() {
             continue;
         }
-        let (name, value) = match part.find('=') {
-            Some(i) => (part[..i].trim(), Some(part[i + 1..].trim())),
+        let (name, value) = match find_byte(part, b'=') {
+            Some(i) => (part[..i].trim_ascii(), Some(part[i + 1..].trim_ascii())),
             None => (part, None),
         };
         if name.is_empty() {
