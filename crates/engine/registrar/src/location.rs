@@ -104,10 +104,14 @@ impl Locations for MemoryLocations {
     fn upsert(&mut self, binding: &Binding) -> Result<(), StoreError> {
         // Most AORs have one contact: room for exactly one (a plain push would reserve
         // four, ~600 bytes wasted per AOR).
-        let list = self
-            .by_aor
-            .entry(binding.aor.clone())
-            .or_insert_with(|| Vec::with_capacity(1));
+        // A refresh finds its AOR: the key is only copied for a new one.
+        let list = match self.by_aor.get_mut(&binding.aor) {
+            Some(list) => list,
+            None => self
+                .by_aor
+                .entry(binding.aor.clone())
+                .or_insert_with(|| Vec::with_capacity(1)),
+        };
         match list.iter_mut().find(|b| b.contact == binding.contact) {
             Some(b) => *b = binding.clone(),
             None => list.push(binding.clone()),

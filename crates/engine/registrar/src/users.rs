@@ -31,7 +31,12 @@ impl Users {
         if username.contains('@') {
             return self.passwords.get(username).map(String::as_str);
         }
-        let full = format!("{username}@{}", domain.to_ascii_lowercase());
+        let mut full = String::with_capacity(username.len() + 1 + domain.len());
+        full.push_str(username);
+        full.push('@');
+        let domain_at = full.len();
+        full.push_str(domain);
+        full[domain_at..].make_ascii_lowercase();
         self.passwords
             .get(&full)
             .or_else(|| self.passwords.get(username))

@@ -44,7 +44,7 @@ impl Algorithm {
 
     /// Parses an `algorithm` token, case-insensitively. `None` if unknown.
     pub fn parse(s: &str) -> Option<Algorithm> {
-        let s = s.trim();
+        let s = s.trim_ascii();
         Self::ALL
             .into_iter()
             .find(|a| a.as_str().eq_ignore_ascii_case(s))
@@ -153,23 +153,27 @@ impl Challenge {
 
     /// Prints `Digest realm="..", nonce="..", algorithm=MD5, qop="auth"[, opaque=".."][, stale=true][, domain=".."]`.
     pub fn to_header_value(&self) -> String {
-        let mut s = format!(
-            "Digest realm={}, nonce={}, algorithm={}",
-            quote(&self.realm),
-            quote(&self.nonce),
-            self.algorithm
-        );
+        let mut s = String::with_capacity(96 + self.realm.len() + self.nonce.len());
+        s.push_str("Digest realm=");
+        push_quoted(&mut s, &self.realm);
+        s.push_str(", nonce=");
+        push_quoted(&mut s, &self.nonce);
+        s.push_str(", algorithm=");
+        s.push_str(self.algorithm.as_str());
         if !self.qop.is_empty() {
-            let _ = write!(s, ", qop={}", quote(&self.qop.join(",")));
+            s.push_str(", qop=");
+            push_quoted(&mut s, &self.qop.join(","));
         }
         if let Some(o) = &self.opaque {
-            let _ = write!(s, ", opaque={}", quote(o));
+            s.push_str(", opaque=");
+            push_quoted(&mut s, o);
         }
         if self.stale {
             s.push_str(", stale=true");
         }
         if let Some(d) = &self.domain {
-            let _ = write!(s, ", domain={}", quote(d));
+            s.push_str(", domain=");
+            push_quoted(&mut s, d);
         }
         s
     }
@@ -260,24 +264,36 @@ impl Credentials {
     /// Prints `Digest username="..", realm="..", nonce="..", uri="..", response="..",
     /// algorithm=MD5[, cnonce=".."][, opaque=".."][, qop=auth][, nc=00000001]`.
     pub fn to_header_value(&self) -> String {
-        let mut s = format!(
-            "Digest username={}, realm={}, nonce={}, uri={}, response={}, algorithm={}",
-            quote(&self.username),
-            quote(&self.realm),
-            quote(&self.nonce),
-            quote(&self.uri),
-            quote(&self.response),
-            self.algorithm
-        );
+        let mut s = String::with_capacity(160);
+        for (i, (name, value)) in [
+            ("username", &self.username),
+            ("realm", &self.realm),
+            ("nonce", &self.nonce),
+            ("uri", &self.uri),
+            ("response", &self.response),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.push_str(if i == 0 { "Digest " } else { ", " });
+            s.push_str(name);
+            s.push('=');
+            push_quoted(&mut s, value);
+        }
+        s.push_str(", algorithm=");
+        s.push_str(self.algorithm.as_str());
         if let Some(c) = &self.cnonce {
-            let _ = write!(s, ", cnonce={}", quote(c));
+            s.push_str(", cnonce=");
+            push_quoted(&mut s, c);
         }
         if let Some(o) = &self.opaque {
-            let _ = write!(s, ", opaque={}", quote(o));
+            s.push_str(", opaque=");
+            push_quoted(&mut s, o);
         }
         // RFC 7616 §3.4: qop and nc are unquoted tokens.
         if let Some(q) = &self.qop {
-            let _ = write!(s, ", qop={q}");
+            s.push_str(", qop=");
+            s.push_str(q);
         }
         if let Some(n) = self.nc {
             let _ = write!(s, ", nc={n:08x}");
@@ -686,10 +702,10 @@ fn parse_nc(v: &str) -> Option<u32> {
     }
 }
 
-/// A quoted-string (RFC 3261 §25.1) with `"` and `\` escaped. CR and LF cannot be
-/// quoted-pairs, so they are dropped rather than let a value break the header.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+/// Appends `s` as a quoted-string (RFC 3261 §25.1) with `"` and `\` escaped. CR and LF
+/// cannot be quoted-pairs, so they are dropped rather than let a value break the header.
+fn push_quoted(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
     for c in s.chars() {
         match c {
@@ -702,7 +718,6 @@ fn quote(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 fn hex(bytes: &[u8]) -> String {
