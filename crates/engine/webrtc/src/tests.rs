@@ -207,6 +207,25 @@ fn answer_is_ice_lite_with_one_codec_and_the_host_candidate() {
 }
 
 #[test]
+fn answer_takes_no_bandwidth_estimation_extensions() {
+    let now = start();
+    let mut peers = peers();
+    // str0m's browser offers its standard map, transport-wide-cc included.
+    let (_b, offer) = Browser::new(now, 50000);
+    assert!(offer.contains("transport-wide-cc"), "{offer}");
+    let a = peers.accept_offer(now, &offer, Codec::Opus).unwrap();
+    let extmaps: Vec<&str> = a.sdp.lines().filter(|l| l.starts_with("a=extmap")).collect();
+    assert!(extmaps.iter().any(|l| l.contains("ssrc-audio-level")), "{extmaps:?}");
+    assert!(extmaps.iter().any(|l| l.contains("sdes:mid")), "{extmaps:?}");
+    assert!(
+        !extmaps
+            .iter()
+            .any(|l| l.contains("transport-wide-cc") || l.contains("abs-send-time")),
+        "{extmaps:?}"
+    );
+}
+
+#[test]
 fn bad_offers_are_refused() {
     let now = start();
     let mut peers = peers();
