@@ -331,10 +331,12 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
     let mut batch = Datagrams::<RECV_SLOTS>::new(RECV_SLOT);
     let mut outbox = Outbox::new();
     let mut calls: Vec<Arc<ToCall>> = Vec::new();
-    // One timer, re-armed only when the deadline changes.
+    // One timer, re-armed only when the deadline changes (off the packet clock).
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
+    // On the packet clock: two timers taking turns.
+    let mut ticks = TickTimers::new();
     loop {
         let (wake, clocked, tick) = {
             let mut s = shared.lock();
@@ -352,13 +354,21 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
             };
             (s.armed, clocked, tick)
         };
-        if let Some(at) = wake
-            && armed != Some(at)
-        {
-            sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+        match (clocked, tick) {
+            (true, Some(t)) => {
+                ticks.arm(t);
+                armed = None;
+            }
+            _ => {
+                if let Some(at) = wake
+                    && armed != Some(at)
+                {
+                    sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                }
+                armed = wake;
+            }
         }
-        armed = wake;
-        tokio::select! {
+        let fired = tokio::select! {
             r = shared.sock.readable(), if !clocked => {
                 if let Err(e) = r {
                     debug!(error = %e, "webrtc readable");
@@ -367,29 +377,35 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
                 let mut s = shared.lock();
                 receive(&shared.sock, &mut s.peers, &mut batch, RECV_BATCHES);
                 shared.pump(&mut s, Some(&mut outbox));
+                false
             }
             () = shared.kick.notified() => {
                 let mut s = shared.lock();
                 shared.pump(&mut s, Some(&mut outbox));
+                false
             }
-            () = &mut sleep, if wake.is_some() => {
+            () = &mut sleep, if wake.is_some() && !clocked => {
                 armed = None;
-                let now = now();
-                let mut s = shared.lock();
-                // What the tick sends, the calls' frames included, leaves at its end.
-                s.hold = true;
-                if clocked {
-                    receive(&shared.sock, &mut s.peers, &mut batch, CLOCKED_BATCHES);
-                }
-                if s.peers.poll_timeout().is_some_and(|t| t <= now) {
-                    s.peers.handle_timeout(now);
-                }
-                shared.pump(&mut s, Some(&mut outbox));
-                if tick.is_some_and(|t| t <= now) {
-                    calls.extend(s.attached.values().filter_map(|a| a.to_call.clone()));
-                }
+                true
             }
+            _ = std::future::poll_fn(|cx| ticks.poll_fired(cx)), if clocked => true,
             _ = &mut stop => break,
+        };
+        if fired {
+            let now = now();
+            let mut s = shared.lock();
+            // What the tick sends, the calls' frames included, leaves at its end.
+            s.hold = true;
+            if clocked {
+                receive(&shared.sock, &mut s.peers, &mut batch, CLOCKED_BATCHES);
+            }
+            if s.peers.poll_timeout().is_some_and(|t| t <= now) {
+                s.peers.handle_timeout(now);
+            }
+            shared.pump(&mut s, Some(&mut outbox));
+            if tick.is_some_and(|t| t <= now) {
+                calls.extend(s.attached.values().filter_map(|a| a.to_call.clone()));
+            }
         }
         // Our lock is released: into the calls, then the calls' own tick.
         for (call, frame) in outbox.drain(..) {
@@ -403,6 +419,59 @@ async fn run(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
             s.hold = false;
             flush(&shared.sock, &mut s.held);
         }
+    }
+}
+
+/// The packet clock's timers for [`run`]: two that take turns, one on the next tick and
+/// one on the tick after. When one fires and is re-armed two ticks ahead, the other is
+/// already the runtime's next timer, so re-arming does not make tokio wake its own
+/// driver (an `eventfd` write and one more `epoll_wait` per tick, as a single timer
+/// re-armed after firing does: the runtime has nothing earlier left to wait for).
+struct TickTimers {
+    sleeps: [std::pin::Pin<Box<tokio::time::Sleep>>; 2],
+    at: [Option<Instant>; 2],
+}
+
+impl TickTimers {
+    fn new() -> TickTimers {
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400);
+        TickTimers {
+            sleeps: [
+                Box::pin(tokio::time::sleep_until(far)),
+                Box::pin(tokio::time::sleep_until(far)),
+            ],
+            at: [None, None],
+        }
+    }
+
+    /// Puts the timers on `tick` and the tick after; one already on either keeps it.
+    fn arm(&mut self, tick: Instant) {
+        let want = [tick, tick + ua::clock::PACKET_TICK];
+        for w in want {
+            if self.at.contains(&Some(w)) {
+                continue;
+            }
+            let free = (0..2).find(|&i| !self.at[i].is_some_and(|a| want.contains(&a)));
+            if let Some(i) = free {
+                self.sleeps[i]
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(w));
+                self.at[i] = Some(w);
+            }
+        }
+    }
+
+    /// Ready when an armed timer fires (it is then disarmed), with its deadline.
+    fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Instant> {
+        for i in 0..2 {
+            if let Some(at) = self.at[i]
+                && self.sleeps[i].as_mut().poll(cx).is_ready()
+            {
+                self.at[i] = None;
+                return std::task::Poll::Ready(at);
+            }
+        }
+        std::task::Poll::Pending
     }
 }
 
@@ -495,4 +564,32 @@ fn deliver(
         marker,
     };
     Some((a.to_call.clone()?, frame))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ua::clock::PACKET_TICK;
+
+    /// The two timers fire on consecutive ticks, each once, and re-arming after a fire
+    /// keeps one on the next tick and one on the tick after.
+    #[tokio::test(start_paused = true)]
+    async fn tick_timers_take_turns() {
+        let mut ticks = TickTimers::new();
+        let t0 = ua::clock::next_tick(now());
+        ticks.arm(t0);
+        let mut fired = Vec::new();
+        for _ in 0..4 {
+            let at = std::future::poll_fn(|cx| ticks.poll_fired(cx)).await;
+            assert!(now() >= at);
+            fired.push(at);
+            ticks.arm(ua::clock::next_tick(now()));
+            let mut armed: Vec<Instant> = ticks.at.iter().flatten().copied().collect();
+            armed.sort();
+            let next = ua::clock::next_tick(now());
+            assert_eq!(armed, vec![next, next + PACKET_TICK]);
+        }
+        let want: Vec<Instant> = (0..4u32).map(|i| t0 + PACKET_TICK * i).collect();
+        assert_eq!(fired, want);
+    }
 }
