@@ -214,9 +214,19 @@ fn answer_takes_no_bandwidth_estimation_extensions() {
     let (_b, offer) = Browser::new(now, 50000);
     assert!(offer.contains("transport-wide-cc"), "{offer}");
     let a = peers.accept_offer(now, &offer, Codec::Opus).unwrap();
-    let extmaps: Vec<&str> = a.sdp.lines().filter(|l| l.starts_with("a=extmap")).collect();
-    assert!(extmaps.iter().any(|l| l.contains("ssrc-audio-level")), "{extmaps:?}");
-    assert!(extmaps.iter().any(|l| l.contains("sdes:mid")), "{extmaps:?}");
+    let extmaps: Vec<&str> = a
+        .sdp
+        .lines()
+        .filter(|l| l.starts_with("a=extmap"))
+        .collect();
+    assert!(
+        extmaps.iter().any(|l| l.contains("ssrc-audio-level")),
+        "{extmaps:?}"
+    );
+    assert!(
+        extmaps.iter().any(|l| l.contains("sdes:mid")),
+        "{extmaps:?}"
+    );
     assert!(
         !extmaps
             .iter()

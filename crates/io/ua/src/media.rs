@@ -811,7 +811,7 @@ impl MediaTask {
         // the deadlines on its ticks; this task only waits for control and RTCP.
         let clocked = inlet.as_ref().is_some_and(FrameInlet::is_clocked) && !is_pcm;
         if clocked {
-            rtp.unwatch();
+            rtp.read_on_clock();
             lock(&core).clocked = Some(Clocked {
                 rtp_in: RecvBatch::new(),
                 dtmf_rx: DtmfReceiver::new(),

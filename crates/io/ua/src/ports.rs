@@ -78,12 +78,56 @@ impl FromStr for PortRange {
 /// A socket read on the packet clock ([`crate::clock`]) is taken out of epoll
 /// ([`DatagramSocket::unwatch`]): registered, every datagram arriving would wake a
 /// parked worker thread whether or not a task waits for it.
+///
+/// Datagrams between two sockets of this process where the receiver is read on the
+/// clock ([`DatagramSocket::read_on_clock`]) skip the kernel: see [`Inbox`].
 #[derive(Debug)]
 pub struct DatagramSocket {
     sock: std::net::UdpSocket,
+    /// The bound address (the source of what it sends).
+    local: SocketAddr,
     /// A duplicate descriptor of `sock` in the runtime's epoll (reading only); made by
     /// the first wait for readiness, dropped (deregistered) by `unwatch`.
     watch: Mutex<Option<Arc<AsyncFd<std::net::UdpSocket>>>>,
+    /// Set while the socket is read on the clock and takes in-process datagrams.
+    inbox: Mutex<Option<Arc<Inbox>>>,
+}
+
+/// Datagrams sent to a socket of this process read on the packet clock, by another
+/// socket of this process: queued here by the sender instead of going through the
+/// kernel's loopback, and taken by the reader's next tick with what the kernel queued
+/// ([`DatagramSocket::take_inbox`]). Two lines of one server in a call with each
+/// other (two browser tabs, say) send each other RTP this way: the bytes, the source
+/// address and the loss when the reader falls behind are what the kernel would give
+/// (the reader does not wait on the socket, so no wake-up is lost); the system calls
+/// and the loopback stack on both sides are not paid (issue 8). A capture on `lo`
+/// does not see these datagrams.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    queue: Mutex<std::collections::VecDeque<(Vec<u8>, SocketAddr)>>,
+}
+
+/// Datagrams an [`Inbox`] holds before it drops new ones (a full socket buffer): a
+/// few seconds of one call's packets, far more than one tick brings.
+const INBOX_LIMIT: usize = 256;
+
+/// The sockets read on the clock, by bound address.
+static INBOXES: Mutex<Option<std::collections::HashMap<SocketAddr, Arc<Inbox>>>> = Mutex::new(None);
+/// How many there are: a send looks the destination up only when any exist.
+static INBOX_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn inboxes()
+-> std::sync::MutexGuard<'static, Option<std::collections::HashMap<SocketAddr, Arc<Inbox>>>> {
+    INBOXES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inbox {
+    fn push(&self, data: &[u8], from: SocketAddr) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() < INBOX_LIMIT {
+            q.push_back((data.to_vec(), from));
+        }
+    }
 }
 
 impl DatagramSocket {
@@ -91,10 +135,61 @@ impl DatagramSocket {
     pub fn bind(addr: SocketAddr) -> std::io::Result<DatagramSocket> {
         let sock = std::net::UdpSocket::bind(addr)?;
         sock.set_nonblocking(true)?;
+        let local = sock.local_addr()?;
         Ok(DatagramSocket {
             sock,
+            local,
             watch: Mutex::new(None),
+            inbox: Mutex::new(None),
         })
+    }
+
+    /// For a reader that polls the socket on the packet clock and never waits on it:
+    /// takes it out of epoll ([`DatagramSocket::unwatch`]) and lets other sockets of
+    /// this process deliver to it in memory ([`Inbox`]; not for a socket bound to a
+    /// wildcard address). A later wait for readiness ends both.
+    pub fn read_on_clock(&self) {
+        self.unwatch();
+        if self.local.ip().is_unspecified() {
+            return;
+        }
+        let mut mine = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        if mine.is_some() {
+            return;
+        }
+        let inbox = Arc::new(Inbox::default());
+        let mut all = inboxes();
+        let map = all.get_or_insert_with(Default::default);
+        if map.insert(self.local, inbox.clone()).is_none() {
+            INBOX_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        *mine = Some(inbox);
+    }
+
+    /// Stops in-process delivery to this socket (what is queued is dropped).
+    fn close_inbox(&self) {
+        let Some(inbox) = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let mut all = inboxes();
+        if let Some(map) = all.as_mut()
+            && map.get(&self.local).is_some_and(|i| Arc::ptr_eq(i, &inbox))
+        {
+            map.remove(&self.local);
+            INBOX_COUNT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Hands every datagram delivered in memory since the last call, oldest first, with
+    /// its source, to `f`.
+    pub(crate) fn take_inbox(&self, mut f: impl FnMut(&[u8], SocketAddr)) {
+        let Some(inbox) = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return;
+        };
+        let queued = std::mem::take(&mut *inbox.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        for (data, from) in &queued {
+            f(data, *from);
+        }
     }
 
     fn watched(&self) -> Option<Arc<AsyncFd<std::net::UdpSocket>>> {
@@ -107,6 +202,8 @@ impl DatagramSocket {
         if let Some(a) = w.as_ref() {
             return Ok(a.clone());
         }
+        // Waited on: datagrams must come through the kernel, which wakes the waiter.
+        self.close_inbox();
         // Deprecated for types whose descriptor may be closed or replaced while
         // registered (tokio#8587); this duplicate is owned by the registration alone
         // and never given out mutably. The replacement is `unsafe`, which this crate
@@ -157,7 +254,18 @@ impl DatagramSocket {
         }
     }
 
+    /// Sends one datagram, in memory when `to` is a socket of this process read on the
+    /// clock ([`Inbox`]) and this one is bound to a specific address.
     pub fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        if INBOX_COUNT.load(std::sync::atomic::Ordering::Relaxed) > 0
+            && !self.local.ip().is_unspecified()
+        {
+            let inbox = inboxes().as_ref().and_then(|m| m.get(&to).cloned());
+            if let Some(inbox) = inbox {
+                inbox.push(buf, self.local);
+                return Ok(buf.len());
+            }
+        }
         self.sock.send_to(buf, to)
     }
 
@@ -182,7 +290,13 @@ impl DatagramSocket {
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.sock.local_addr()
+        Ok(self.local)
+    }
+}
+
+impl Drop for DatagramSocket {
+    fn drop(&mut self) {
+        self.close_inbox();
     }
 }
 

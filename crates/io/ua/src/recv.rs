@@ -92,13 +92,16 @@ impl RecvBatch {
     /// Every datagram queued on `sock` now, without waiting, each with its source, to
     /// `f`: for a reader on the packet clock. A short batch proves the queue empty, so
     /// an idle socket costs one `recvmmsg` per call (none on a watched socket that
-    /// tokio knows to be empty).
+    /// tokio knows to be empty). What the kernel queued comes first, then what this
+    /// process delivered in memory ([`DatagramSocket::read_on_clock`]).
     pub(crate) fn drain(
         &mut self,
         sock: &DatagramSocket,
-        f: impl FnMut(&[u8], SocketAddr),
+        mut f: impl FnMut(&[u8], SocketAddr),
     ) -> io::Result<()> {
-        self.drain_at_most(sock, usize::MAX, f)
+        let r = self.drain_at_most(sock, usize::MAX, &mut f);
+        sock.take_inbox(&mut f);
+        r
     }
 
     /// [`RecvBatch::drain`], but stops after the batch that brings the datagrams taken
@@ -254,5 +257,43 @@ mod tests {
         let mut more = 0;
         batch.drain_at_most(&rx, SLOTS, |_, _| more += 1).unwrap();
         assert_eq!(more, 0);
+    }
+
+    /// A socket read on the clock takes datagrams from another socket of the process
+    /// in memory, with the sender's address as source, after what the kernel queued;
+    /// once waited on again (or dropped) it takes them through the kernel.
+    #[tokio::test]
+    async fn datagrams_between_sockets_of_the_process_skip_the_kernel_when_read_on_the_clock() {
+        let rx = DatagramSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let tx = DatagramSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let outside = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut batch = RecvBatch::new();
+        rx.read_on_clock();
+        outside.send_to(&[1], to).unwrap();
+        tx.try_send_to(&[2, 2], to).unwrap();
+        tx.try_send_to(&[3], to).unwrap();
+        let mut got = Vec::new();
+        batch
+            .drain(&rx, |data, from| got.push((data.to_vec(), from)))
+            .unwrap();
+        let (o, t) = (outside.local_addr().unwrap(), tx.local_addr().unwrap());
+        assert_eq!(got, vec![(vec![1], o), (vec![2, 2], t), (vec![3], t)]);
+        // Nothing went through the kernel but the outside datagram.
+        let mut buf = [0u8; 16];
+        assert!(rx.try_recv_from(&mut buf).is_err());
+        // Waited on: through the kernel again, and the waiter wakes.
+        let fd = rx.watcher().unwrap();
+        tx.try_send_to(&[4], to).unwrap();
+        let (data, from) = tokio::time::timeout(std::time::Duration::from_secs(2), batch.recv(&rx))
+            .await
+            .expect("no wake-up for a datagram after waiting again")
+            .unwrap();
+        assert_eq!((data, from), (&[4u8][..], t));
+        drop(fd);
+        // Dropped: its address leaves the table.
+        rx.read_on_clock();
+        drop(rx);
+        assert!(tx.try_send_to(&[5], to).is_ok());
     }
 }
