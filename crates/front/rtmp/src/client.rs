@@ -259,7 +259,7 @@ impl Outbox {
             total += head.as_bytes().len() + body.len();
         }
         let k = 2 * self.batch.len();
-        match d.socket.try_write_vectored(&iov[..k]) {
+        match crate::outbuf::try_write_iov(&d.socket, &iov[..k]) {
             Ok(n) if n >= total => {}
             Ok(n) => {
                 let mut rest = Vec::with_capacity(total - n);

@@ -158,10 +158,10 @@ pub(crate) async fn run(
         // Write at once while the socket takes it, instead of a trip through the
         // wait below (a relayed message reaches every player this way in one wake-up).
         if c.out.pending() > 0 {
-            match c.out.write_with(|iov| match iov {
-                [one] => socket.try_write(one),
-                _ => socket.try_write_vectored(iov),
-            }) {
+            match c
+                .out
+                .write_with(|iov| crate::outbuf::try_write_iov(&socket, iov))
+            {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
