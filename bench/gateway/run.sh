@@ -27,7 +27,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 if [[ -z ${SWITCHBOARD_RELEASE:-} || -z ${GATEWAY_LOAD:-} ]]; then
-    cargo build --release -q -p switchboard -p switchboard-gateway --example gateway_load
+    # Two commands: with --example, cargo builds only the example, not the binary.
+    cargo build --release -q -p switchboard --bin switchboard
+    cargo build --release -q -p switchboard-gateway --example gateway_load
 fi
 SB=${SWITCHBOARD_RELEASE:-$CARGO_TARGET_DIR/release/switchboard}
 LOAD=${GATEWAY_LOAD:-$CARGO_TARGET_DIR/release/examples/gateway_load}
