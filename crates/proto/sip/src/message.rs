@@ -1121,6 +1121,31 @@ v=0\nEXTRA";
         assert_eq!(u.body(), b"v=0\n");
     }
 
+    /// §18.2.1: `received` only when the sent-by is a name or another address; the
+    /// comparison is of addresses (IPv6 brackets, other spellings), not of text.
+    #[test]
+    fn received_only_when_the_source_differs() {
+        let req = |sent_by: &str| {
+            let text = format!(
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch=z9hG4bKx\r\nl: 0\r\n\r\n"
+            );
+            Message::parse(text.as_bytes()).unwrap()
+        };
+        let same = req("10.1.1.1:5060");
+        let r = same
+            .clone()
+            .with_received("10.1.1.1:40000".parse().unwrap());
+        assert_eq!(r.as_bytes(), same.as_bytes());
+        let v6 = req("[::1]:5060");
+        let r = v6.clone().with_received("[::1]:5060".parse().unwrap());
+        assert_eq!(r.as_bytes(), v6.as_bytes());
+        let r = req("10.1.1.1").with_received("192.0.2.7:5060".parse().unwrap());
+        assert_eq!(r.top_via().unwrap().received(), Some("192.0.2.7"));
+        let r = req("pc.example.com").with_received("[2001:db8::9]:5060".parse().unwrap());
+        assert_eq!(r.top_via().unwrap().received(), Some("2001:db8::9"));
+        assert_eq!(r.top_via().unwrap().branch(), Some("z9hG4bKx"));
+    }
+
     #[test]
     fn rport_is_filled() {
         let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5060;rport;branch=z9hG4bKx\r\nl: 0\r\n\r\n").unwrap();
