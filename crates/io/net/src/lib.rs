@@ -25,12 +25,12 @@ mod stream;
 mod ws;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hasher;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -276,6 +276,7 @@ where
             Shard {
                 sipd: Mutex::new(s),
                 deadline: AtomicU64::new(d),
+                inbox: Mutex::new(VecDeque::new()),
             }
         })
         .collect();
@@ -297,11 +298,12 @@ where
             .spawn(move || c.timer_loop())?;
     }
     for (local, sock) in udp_socks {
+        let turn = Arc::new(Mutex::new(()));
         for w in 0..workers.max(1) {
-            let (c, sock) = (core.clone(), sock.clone());
+            let (c, sock, turn) = (core.clone(), sock.clone(), turn.clone());
             std::thread::Builder::new()
                 .name(format!("sip-udp-{w}"))
-                .spawn(move || c.udp_worker(&sock, local))?;
+                .spawn(move || c.udp_worker(&sock, local, &turn))?;
         }
     }
     let stats: Arc<dyn CoreStats> = core.clone();
@@ -361,11 +363,22 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(s)
 }
 
-/// One core and its next deadline.
+/// One core, its next deadline and the UDP datagrams waiting for it.
 struct Shard<L: Locations> {
     sipd: Mutex<Sipd<L>>,
     /// Nanoseconds after [`Core::base`]; `u64::MAX`: none. Written under the lock.
     deadline: AtomicU64,
+    /// UDP datagrams for this core in the order the kernel handed them to the workers;
+    /// whoever holds `sipd` next serves them all, oldest first (see [`Core::udp_worker`]).
+    inbox: Mutex<VecDeque<Datagram>>,
+}
+
+/// A UDP datagram taken from a socket, waiting in a core's inbox.
+struct Datagram {
+    bytes: Vec<u8>,
+    flow: Flow,
+    /// How long it waited in the kernel's receive queue.
+    queued: Duration,
 }
 
 /// Wakes the timer thread when a core's deadline comes before the one it sleeps to.
@@ -437,23 +450,73 @@ impl<L: Locations> Core<L> {
     /// than the one it sleeps to.
     fn with_shard(&self, i: usize, f: impl FnOnce(&mut Sipd<L>, Instant)) {
         let d = self.serve(i, f);
-        // Only a deadline a grid step before the one the timer thread sleeps to wakes
-        // it; `next` is MAX while it scans, so nothing set meanwhile is missed.
+        self.wake_timer_for(d);
+    }
+
+    /// Wakes the timer thread for deadline `d` (nanoseconds after `base`): only a
+    /// deadline a grid step before the one it sleeps to does; `next` is MAX while it
+    /// scans, so nothing set meanwhile is missed.
+    fn wake_timer_for(&self, d: u64) {
         if d.saturating_add(TIMER_GRID) < self.timer.next.load(Ordering::SeqCst) {
             *lock(&self.timer.kicked) = true;
             self.timer.cv.notify_one();
         }
     }
 
-    /// Runs `f` on core `i` and drains it: sends (under the lock, so a core's messages
-    /// leave in the order it produced them), resolutions, the next deadline (returned).
+    /// Runs `f` on core `i` (after the datagrams in its inbox) and drains it: sends
+    /// (under the lock, so a core's messages leave in the order it produced them),
+    /// resolutions, the next deadline (returned).
     fn serve(&self, i: usize, f: impl FnOnce(&mut Sipd<L>, Instant)) -> u64 {
         let Some(shard) = self.shards.get(i) else {
             return u64::MAX;
         };
-        let mut s = lock(&shard.sipd);
+        let d = self.serve_locked(i, &mut lock(&shard.sipd), f);
+        // A worker that found the core busy meanwhile left its datagrams to us.
+        if !lock(&shard.inbox).is_empty() {
+            self.serve_inbox(i);
+        }
+        d
+    }
+
+    /// Serves core `i`'s inbox unless another thread holds the core: that one serves
+    /// it before letting go (see [`Core::serve`]), so no datagram waits for the next.
+    fn serve_inbox(&self, i: usize) {
+        let Some(shard) = self.shards.get(i) else {
+            return;
+        };
+        loop {
+            let mut s = match shard.sipd.try_lock() {
+                Ok(s) => s,
+                Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            let d = self.serve_locked(i, &mut s, |_, _| {});
+            drop(s);
+            self.wake_timer_for(d);
+            if lock(&shard.inbox).is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn serve_locked(
+        &self,
+        i: usize,
+        s: &mut Sipd<L>,
+        f: impl FnOnce(&mut Sipd<L>, Instant),
+    ) -> u64 {
+        let Some(shard) = self.shards.get(i) else {
+            return u64::MAX;
+        };
+        // UDP datagrams first: they arrived before whatever `f` brings.
+        loop {
+            let next = lock(&shard.inbox).pop_front();
+            let Some(d) = next else { break };
+            s.set_queue_delay(d.queued);
+            s.handle_message(Instant::now(), &d.bytes, d.flow);
+        }
         let now = Instant::now();
-        f(&mut s, now);
+        f(s, now);
         // Timers due now (Timer J/K are zero on reliable transports) fire at once.
         if s.poll_timeout().is_some_and(|d| d <= now) {
             s.handle_timeout(now);
@@ -475,21 +538,21 @@ impl<L: Locations> Core<L> {
         d
     }
 
-    /// Serves one message that waited `queued` in the receive queue.
-    fn handle_datagram(&self, bytes: &[u8], flow: Flow, queued: Duration) {
-        self.with_shard(self.shard_of(bytes), |s, now| {
-            s.set_queue_delay(queued);
-            s.handle_message(now, bytes, flow)
-        });
-    }
-
     /// A UDP worker: waits on the shared socket for a datagram, takes the ones queued
     /// behind it in the same system call (`recvmmsg`, up to [`UDP_BATCH`]), and serves
     /// each in the core that owns it. Under load one wake-up serves many datagrams.
-    fn udp_worker(&self, sock: &std::net::UdpSocket, local: SocketAddr) {
+    ///
+    /// The workers of a socket take `turn` to receive, and put what they got into the
+    /// cores' inboxes before giving it up; a core serves its inbox in order. So a phone's
+    /// 180 and the 200 right behind it leave in that order even when two workers took
+    /// them: otherwise the one holding the 200 could reach the core first, and the 180
+    /// would be dropped as late (RFC 3261 §17.1.1.2) — the caller would never hear it ring.
+    fn udp_worker(&self, sock: &std::net::UdpSocket, local: SocketAddr, turn: &Mutex<()>) {
         // Room for the largest datagram; oversized requests are answered 513 by the core.
         let mut batch = mmsg::Datagrams::<UDP_BATCH>::new(65536);
+        let mut cores = Vec::with_capacity(UDP_BATCH);
         loop {
+            let my_turn = lock(turn);
             match batch.recv(sock, true) {
                 Ok(n) => {
                     // The kernel's receive stamps against the wall clock now: how far
@@ -511,12 +574,27 @@ impl<L: Locations> Core<L> {
                             local,
                             conn: None,
                         };
-                        self.handle_datagram(bytes, flow, queued);
+                        let i = self.shard_of(bytes);
+                        if let Some(shard) = self.shards.get(i) {
+                            lock(&shard.inbox).push_back(Datagram {
+                                bytes: bytes.to_vec(),
+                                flow,
+                                queued,
+                            });
+                            if !cores.contains(&i) {
+                                cores.push(i);
+                            }
+                        }
+                    }
+                    drop(my_turn);
+                    for i in cores.drain(..) {
+                        self.serve_inbox(i);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // ICMP errors surface as recv errors on some platforms: keep serving.
                 Err(e) => {
+                    drop(my_turn);
                     debug!(error = %e, "udp recv");
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -563,7 +641,10 @@ impl<L: Locations> Core<L> {
         match ev {
             NetEvent::Message { bytes, flow } => {
                 debug!(transport = %flow.transport, peer = %flow.remote, conn = ?flow.conn, len = bytes.len(), "recv {}", first_line(&bytes));
-                self.handle_datagram(&bytes, flow, Duration::ZERO);
+                self.with_shard(self.shard_of(&bytes), |s, now| {
+                    s.set_queue_delay(Duration::ZERO);
+                    s.handle_message(now, &bytes, flow)
+                });
             }
             NetEvent::Unframeable { bytes, flow, error } => {
                 self.with_shard(0, |s, _| s.reject_unframeable(&bytes, flow, &error))

@@ -157,6 +157,12 @@ impl Phone {
     /// Answers `req` as a phone does: Vias copied, a To tag, Record-Route and Contact
     /// for 101-299.
     async fn answer(&mut self, req: &Message, code: u16, tag: &str) {
+        let s = self.response(req, code, tag, "");
+        self.send(&s).await;
+    }
+
+    /// The text of [`Phone::answer`]'s response, with `extra` header lines added.
+    fn response(&self, req: &Message, code: u16, tag: &str, extra: &str) -> String {
         let vias: Vec<&str> = req.values(HeaderName::Via).collect();
         let to = req.header(HeaderName::To).unwrap();
         let to = if req.to().unwrap().tag().is_some() {
@@ -179,8 +185,9 @@ impl Phone {
             }
             s.push_str(&format!("Contact: <sip:uas@127.0.0.1:{}>\r\n", self.port()));
         }
+        s.push_str(extra);
         s.push_str("Content-Length: 0\r\n\r\n");
-        self.send(&s).await;
+        s
     }
 
     async fn register(&mut self, call_id: &str) {
@@ -317,4 +324,51 @@ async fn forked_call_and_cancel_across_workers_and_cores() {
     }
     // Every message went to a core that knew it: none was answered as malformed.
     assert_eq!(server.counters().bad_requests, 0);
+}
+
+/// A phone that answers at once sends its provisional responses and its 200 back to back;
+/// with two UDP workers taking turns on the socket the proxy must still forward them in
+/// the order they arrived: a 180 overtaken by the 200 is dropped by the proxy's client
+/// transaction (RFC 3261 §17.1.1.2), and the caller never hears it ring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_responses_keep_their_order() {
+    const CALLS: usize = 200;
+    const PROVISIONALS: usize = 6;
+    let (_server, addr) = server().await;
+    let mut uas = Phone::Udp(UdpSocket::bind("127.0.0.1:0").await.unwrap(), addr);
+    let mut caller = Phone::Udp(UdpSocket::bind("127.0.0.1:0").await.unwrap(), addr);
+    let cport = caller.port();
+    uas.register("order-reg").await;
+    let want: Vec<usize> = (1..=PROVISIONALS + 1).collect();
+    for n in 0..CALLS {
+        let call = format!("order-{n}");
+        caller.send(&invite(&call, addr, cport)).await;
+        caller.expect("100").await;
+        let inv = uas.expect("INVITE").await;
+        let burst: Vec<String> = want
+            .iter()
+            .map(|&i| {
+                let code = if i > PROVISIONALS { 200 } else { 180 };
+                uas.response(&inv, code, "u", &format!("X-Seq: {i}\r\n"))
+            })
+            .collect();
+        // The whole burst is queued before the server has forwarded any of it.
+        let Phone::Udp(sock, _) = &uas else {
+            unreachable!()
+        };
+        for m in &burst {
+            sock.send_to(m.as_bytes(), addr).await.unwrap();
+        }
+        let mut got = Vec::new();
+        let ok = loop {
+            let m = caller.recv().await;
+            got.push(m.header_by_name("X-Seq").unwrap().parse::<usize>().unwrap());
+            if m.code() == Some(200) {
+                break m;
+            }
+        };
+        assert_eq!(got, want, "call {n}: responses forwarded out of order");
+        caller.send(&in_dialog("ACK", &ok, cport, 1)).await;
+        uas.expect("ACK").await;
+    }
 }
