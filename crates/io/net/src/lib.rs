@@ -330,6 +330,10 @@ pub fn core_for(call_id: &[u8], cores: usize) -> usize {
 const UDP_RCVBUF: usize = 8 << 20;
 /// Datagrams a UDP worker takes per `recvmmsg` (16 × 64 KiB of buffer per worker).
 const UDP_BATCH: usize = 16;
+/// Datagrams a core's inbox holds before the workers wait for the core instead of
+/// receiving more (a flood then fills the socket's buffer, where the kernel drops it,
+/// not memory).
+const INBOX_CAP: usize = 1024;
 /// The timer thread wakes on this grid (nanoseconds), serving every deadline that has
 /// passed: under load a deadline falls due every few hundred microseconds, and waking
 /// for each cost more than the work. RFC 3261's timers (T1 = 500 ms, Timer C = 3 min)
@@ -588,7 +592,14 @@ impl<L: Locations> Core<L> {
                     }
                     drop(my_turn);
                     for i in cores.drain(..) {
-                        self.serve_inbox(i);
+                        let backlog = self.shards.get(i).map_or(0, |s| lock(&s.inbox).len());
+                        if backlog > INBOX_CAP {
+                            // The core falls behind: wait for it, so that the kernel's
+                            // receive buffer (bounded; it drops) takes the excess.
+                            self.with_shard(i, |_, _| {});
+                        } else {
+                            self.serve_inbox(i);
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
