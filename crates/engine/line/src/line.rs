@@ -1,5 +1,6 @@
 //! One line: its identity, its registration (RFC 3261 §10.2) and its call.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use sip::auth::{Challenge, Credentials};
@@ -283,11 +284,11 @@ impl Line {
         let found = req.spec.auth.iter().find_map(|(header, _, value)| {
             let c = Credentials::parse(value).ok()?;
             let ch = Challenge {
-                realm: c.realm,
-                nonce: c.nonce,
-                opaque: c.opaque,
+                realm: c.realm.into_owned(),
+                nonce: c.nonce.into_owned(),
+                opaque: c.opaque.map(Cow::into_owned),
                 algorithm: c.algorithm,
-                qop: c.qop.into_iter().collect(),
+                qop: c.qop.map(Cow::into_owned).into_iter().collect(),
                 stale: false,
                 domain: None,
             };

@@ -13,7 +13,12 @@ use switchboard_line::LineEvent;
 const CHALLENGE: &str =
     "Digest realm=\"example.com\", nonce=\"n0nce1\", qop=\"auth\", algorithm=MD5";
 
-fn check_digest(m: &sip::Message, header: HeaderName, method: &str, nonce: &str) -> Credentials {
+fn check_digest<'a>(
+    m: &'a sip::Message,
+    header: HeaderName,
+    method: &str,
+    nonce: &str,
+) -> Credentials<'a> {
     let c = Credentials::parse(m.header(header).expect("credentials")).unwrap();
     assert_eq!(c.username, "alice");
     assert_eq!(c.realm, "example.com");

@@ -313,10 +313,7 @@ async fn seed_8_03_second_401_rejects_connect() {
     assert_ne!(branch(&reg2), branch(&reg));
     assert_eq!(reg2.call_id().unwrap(), reg.call_id().unwrap());
     let c = Credentials::parse(reg2.header(HeaderName::Authorization).unwrap()).unwrap();
-    assert_eq!(
-        (c.username.as_str(), c.realm.as_str()),
-        ("alice", "example.com")
-    );
+    assert_eq!((&*c.username, &*c.realm), ("alice", "example.com"));
     assert_eq!(c.qop.as_deref(), Some("auth"));
     assert_eq!(c.uri, "sip:example.com");
     let expected = compute_response(

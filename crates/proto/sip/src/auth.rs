@@ -8,6 +8,7 @@
 //! Supported: MD5, MD5-sess, SHA-256, SHA-256-sess; qop=auth and RFC 2069 (no qop).
 //! Not supported: qop=auth-int, `userhash`, `username*` (RFC 7616 §3.4.4).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -133,9 +134,9 @@ impl Challenge {
             &bad,
         )?;
         Ok(Challenge {
-            realm: realm.ok_or(bad.clone())?,
-            nonce: nonce.ok_or(bad)?,
-            opaque,
+            realm: realm.ok_or(bad.clone())?.into_owned(),
+            nonce: nonce.ok_or(bad)?.into_owned(),
+            opaque: opaque.map(Cow::into_owned),
             algorithm: parse_algorithm(algorithm)?,
             qop: qop
                 .map(|q| {
@@ -147,7 +148,7 @@ impl Challenge {
                 })
                 .unwrap_or_default(),
             stale: stale.is_some_and(|s| s.eq_ignore_ascii_case("true")),
-            domain,
+            domain: domain.map(Cow::into_owned),
         })
     }
 
@@ -180,33 +181,34 @@ impl Challenge {
 }
 
 /// Digest credentials: the value of `Authorization` or `Proxy-Authorization` (RFC 7616 §3.4).
+/// Parsed values borrow from the header's text (copied only when a quoted value has escapes).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub struct Credentials<'a> {
     /// User name (plain; `userhash` is not supported).
-    pub username: String,
+    pub username: Cow<'a, str>,
     /// Realm from the challenge.
-    pub realm: String,
+    pub realm: Cow<'a, str>,
     /// Nonce from the challenge.
-    pub nonce: String,
+    pub nonce: Cow<'a, str>,
     /// digest-uri: the Request-URI (RFC 3261 §22.4).
-    pub uri: String,
+    pub uri: Cow<'a, str>,
     /// The request-digest, lower-case hex.
-    pub response: String,
+    pub response: Cow<'a, str>,
     /// Hash algorithm; `Md5` when the parameter is absent.
     pub algorithm: Algorithm,
     /// Client nonce; required with qop.
-    pub cnonce: Option<String>,
+    pub cnonce: Option<Cow<'a, str>>,
     /// Opaque value echoed from the challenge.
-    pub opaque: Option<String>,
+    pub opaque: Option<Cow<'a, str>>,
     /// Chosen qop, e.g. `auth`; `None` in RFC 2069 mode.
-    pub qop: Option<String>,
+    pub qop: Option<Cow<'a, str>>,
     /// Nonce count, sent as 8 lower-case hex digits; required with qop.
     pub nc: Option<u32>,
 }
 
-impl Credentials {
+impl<'a> Credentials<'a> {
     /// Parses `Digest` credentials. With qop, cnonce and nc are required (RFC 7616 §3.4).
-    pub fn parse(header_value: &str) -> Result<Credentials, ParseError> {
+    pub fn parse(header_value: &'a str) -> Result<Credentials<'a>, ParseError> {
         let bad = ParseError::BadHeader("Authorization");
         let (scheme, params) = parse_auth_params(header_value).map_err(|_| bad.clone())?;
         if !scheme.eq_ignore_ascii_case("Digest") {
@@ -316,7 +318,7 @@ pub fn answer(
     password: &str,
     cnonce: &str,
     nc: u32,
-) -> Result<Credentials, ParseError> {
+) -> Result<Credentials<'static>, ParseError> {
     let qop = if ch.qop.iter().any(|q| q.eq_ignore_ascii_case("auth")) {
         Some("auth")
     } else if ch.qop.is_empty() {
@@ -344,15 +346,15 @@ pub fn answer(
         uri,
     );
     Ok(Credentials {
-        username: username.to_string(),
-        realm: ch.realm.clone(),
-        nonce: ch.nonce.clone(),
-        uri: uri.to_string(),
-        response,
+        username: username.to_string().into(),
+        realm: ch.realm.clone().into(),
+        nonce: ch.nonce.clone().into(),
+        uri: uri.to_string().into(),
+        response: response.into(),
         algorithm: ch.algorithm,
-        cnonce: cnonce.map(String::from),
-        opaque: ch.opaque.clone(),
-        qop: qop.map(String::from),
+        cnonce: cnonce.map(|c| c.to_string().into()),
+        opaque: ch.opaque.clone().map(Cow::Owned),
+        qop: qop.map(|q| q.to_string().into()),
         nc,
     })
 }
@@ -625,7 +627,7 @@ impl DigestServer {
             (None, nc) => replay.track(key, nc.map_or(NonceUse::Spent, NonceUse::Counted)),
         }
         Verdict::Ok {
-            username: creds.username.clone(),
+            username: creds.username.to_string(),
         }
     }
 
@@ -669,15 +671,15 @@ impl DigestServer {
 }
 
 /// Assigns each wanted parameter's value, rejecting duplicates; ignores unknown ones.
-fn take_params<const N: usize>(
-    params: Vec<AuthParam<'_>>,
+fn take_params<'a, const N: usize>(
+    params: Vec<AuthParam<'a>>,
     names: [&str; N],
     bad: &ParseError,
-) -> Result<[Option<String>; N], ParseError> {
-    let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
+) -> Result<[Option<Cow<'a, str>>; N], ParseError> {
+    let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
     for (name, value) in params {
         if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(name))
-            && out[i].replace(value.into_owned()).is_some()
+            && out[i].replace(value).is_some()
         {
             return Err(bad.clone());
         }
@@ -685,7 +687,7 @@ fn take_params<const N: usize>(
     Ok(out)
 }
 
-fn parse_algorithm(v: Option<String>) -> Result<Algorithm, ParseError> {
+fn parse_algorithm(v: Option<Cow<'_, str>>) -> Result<Algorithm, ParseError> {
     match v {
         None => Ok(Algorithm::Md5),
         Some(v) => Algorithm::parse(&v).ok_or(ParseError::Unsupported("digest algorithm")),
@@ -758,7 +760,7 @@ mod tests {
     }
 
     /// Parses the first challenge the server issues and answers it for bob.
-    fn answer_first(s: &DigestServer, now: u64, password: &str, nc: u32) -> Credentials {
+    fn answer_first(s: &DigestServer, now: u64, password: &str, nc: u32) -> Credentials<'static> {
         let ch = Challenge::parse(&s.challenges(now, 42, false)[0]).unwrap();
         answer(
             &ch,
@@ -920,7 +922,8 @@ mod tests {
             )
             .unwrap();
             // Travel through the wire form.
-            let c = Credentials::parse(&c.to_header_value()).unwrap();
+            let printed = c.to_header_value();
+            let c = Credentials::parse(&printed).unwrap();
             assert_eq!(s.verify(T0 + 10, &c, "REGISTER", "zanzibar"), ok("bob"));
         }
     }
@@ -990,7 +993,7 @@ mod tests {
         let mut s = server();
         let mut c = answer_first(&s, T0, "zanzibar", 1);
         // Claim a later issue time: flip a bit in the encoded time.
-        let mut raw = URL_SAFE_NO_PAD.decode(&c.nonce).unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(c.nonce.as_bytes()).unwrap();
         raw[7] ^= 1;
         let forged = URL_SAFE_NO_PAD.encode(&raw);
         let recompute = |c: &mut Credentials| {
@@ -1005,9 +1008,10 @@ mod tests {
                 c.qop.as_deref(),
                 "REGISTER",
                 &c.uri,
-            );
+            )
+            .into();
         };
-        c.nonce = forged;
+        c.nonce = forged.into();
         recompute(&mut c);
         assert_eq!(
             s.verify(T0, &c, "REGISTER", "zanzibar"),
@@ -1212,7 +1216,8 @@ mod tests {
             c.qop.as_deref(),
             "REGISTER",
             &c.uri,
-        );
+        )
+        .into();
         assert_eq!(s.verify(T0 + 3, &c, "REGISTER", "zanzibar"), Verdict::Stale);
         assert_eq!(
             s.verify(T0 + 3, &used[2], "REGISTER", "zanzibar"),
@@ -1224,7 +1229,7 @@ mod tests {
     fn response_compare_ignores_hex_case() {
         let mut s = server();
         let mut c = answer_first(&s, T0, "zanzibar", 1);
-        c.response = c.response.to_ascii_uppercase();
+        c.response = c.response.to_ascii_uppercase().into();
         assert_eq!(s.verify(T0, &c, "REGISTER", "zanzibar"), ok("bob"));
         assert!(!ct_eq_hex(b"ab", b"abc"));
         assert!(!ct_eq_hex(b"ab", b"ac"));
