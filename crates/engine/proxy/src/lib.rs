@@ -622,7 +622,7 @@ impl Proxy {
             bindings
                 .iter()
                 .take(take)
-                .map(|b| (b.contact.clone(), self.dest_for_binding(b)))
+                .map(|b| (b.contact.to_string(), self.dest_for_binding(b)))
                 .collect()
         } else {
             // A foreign domain: relay only for our own users (no open relay).

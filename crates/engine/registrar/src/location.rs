@@ -18,21 +18,22 @@ pub struct FlowRecord {
     pub conn: Option<u64>,
 }
 
-/// One contact bound to an address-of-record.
+/// One contact bound to an address-of-record. Its texts are shared (`Arc<str>`): the
+/// location service, the store's writer and the 200 that lists it hold the same copy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Binding {
     /// Canonical AOR, `sip:user@domain` (see [`sip::Uri::aor`]).
-    pub aor: String,
+    pub aor: Arc<str>,
     /// The contact URI as the UA sent it.
-    pub contact: String,
+    pub contact: Arc<str>,
     /// Expiry in wall-clock seconds since the Unix epoch.
     pub expires_at: u64,
     /// q-value in thousandths (RFC 3261 §20.10).
     pub q: Option<u16>,
-    pub call_id: String,
+    pub call_id: Arc<str>,
     pub cseq: u32,
     pub flow: FlowRecord,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
 }
 
 impl Binding {
@@ -81,7 +82,7 @@ pub fn sort_bindings(v: &mut [Binding]) {
 /// In-memory location service, for tests and for running without a data directory.
 #[derive(Default)]
 pub struct MemoryLocations {
-    by_aor: HashMap<String, Vec<Binding>>,
+    by_aor: HashMap<Arc<str>, Vec<Binding>>,
 }
 
 impl MemoryLocations {
@@ -121,7 +122,7 @@ impl Locations for MemoryLocations {
 
     fn remove(&mut self, aor: &str, contact: &str) -> Result<(), StoreError> {
         if let Some(list) = self.by_aor.get_mut(aor) {
-            list.retain(|b| b.contact != contact);
+            list.retain(|b| *b.contact != *contact);
             if list.is_empty() {
                 self.by_aor.remove(aor);
             }

@@ -1,5 +1,7 @@
 //! REGISTER processing, RFC 3261 §10.3 steps 1-8.
 
+use std::sync::Arc;
+
 use sip::header::{contact_expires, contact_q};
 use sip::rng::Rng;
 use sip::transaction::Flow;
@@ -195,11 +197,8 @@ impl<L: Locations> Registrar<L> {
                 .reply());
         }
         // Step 5: the AOR key.
-        let aor = aor_uri.aor();
-        let call_id = req
-            .call_id()
-            .map_err(|e| bad(self, &e.to_string()))?
-            .to_string();
+        let aor: Arc<str> = aor_uri.aor().into();
+        let call_id: &str = req.call_id().map_err(|e| bad(self, &e.to_string()))?;
         let cseq = req.cseq().map_err(|e| bad(self, &e.to_string()))?.seq;
         let contacts = req.contacts().map_err(|e| bad(self, &e.to_string()))?;
         let header_expires = req.expires().map_err(|e| bad(self, &e.to_string()))?;
@@ -218,7 +217,7 @@ impl<L: Locations> Registrar<L> {
                 ));
             }
             for b in &existing {
-                if b.call_id == call_id && cseq <= b.cseq {
+                if *b.call_id == *call_id && cseq <= b.cseq {
                     return Err(self.reply(req, 500, Some("Out-of-order REGISTER")).reply());
                 }
             }
@@ -249,16 +248,19 @@ impl<L: Locations> Registrar<L> {
             // parsing for §19.1.4 equivalence.
             let printed = addr.uri.to_string();
             let current = existing.iter().find(|b| {
-                b.contact == printed
+                *b.contact == *printed
                     || Uri::parse(&b.contact).is_ok_and(|u| u.equivalent(&addr.uri))
             });
             if let Some(b) = current
-                && b.call_id == call_id
+                && *b.call_id == *call_id
                 && cseq <= b.cseq
             {
                 return Err(self.reply(req, 500, Some("Out-of-order REGISTER")).reply());
             }
-            let contact = current.map(|b| b.contact.clone()).unwrap_or(printed);
+            let contact: Arc<str> = match current {
+                Some(b) => b.contact.clone(),
+                None => printed.into(),
+            };
             changes.push((contact, expires.min(self.config.max_expires), q));
         }
         let new_count = changes
@@ -270,7 +272,8 @@ impl<L: Locations> Registrar<L> {
                 .reply(req, 403, Some("Too many contacts for this address"))
                 .reply());
         }
-        let user_agent = req.header(HeaderName::UserAgent).map(str::to_string);
+        let user_agent: Option<Arc<str>> = req.header(HeaderName::UserAgent).map(Arc::from);
+        let call_id: Arc<str> = call_id.into();
         // The 200 lists what `existing` becomes once the changes are applied: the same
         // as a fresh lookup, without a second query of the location service.
         let mut current = existing;

@@ -244,11 +244,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Binding>> {
         return Ok(None);
     };
     Ok(Some(Binding {
-        aor: r.get(0)?,
-        contact: r.get(1)?,
+        aor: r.get::<_, String>(0)?.into(),
+        contact: r.get::<_, String>(1)?.into(),
         expires_at: r.get::<_, i64>(2)? as u64,
         q: r.get::<_, Option<i64>>(3)?.map(|q| q as u16),
-        call_id: r.get(4)?,
+        call_id: r.get::<_, String>(4)?.into(),
         cseq: r.get::<_, i64>(5)? as u32,
         flow: FlowRecord {
             transport,
@@ -256,7 +256,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Binding>> {
             local,
             conn: r.get::<_, Option<i64>>(9)?.map(|c| c as u64),
         },
-        user_agent: r.get(10)?,
+        user_agent: r.get::<_, Option<String>>(10)?.map(Arc::from),
     }))
 }
 
@@ -377,8 +377,8 @@ impl Locations for SqliteLocations {
         let gone = self.mem.remove_flow(conn)?;
         for b in &gone {
             self.shared.push(Op::Remove {
-                aor: b.aor.clone(),
-                contact: b.contact.clone(),
+                aor: b.aor.to_string(),
+                contact: b.contact.to_string(),
             });
         }
         Ok(gone)
