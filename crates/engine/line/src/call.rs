@@ -397,7 +397,7 @@ impl Line {
             return;
         };
         let resp = sh
-            .response(&r.invite, 200, None)
+            .dialog_response(&r.invite, 200, None)
             .to_tag(&call.local_tag)
             .header("Contact", &self.contact)
             .header("Allow", ALLOW)
@@ -904,7 +904,7 @@ impl Line {
         }
         let local_tag = sh.token(10);
         let ringing = sh
-            .response(msg, 180, None)
+            .dialog_response(msg, 180, None)
             .to_tag(&local_tag)
             .header("Contact", &self.contact)
             .header("Allow", ALLOW)

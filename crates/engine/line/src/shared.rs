@@ -227,6 +227,23 @@ impl Shared {
         ResponseBuilder::new(req, code, reason).header("Server", &self.cfg.user_agent)
     }
 
+    /// A response to `req` that establishes a dialog (a 18x or 2xx to an initial INVITE):
+    /// it carries the request's Record-Route values, in order (RFC 3261 §12.1.1). Without
+    /// them the caller's requests in the dialog skip the proxies' routes: an outbound
+    /// proxy takes its BYE for a new request to relay and challenges it.
+    pub(crate) fn dialog_response(
+        &self,
+        req: &Message,
+        code: u16,
+        reason: Option<&str>,
+    ) -> ResponseBuilder {
+        let mut b = self.response(req, code, reason);
+        for rr in req.header_lines(HeaderName::RecordRoute) {
+            b = b.header("Record-Route", rr);
+        }
+        b
+    }
+
     pub(crate) fn respond(&mut self, now: Instant, txn: TxnId, response: Message) {
         let _ = self.txns.respond(now, txn, response);
         self.pump();

@@ -410,14 +410,7 @@ fn no_ack_ends_the_call_with_bye() {
     let mut h = H::new();
     let (line, _inv, _ring) = ringing(&mut h, "in11");
     h.next_event();
-    h.command(
-        line,
-        Command::Accept {
-            codecs: vec!["pcmu".into()],
-            rtp: addr(RTP),
-            video: None,
-        },
-    );
+    h.command(line, accept_pcmu());
     h.expect("200");
     h.advance(Duration::from_millis(31_999));
     assert!(h.sent_kinds().iter().all(|k| k == "200"));
@@ -486,14 +479,7 @@ fn two_lines_each_get_their_own_calls() {
     h.expect("180");
     assert!(matches!(h.next_event(), (l, LineEvent::Invited { .. }) if l == carol));
     // Each accepts its own call.
-    h.command(
-        bob,
-        Command::Accept {
-            codecs: vec!["pcmu".into()],
-            rtp: addr(RTP),
-            video: None,
-        },
-    );
+    h.command(bob, accept_pcmu());
     assert_eq!(h.expect("200").call_id().unwrap(), "for-bob");
     h.command(alice, Command::Reject { reason: None });
     assert_eq!(h.expect("603").call_id().unwrap(), "for-alice");
@@ -585,14 +571,7 @@ fn ack_reusing_the_invite_branch_is_understood() {
     let mut h = H::new();
     let (line, _inv, _ring) = ringing(&mut h, "in20");
     h.next_event();
-    h.command(
-        line,
-        Command::Accept {
-            codecs: vec!["pcmu".into()],
-            rtp: addr(RTP),
-            video: None,
-        },
-    );
+    h.command(line, accept_pcmu());
     let ok = h.expect("200");
     let ack = msg(
         &[
@@ -609,4 +588,49 @@ fn ack_reusing_the_invite_branch_is_understood() {
     h.recv(&ack);
     assert!(matches!(h.next_media(), MediaCommand::Start(_)));
     assert!(matches!(h.next_event().1, LineEvent::Accepted(_)));
+}
+
+/// RFC 3261 §12.1.1: the 180 and the 200 (first sent and retransmitted) carry the
+/// INVITE's Record-Route values in order, so the caller's BYE follows the proxies' route
+/// (a WebSocket caller's BYE without it reached the proxy as a new request to relay,
+/// which challenged it).
+#[test]
+fn dialog_responses_copy_record_route() {
+    let mut h = H::new();
+    let (line, user) = h.registered_line("alice@example.com");
+    let rr = [
+        "<sip:192.0.2.10:5060;lr>",
+        "<sip:192.0.2.10:8080;transport=ws;lr;sbflow=3>, <sip:203.0.113.5;lr;x=y>",
+    ];
+    let inv = msg(
+        &[
+            &format!("INVITE {} SIP/2.0", ruri(&user)),
+            "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKprr1",
+            "Via: SIP/2.0/WS caller.invalid;branch=z9hG4bKrr1",
+            &format!("Record-Route: {}", rr[0]),
+            &format!("Record-Route: {}", rr[1]),
+            "Max-Forwards: 69",
+            "From: \"Bob\" <sip:bob@example.com>;tag=bobtag",
+            "To: \"Alice\" <sip:alice@example.com>",
+            "Call-ID: rr1",
+            "CSeq: 1 INVITE",
+            "Contact: <sip:bob@caller.invalid;transport=ws>",
+        ],
+        &pcmu_sdp(1, &[]),
+    );
+    h.recv(&inv);
+    h.expect("100");
+    fn routes(m: &Message) -> Vec<&str> {
+        m.header_lines(HeaderName::RecordRoute).collect()
+    }
+    let ring = h.expect("180");
+    assert_eq!(routes(&ring), rr);
+    let _ = h.next_event();
+    h.command(line, accept_pcmu());
+    let ok = h.expect("200");
+    assert_eq!(routes(&ok), rr);
+    h.advance(Duration::from_millis(500));
+    let again = h.next_sent();
+    assert_eq!(describe(&again), "200");
+    assert_eq!(routes(&again), rr);
 }

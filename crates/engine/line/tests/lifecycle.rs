@@ -180,14 +180,7 @@ fn remove_after_accept_before_ack_byes_once_acked() {
     h.expect("100");
     h.expect("180");
     h.next_event();
-    h.command(
-        line,
-        Command::Accept {
-            codecs: vec!["pcmu".into()],
-            rtp: addr(RTP),
-            video: None,
-        },
-    );
+    h.command(line, accept_pcmu());
     let ok = h.expect("200");
     h.remove(line);
     assert_eq!(h.event_list(), vec![LineEvent::Closed]);

@@ -23,6 +23,15 @@ pub const PROXY: &str = "192.0.2.10:5060";
 pub const RTP: &str = "192.0.2.1:40000";
 pub const REMOTE_RTP: &str = "198.51.100.7:30000";
 
+/// `accept("pcmu")` with our RTP address and no video.
+pub fn accept_pcmu() -> Command {
+    Command::Accept {
+        codecs: vec!["pcmu".into()],
+        rtp: addr(RTP),
+        video: None,
+    }
+}
+
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
