@@ -362,8 +362,21 @@ check_jssip_calls_webphone() {
     l=$(grep -m1 '^audio ' "$CDIR/jssip.out" || true)
     [[ -n $l ]] || fail "the JsSIP page did not analyse its remote audio"
     heard_mostly "$l" 440 || fail "media browser->JsSIP: the JsSIP page's remote audio is not 440 Hz: $l"
-    [[ -n $(out byed) ]] || fail "JsSIP hung up but the page got no byed: $(out byed-timeout)"
+    [[ -n $(out byed) ]] || fail "JsSIP hung up but the page got no byed: $(out byed-timeout); $(jssip_bye_trace)"
     stop_server "$SRV" srv
+}
+
+# jssip_bye_trace: what became of JsSIP's BYE: the driver's last steps, the responses
+# JsSIP got to a BYE (its debug log) and the BYEs the server received and sent on.
+jssip_bye_trace() {
+    local got srv
+    got=$(tr -d '\r' < "$CDIR/jssip.err" | awk '
+        /^SIP\/2\.0 [0-9]+/ { st = $2 " " $3 }
+        /^$/ { st = "" }
+        /^CSeq: [0-9]+ BYE/ && st { printf "%s%s", sep, st; sep = ", "; st = "" }')
+    srv=$(sed 's/\x1b\[[0-9;]*m//g' "$CDIR/srv.err" | grep -cE ' recv BYE ' || true)
+    srv="$srv received, $(sed 's/\x1b\[[0-9;]*m//g' "$CDIR/srv.err" | grep -cE ' send BYE ' || true) sent on"
+    echo "JsSIP's last steps: $(tail -3 "$CDIR/jssip.out" | cut -c1-80 | paste -sd'|' -); responses to its BYE: ${got:-none}; server BYEs: $srv"
 }
 
 [[ ${1:-} == --inside ]] && netns_inside "$2"

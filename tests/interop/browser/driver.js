@@ -23,6 +23,8 @@
 //   audio RATE HZ...   (dominant frequency of the remote audio, one per 500 ms window)
 //   stats JSON         (getStats: packets, codecs, DTLS/ICE state)
 //   hangup | remote-hangup ok | ended ORIGINATOR CAUSE | ended-timeout
+//   unsettled METHOD...  (SIP transactions still pending 5 s after the call ended; the
+//                        browser is only closed once none is, or after that)
 //   baresip EVENT PARAM  (every ctrl_tcp event, e.g. CALL_ESTABLISHED, CALL_CLOSED)
 //   baresip-not-established | baresip-not-closed (no such event within the timeout)
 //   ready | page-closed | browser-killed PID | done | error MESSAGE
@@ -137,10 +139,15 @@ async function midCall(page, bs, opt) {
   await farEndStatus(bs);
 }
 
-// The call is over on the page; and on baresip's side (CALL_CLOSED)?
+// The call is over on the page; and on baresip's side (CALL_CLOSED)? JsSIP ends the
+// session as soon as its BYE leaves: the BYE's transaction (a digest challenge and the
+// authenticated BYE, say) must finish before the browser is closed, as it would in a tab
+// left open.
 async function afterCall(page, bs) {
   const e = await page.evaluate((ms) => window.phone.ended(ms), 5000);
   say(e.timeout ? 'ended-timeout' : `ended ${e.originator} ${e.cause}`);
+  const s = await page.evaluate((ms) => window.phone.settled(ms), 5000);
+  if (!s.ok) say(`unsettled ${s.pending.join(' ')}`);
   if (bs && !(await bs.waitEvent('CALL_CLOSED', 5000))) say('baresip-not-closed');
 }
 
