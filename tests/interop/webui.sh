@@ -154,13 +154,17 @@ heard() {
 }
 
 # baresip_heard HZ [CALLS]: baresip's recordings of what it received are HZ (at least CALLS of them).
-# Every call baresip had (one recording each) must have it.
+# Every call baresip had (one recording each) must have it. A failure gives the recording's
+# length and the packets the page sent while it listened (a starved browser sends fewer,
+# and the recording is too short for three 1 s windows).
 baresip_heard() {
-    local rec n=0
+    local rec n=0 secs
     while IFS= read -r rec; do
         n=$((n + 1))
-        "$PY" "$BROWSER_DIR/tone.py" "$rec" "$1" 3 > "$CDIR/tone-baresip-$n.out" 2>&1 ||
-            fail "baresip's recording $(basename "$rec") is not the page's $1 Hz tone (echo cancellation and noise suppression are on): $(tail -1 "$CDIR/tone-baresip-$n.out")"
+        "$PY" "$BROWSER_DIR/tone.py" "$rec" "$1" 3 > "$CDIR/tone-baresip-$n.out" 2>&1 || {
+            secs=$(head -1 "$CDIR/tone-baresip-$n.out" | grep -o 'seconds=[0-9.]*' || true)
+            fail "baresip's recording $(basename "$rec") is not the page's $1 Hz tone (echo cancellation and noise suppression are on): $(tail -1 "$CDIR/tone-baresip-$n.out"); ${secs:-no length} recorded; the page sent $(out 'stats a' | grep -o '"packetsSent":[0-9]*' | cut -d: -f2 || true) packets in its 5 s of listening (250 at 20 ms)"
+        }
     done < <(find "$CDIR/baresip-alice/rec" -name '*-dec.wav' | sort)
     ((n >= ${2:-1})) || fail "baresip recorded $n calls (-dec.wav), want ${2:-1}"
 }
