@@ -62,6 +62,7 @@ make_tones() {
 mk_alice() {
     local sport=$1 cport=$2 rtp=$3 srv=$4 dir=$CDIR/baresip-alice
     mkdir -p "$dir/rec"
+    short_link "$dir/rec"
     cat > "$dir/config" <<EOF
 poll_method		epoll
 sip_listen		127.0.0.1:$sport
@@ -84,7 +85,7 @@ module_tmp		account.so
 module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:$cport
-snd_path		$dir/rec
+snd_path		$LAST_LINK
 EOF
     echo "<sip:alice@127.0.0.1:$srv>;auth_pass=alicepw;answermode=auto;audio_codecs=PCMU;medianat=ice;mediaenc=dtls_srtp;regint=600" \
         > "$dir/accounts"

@@ -51,6 +51,7 @@ phone_tone() {
 phone_mk_baresip() {
     local dir=$CDIR/baresip-$1
     mkdir -p "$dir/rec"
+    short_link "$dir/rec"
     cat > "$dir/config" <<CFG
 poll_method		epoll
 sip_listen		127.0.0.1:$2
@@ -75,7 +76,7 @@ module_tmp		account.so
 module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:$3
-snd_path		$dir/rec
+snd_path		$LAST_LINK
 opus_bitrate		28000
 CFG
     echo "$6" > "$dir/accounts"

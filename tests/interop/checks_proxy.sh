@@ -314,6 +314,7 @@ check_proxy_unavailable() {
 proxy_mk_baresip() {
     local dir=$CDIR/baresip-$1
     mkdir -p "$dir/rec"
+    short_link "$dir/rec"
     cat > "$dir/config" <<CFG
 poll_method		epoll
 sip_listen		127.0.0.1:$2
@@ -337,7 +338,7 @@ module_tmp		account.so
 module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:$3
-snd_path		$dir/rec
+snd_path		$LAST_LINK
 CFG
     echo "$6" > "$dir/accounts"
 }

@@ -13,6 +13,7 @@ PY=${PYTHON:-python3}
 
 PIDS=()        # everything this check started, killed on exit
 LAST_PID=      # pid of the last start_server / spawn
+LINKS=()       # short symlinks this check made (short_link), removed on exit
 
 # fail WHY: end the current check as failed, with a one-line reason.
 fail() {
@@ -24,6 +25,7 @@ note() { printf '%s\n' "$*" >> "$CDIR/notes"; }
 
 cleanup() {
     local pid
+    rm -f "${LINKS[@]}"
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2> /dev/null || true
     done
@@ -34,6 +36,16 @@ cleanup() {
         done
         kill -KILL "$pid" 2> /dev/null || true
     done
+}
+
+# short_link DIR: sets LAST_LINK to a short path to DIR (a symlink /tmp/sb.XXXXXXXX,
+# removed when the check ends). baresip's sndfile module cuts a recording's path at about
+# 126 characters, losing its ".wav" (the checks then find no recording) when the check's
+# directory is deep: a long clone path or INTEROP_WORK (bench/web/run.sh's).
+short_link() {
+    LAST_LINK=$(mktemp -u /tmp/sb.XXXXXXXX)
+    ln -s "$1" "$LAST_LINK"
+    LINKS+=("$LAST_LINK")
 }
 
 # spawn LABEL CMD...: run CMD in the background (stdout LABEL.out, stderr LABEL.err).

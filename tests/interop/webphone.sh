@@ -93,6 +93,7 @@ web_baresip() {
         wav=$CDIR/tone1000-48k.wav
         sox -n -r 48000 -c 2 -b 16 "$wav" synth 30 sine 1000 vol 0.5 || fail "sox failed"
     fi
+    short_link "$dir/rec"
     cat > "$dir/config" <<EOF
 poll_method		epoll
 sip_listen		127.0.0.1:$((base + 10))
@@ -114,7 +115,7 @@ module_tmp		account.so
 module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:$CTRL
-snd_path		$dir/rec
+snd_path		$LAST_LINK
 opus_bitrate		28000
 EOF
     echo "<sip:alice@127.0.0.1:$UDP>;auth_pass=alicepw;answermode=auto;audio_codecs=$codec;regint=600" \

@@ -77,6 +77,7 @@ ui_baresip() {
     need baresip "apt-get install baresip-core"
     mkdir -p "$dir/rec"
     CTRL=$((base + 20))
+    short_link "$dir/rec"
     cat > "$dir/config" <<EOF
 poll_method		epoll
 sip_listen		127.0.0.1:$((base + 10))
@@ -96,7 +97,7 @@ module_tmp		account.so
 module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:$CTRL
-snd_path		$dir/rec
+snd_path		$LAST_LINK
 EOF
     echo "<sip:alice@127.0.0.1:$UDP>;auth_pass=alicepw;answermode=auto;audio_codecs=PCMU;regint=600" \
         > "$dir/accounts"
