@@ -124,10 +124,12 @@ impl RecvBatch {
             if last {
                 return Ok(());
             }
-            let got = sock.try_read_io(|s| self.got.recv(s, false));
-            self.next = 0;
-            match got {
+            // On a watched socket whose readiness is clear, `try_read_io` returns
+            // `WouldBlock` without reading: the batch then still holds what was handed
+            // out, so `next` moves back only over a new batch.
+            match sock.try_read_io(|s| self.got.recv(s, false)) {
                 Ok(n) => {
+                    self.next = 0;
                     taken = taken.saturating_add(n);
                     last = n < SLOTS || taken >= max;
                 }
@@ -257,6 +259,32 @@ mod tests {
         let mut more = 0;
         batch.drain_at_most(&rx, SLOTS, |_, _| more += 1).unwrap();
         assert_eq!(more, 0);
+    }
+
+    /// A datagram is handed out once: after a wait took a short batch (the readiness is
+    /// cleared, so a bounded drain reads nothing from the socket), neither the drain nor
+    /// the next wait gives the old datagram again. (They did: every playout deadline
+    /// replayed the last batch, and a phone counted each packet twice.)
+    #[tokio::test]
+    async fn a_drain_after_a_short_batch_replays_nothing() {
+        let rx = DatagramSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut batch = RecvBatch::new();
+        for k in 1..=3u8 {
+            tx.send_to(&[k], to).unwrap();
+            let (data, _) =
+                tokio::time::timeout(std::time::Duration::from_secs(2), batch.recv(&rx))
+                    .await
+                    .expect("datagram lost")
+                    .unwrap();
+            assert_eq!(data, &[k]);
+            let mut again = Vec::new();
+            batch
+                .drain_at_most(&rx, SLOTS, |data, _| again.push(data[0]))
+                .unwrap();
+            assert_eq!(again, Vec::<u8>::new(), "the drain after datagram {k}");
+        }
     }
 
     /// A socket read on the clock takes datagrams from another socket of the process
