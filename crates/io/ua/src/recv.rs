@@ -188,16 +188,22 @@ mod tests {
         }
     }
 
+    /// A receiving socket on 127.0.0.1, a plain socket to send to it, its address, and
+    /// an empty batch.
+    fn receiver_and_sender() -> (DatagramSocket, std::net::UdpSocket, SocketAddr, RecvBatch) {
+        let rx = DatagramSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        (rx, tx, to, RecvBatch::new())
+    }
+
     /// A socket read on the clock: out of epoll (`unwatch`), `drain` hands over every
     /// datagram queued, in order, in bursts shorter and longer than a batch, and
     /// nothing when none is; waiting on it afterwards registers it again and still
     /// wakes for a new datagram.
     #[tokio::test]
     async fn drain_takes_everything_queued_then_readiness_works_again() {
-        let rx = DatagramSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = rx.local_addr().unwrap();
-        let mut batch = RecvBatch::new();
+        let (rx, tx, to, mut batch) = receiver_and_sender();
         // Registered by a first wait, then taken out.
         tx.send_to(&[1], to).unwrap();
         assert_eq!(batch.recv(&rx).await.unwrap().0, &[1]);
@@ -231,10 +237,7 @@ mod tests {
     /// its bound; the next waits get the remainder.
     #[tokio::test]
     async fn bounded_drain_on_a_watched_socket_keeps_order_and_the_rest() {
-        let rx = DatagramSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = rx.local_addr().unwrap();
-        let mut batch = RecvBatch::new();
+        let (rx, tx, to, mut batch) = receiver_and_sender();
         let n = 4 * SLOTS;
         for k in 0..n {
             tx.send_to(&[k as u8], to).unwrap();
@@ -267,10 +270,7 @@ mod tests {
     /// replayed the last batch, and a phone counted each packet twice.)
     #[tokio::test]
     async fn a_drain_after_a_short_batch_replays_nothing() {
-        let rx = DatagramSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = rx.local_addr().unwrap();
-        let mut batch = RecvBatch::new();
+        let (rx, tx, to, mut batch) = receiver_and_sender();
         for k in 1..=3u8 {
             tx.send_to(&[k], to).unwrap();
             let (data, _) =
