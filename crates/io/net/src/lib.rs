@@ -383,6 +383,8 @@ struct Datagram {
     flow: Flow,
     /// How long it waited in the kernel's receive queue.
     queued: Duration,
+    /// When a worker took it from the socket: its wait in the inbox counts too.
+    taken: Instant,
 }
 
 /// Wakes the timer thread when a core's deadline comes before the one it sleeps to.
@@ -512,12 +514,15 @@ impl<L: Locations> Core<L> {
         let Some(shard) = self.shards.get(i) else {
             return u64::MAX;
         };
-        // UDP datagrams first: they arrived before whatever `f` brings.
+        // UDP datagrams first: they arrived before whatever `f` brings. Their delay for
+        // overload protection is the kernel's queue plus the inbox's (a core that falls
+        // behind its workers is as overloaded as one whose socket backs up).
         loop {
             let next = lock(&shard.inbox).pop_front();
             let Some(d) = next else { break };
-            s.set_queue_delay(d.queued);
-            s.handle_message(Instant::now(), &d.bytes, d.flow);
+            let now = Instant::now();
+            s.set_queue_delay(d.queued + now.saturating_duration_since(d.taken));
+            s.handle_message(now, &d.bytes, d.flow);
         }
         let now = Instant::now();
         f(s, now);
@@ -564,6 +569,7 @@ impl<L: Locations> Core<L> {
                     let wall = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .unwrap_or_default();
+                    let taken = Instant::now();
                     for i in 0..n {
                         let queued = batch
                             .received_at(i)
@@ -584,6 +590,7 @@ impl<L: Locations> Core<L> {
                                 bytes: bytes.to_vec(),
                                 flow,
                                 queued,
+                                taken,
                             });
                             if !cores.contains(&i) {
                                 cores.push(i);
