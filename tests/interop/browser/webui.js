@@ -309,7 +309,10 @@ async function controls(page, bs) {
   say(`baresip-offers-after-resume ${(await events(bs, 'CALL_REMOTE_SDP', offers + 2, 5000)).length - offers}`);
 
   await page.click('#mute-btn');
-  await page.waitForTimeout(300);
+  // The meter falls to 0 % on its next animation frame: wait for that, not a fixed time
+  // (a starved page paints late); on timeout the state found is reported and checked.
+  await page.waitForFunction(() => document.getElementById('mute-btn').getAttribute('aria-pressed') === 'true'
+    && document.getElementById('level-mic').style.width === '0%', null, { timeout: 5000 }).catch(() => {});
   const muted = await page.evaluate(() => ({
     pressed: document.getElementById('mute-btn').getAttribute('aria-pressed'),
     meter: document.getElementById('level-mic').style.width,
@@ -317,7 +320,8 @@ async function controls(page, bs) {
   }));
   say(`mute a ${JSON.stringify(muted)}`);
   await page.click('#mute-btn');
-  await page.waitForTimeout(300);
+  await page.waitForFunction(() => window.app.phone.currentCall.localStream.getAudioTracks()[0].enabled, null, { timeout: 5000 })
+    .catch(() => {});
   say(`unmute a ${await page.evaluate(() => window.app.phone.currentCall.localStream.getAudioTracks()[0].enabled)}`);
 
   // Another microphone mid-call, from the call screen's Audio panel.
