@@ -5,10 +5,12 @@
 // the same time, each two WebRTC legs (browser ↔ switchboard) joined by two lines and
 // plain RTP through the server. Reported: the server's CPU (every thread's schedstat)
 // over SECONDS with every tab signed in and no call, then over SECONDS with every call
-// up (audio both ways).
+// up (audio both ways). With --callee-codecs (e.g. "pcmu dtmf") the callees' pages offer
+// and take other codecs than the callers': the caller's line then transcodes (Opus ↔ PCMU),
+// one conversion per call.
 //
 // usage: node calls.js --work DIR --http PORT --wav FILE --pid SERVER_PID
-//                      [--calls N] [--seconds S] [--codecs "opus dtmf"]
+//                      [--calls N] [--seconds S] [--codecs "opus dtmf"] [--callee-codecs LIST]
 // prints: calls N, accepted JSON (first call), server-idle-cpu NS MS, server-calls-cpu NS MS,
 //         call-failed WHY, done
 'use strict';
@@ -24,6 +26,7 @@ function parseArgs(argv) {
   opt.calls = Number(opt.calls);
   opt.seconds = Number(opt.seconds);
   opt.codecs = opt.codecs.split(/[ ,]+/).filter(Boolean);
+  opt['callee-codecs'] = opt['callee-codecs'] ? opt['callee-codecs'].split(/[ ,]+/).filter(Boolean) : opt.codecs;
   return opt;
 }
 
@@ -63,7 +66,7 @@ async function main() {
     await cpuOver(opt.pid, 'server-idle-cpu', opt.seconds * 1000);
     const results = await Promise.all(
       pairs.map(({ a, b, callee }) => {
-        const ans = b.evaluate((x) => window.wp.answerNext(...x), [opt.codecs, 20000]);
+        const ans = b.evaluate((x) => window.wp.answerNext(...x), [opt['callee-codecs'], 20000]);
         const call = a.evaluate((x) => window.wp.call(...x), [`sip:${callee}@127.0.0.1`, opt.codecs, 20000]);
         return Promise.all([ans, call]);
       }),
@@ -75,6 +78,7 @@ async function main() {
       return;
     }
     say(`accepted ${JSON.stringify(results[0][1].accepted)}`);
+    say(`callee-accepted ${JSON.stringify(results[0][0].accepted ?? results[0][0])}`);
     // Past the DTLS handshakes and the browsers' first jitter-buffer adaptation.
     await new Promise((r) => setTimeout(r, 2000));
     await cpuOver(opt.pid, 'server-calls-cpu', opt.seconds * 1000);

@@ -9,6 +9,7 @@
 #   web_calls        server CPU with CALLS page-to-page calls up at once (calls.js): over
 #                    CALL_SECONDS idle (all tabs signed in), then with every call up.
 # Usage: bench/web/webphone.sh [CHECK...]   (env: CALLS=10, CODECS="opus pcmu dtmf",
+#        CALLEE_CODECS (web_calls: the callees' codecs, default CODECS),
 #        STEPS="250 500 1000 2000 4000", CALL_SECONDS=10, SWITCHBOARD=prebuilt release
 #        binary, else built).
 # Needs what webphone.sh needs.
@@ -23,7 +24,7 @@ source "$ROOT/tests/interop/lib.sh"
 source "$ROOT/tests/interop/aio.sh"
 
 export CALLS=${CALLS:-10} CODECS=${CODECS:-opus pcmu dtmf} STEPS=${STEPS:-250 500 1000 2000 4000}
-export CALL_SECONDS=${CALL_SECONDS:-10}
+export CALL_SECONDS=${CALL_SECONDS:-10} CALLEE_CODECS=${CALLEE_CODECS:-$CODECS}
 ALL_CHECKS=(web_first_audio:$((60 + 8 * CALLS)) web_sessions:600
     web_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
 ICE_ADDR=198.18.0.1
@@ -63,7 +64,7 @@ for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' $((2 * CALL
     SWITCHBOARD_LOG=warn SWITCHBOARD_SIP_USERS_FILE=$CDIR/users.toml aio_server 19700
     timeout $((40 + 4 * CALLS + 2 * CALL_SECONDS)) node "$HERE/calls.js" --work "$CDIR/web" \
         --http "$HTTP" --wav "$CDIR/tone440.wav" --pid "$SRV" --calls "$CALLS" \
-        --seconds "$CALL_SECONDS" --codecs "$CODECS" \
+        --seconds "$CALL_SECONDS" --codecs "$CODECS" --callee-codecs "$CALLEE_CODECS" \
         > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
         fail "calls.js: $(grep -E '^(error|call-failed)' "$CDIR/bench.out" | head -1)"
     grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
