@@ -31,6 +31,10 @@ use crate::rtc::{PeerNote, RtcHandle, SIP_LEG_GRACE};
 pub const DEFAULT_CODECS: [&str; 5] = ["opus", "g722", "pcmu", "pcma", "dtmf"];
 /// Largest text frame taken (an SDP offer is a few KiB).
 const MAX_MESSAGE: usize = 64 * 1024;
+/// Bytes read from the socket at a time. tungstenite's default (128 KiB, zero-filled on
+/// the first read) was most of a signed-in session's memory; a larger frame still fits
+/// (the buffer grows to the frame's length, up to [`MAX_MESSAGE`]).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// Settings of the `/phone` API.
 #[derive(Clone, Debug)]
@@ -205,6 +209,7 @@ async fn upgrade(
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
     ws.max_message_size(MAX_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             let s = Session::new(phone, config, remote);
             s.run(socket).await;

@@ -182,6 +182,15 @@ async fn malformed_and_unknown_messages_get_errors_and_the_socket_stays_up() {
     let m = next(&mut ws).await;
     assert_eq!(m["id"], 6);
     assert!(m["error"].as_str().unwrap().starts_with("bad sdp"), "{m}");
+    // A message longer than the socket's 8 KiB read buffer is read whole.
+    let long = format!(
+        r#"{{"type":"invite","id":7,"dest":"bob@127.0.0.1","sdp":"v=0\r\na={}"}}"#,
+        "x".repeat(40 * 1024)
+    );
+    send(&mut ws, &long).await;
+    let m = next(&mut ws).await;
+    assert_eq!(m["id"], 7);
+    assert!(m["error"].as_str().unwrap().starts_with("bad sdp"), "{m}");
     // Still up.
     send(&mut ws, r#"{"type":"ping","id":"p"}"#).await;
     let m = next(&mut ws).await;

@@ -56,7 +56,10 @@ async fn upgrade(
     let Some(slot) = state.handle.admit(remote.ip()) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
+    // Read 8 KiB at a time, not tungstenite's 128 KiB (zero-filled on the first read, per
+    // connection); a longer message grows the buffer to its length.
     ws.max_message_size(sipd::MAX_STREAM_MESSAGE)
+        .read_buffer_size(8 * 1024)
         .on_upgrade(move |socket| async move {
             serve(socket, state, remote).await;
             drop(slot);
