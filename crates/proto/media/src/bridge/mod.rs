@@ -389,8 +389,10 @@ impl std::fmt::Debug for Bridge {
 
 /// Events held for a caller that does not drain [`Bridge::poll_event`].
 const MAX_EVENTS: usize = 32;
-/// Bytes reserved per output packet (any audio payload of one MTU).
-const SLOT_BYTES: usize = 1500;
+/// Bytes reserved per output packet: 40 ms of G.711 or G.722, two Speex WB frames, Opus
+/// up to 128 kbit/s. A longer payload grows its slot once, and the slot keeps the room.
+/// (A full MTU per slot was 48 KiB of touched memory per call for 16-slot rings.)
+const SLOT_BYTES: usize = 320;
 /// PCM reserved per transcoding buffer: a 120 ms Opus packet at 48 kHz plus slack.
 const PCM_RESERVE: usize = 5760 + 2 * 960;
 
