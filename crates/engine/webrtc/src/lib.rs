@@ -9,8 +9,11 @@
 //! bridge and the payloads can pass through to a SIP leg untouched.
 //!
 //! Audio goes in and out as encoded frames with their media time in the codec's RTP
-//! clock ([`PeerEvent::Audio`], [`Peers::send_audio`]); str0m packetizes and
-//! depacketizes, runs SRTP, RTCP and the ICE consent checks.
+//! clock ([`PeerEvent::Audio`], [`Peers::send_audio`]). Every codec here carries one
+//! frame per RTP packet, so the peers run str0m's RTP mode: a frame is a packet's
+//! payload, with no packetizer, depacketizer or reorder buffer between (the far end's
+//! jitter buffer orders; a packet older than one already delivered is dropped, as a
+//! depacketizer would). str0m runs SRTP, RTCP and the ICE consent checks.
 //!
 //! # Driving it
 //!
@@ -28,8 +31,10 @@
 //! wildcard); codecs are restricted per answer; sending starts only after both
 //! `Connected` and `MediaAdded`.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,9 +44,9 @@ use str0m::change::SdpOffer;
 use str0m::crypto::CryptoProvider;
 use str0m::crypto::dtls::DtlsCert;
 use str0m::format::{Codec as RtcCodec, FormatParams};
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Direction, Frequency, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionMap};
+use str0m::rtp::{Extension, ExtensionMap, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tracing::debug;
 
@@ -177,6 +182,10 @@ struct Peer {
     deadline: Option<Instant>,
     connect_by: Instant,
     stats: PeerStats,
+    /// The extended sequence number of the next packet sent (random start, RFC 3550 §5.1).
+    next_seq: u64,
+    /// The media time of the newest audio packet delivered.
+    last_in: Option<u64>,
 }
 
 /// Many browser peers on one UDP socket. See the [crate docs](crate).
@@ -325,6 +334,7 @@ impl Peers {
             .set_crypto_provider(self.provider.clone())
             .set_dtls_cert(self.cert.clone())
             .set_extension_map(audio_extensions())
+            .set_rtp_mode(true)
             .clear_codecs();
         {
             let codecs = config.codec_config();
@@ -397,6 +407,10 @@ impl Peers {
             deadline: None,
             connect_by: now + self.cfg.connect_timeout,
             stats: PeerStats::default(),
+            // Below 2^15 so that no early wrap needs the receiver to guess the rollover
+            // counter (RFC 3711 §3.3.1).
+            next_seq: RandomState::new().hash_one(id.0) & 0x7fff,
+            last_in: None,
         };
         self.peers.insert(id, peer);
         self.drain(id, now);
@@ -524,24 +538,26 @@ impl Peers {
     }
 
     /// Sends one audio frame of the peer's codec, stamped with its media time in the
-    /// codec's RTP clock.
+    /// codec's RTP clock; `marker`: the first packet of a talk spurt (RFC 3551 §4.1).
     pub fn send_audio(
         &mut self,
         now: Instant,
         id: PeerId,
         payload: &[u8],
         media_time: u64,
+        marker: bool,
     ) -> Result<(), Error> {
         let p = self.peers.get_mut(&id).ok_or(Error::UnknownPeer(id))?;
         let (true, Some(mid)) = (p.ready, p.mid) else {
             return Err(Error::NotReady(id));
         };
-        let time = MediaTime::new(media_time, p.clock);
-        let pt = p.pt;
-        let writer = p.rtc.writer(mid).ok_or(Error::NotReady(id))?;
-        writer
-            .write(pt, now, time, payload.to_vec())
-            .map_err(|e| Error::Rtc(e.to_string()))?;
+        let seq = SeqNo::from(p.next_seq);
+        // The RTP timestamp is the media time modulo 2^32 (RFC 3550 §5.1).
+        let write = RtpWrite::new(p.pt, seq, media_time as u32, now, payload).marker(marker);
+        let mut api = p.rtc.direct_api();
+        let stream = api.stream_tx_by_mid(mid, None).ok_or(Error::NotReady(id))?;
+        stream.write_rtp(write);
+        p.next_seq += 1;
         p.stats.frames_out += 1;
         self.drain(id, now);
         Ok(())
@@ -639,34 +655,9 @@ impl Peers {
                             self.events.push_back((id, PeerEvent::Connected));
                         }
                     }
-                    Event::MediaData(d) => {
-                        let codec = d.params.spec().codec;
-                        // Media time in the codec's RTP clock (str0m keeps it unwrapped).
-                        let media_time = if d.time.frequency() == p.clock {
-                            d.time.numer()
-                        } else {
-                            d.time.numer() * u64::from(p.clock.get())
-                                / u64::from(d.time.denom().max(1))
-                        };
-                        if codec == RtcCodec::Tele {
-                            p.stats.dtmf_in += 1;
-                            self.events.push_back((
-                                id,
-                                PeerEvent::Dtmf {
-                                    payload: d.data.to_vec(),
-                                    media_time,
-                                },
-                            ));
-                        } else if d.pt == p.pt {
-                            p.stats.frames_in += 1;
-                            self.events.push_back((
-                                id,
-                                PeerEvent::Audio {
-                                    payload: d.data.to_vec(),
-                                    media_time,
-                                    marker: d.audio_start_of_talk_spurt,
-                                },
-                            ));
+                    Event::RtpPacket(packet) => {
+                        if let Some(e) = inbound(p, packet) {
+                            self.events.push_back((id, e));
                         }
                     }
                     _ => {}
@@ -684,6 +675,36 @@ impl Peers {
             self.fail(id, why);
         }
     }
+}
+
+/// What a packet from the browser is for us: audio of the answered codec or an RFC 4733
+/// telephone-event; `None` for anything else, and for audio older than what was
+/// already delivered (late or repeated).
+fn inbound(p: &mut Peer, packet: RtpPacket) -> Option<PeerEvent> {
+    let pt = packet.header.payload_type;
+    // Media time in the codec's RTP clock (str0m extends it past the 32-bit wrap).
+    let media_time = if packet.time.frequency() == p.clock {
+        packet.time.numer()
+    } else {
+        packet.time.numer() * u64::from(p.clock.get()) / u64::from(packet.time.denom().max(1))
+    };
+    if Some(pt) == p.tele_pt {
+        p.stats.dtmf_in += 1;
+        return Some(PeerEvent::Dtmf {
+            payload: packet.payload.to_vec(),
+            media_time,
+        });
+    }
+    if pt != p.pt || p.last_in.is_some_and(|last| media_time <= last) {
+        return None;
+    }
+    p.last_in = Some(media_time);
+    p.stats.frames_in += 1;
+    Some(PeerEvent::Audio {
+        payload: packet.payload.to_vec(),
+        media_time,
+        marker: packet.header.marker,
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,10 @@ struct Browser {
     pending: Option<SdpPendingOffer>,
     connected: bool,
     media: bool,
-    received: Vec<(Pt, u64, Vec<u8>)>,
+    /// Media data received: payload type, media time, payload, start of talk spurt.
+    received: Vec<(Pt, u64, Vec<u8>, bool)>,
+    /// When set, datagrams to the server wait here instead of being delivered.
+    held: Option<Vec<Vec<u8>>>,
 }
 
 impl Browser {
@@ -70,6 +73,7 @@ impl Browser {
             connected: false,
             media: false,
             received: Vec::new(),
+            held: None,
         };
         (b, offer.to_sdp_string())
     }
@@ -87,13 +91,21 @@ impl Browser {
                 Output::Timeout(t) => return t,
                 Output::Transmit(t) => {
                     assert_eq!(t.destination, peers.local());
-                    peers.handle_datagram(now, self.addr, &t.contents);
+                    match &mut self.held {
+                        Some(held) => held.push(t.contents.to_vec()),
+                        None => {
+                            peers.handle_datagram(now, self.addr, &t.contents);
+                        }
+                    }
                 }
                 Output::Event(Event::Connected) => self.connected = true,
                 Output::Event(Event::MediaAdded(_)) => self.media = true,
-                Output::Event(Event::MediaData(d)) => {
-                    self.received.push((d.pt, d.time.numer(), d.data.to_vec()))
-                }
+                Output::Event(Event::MediaData(d)) => self.received.push((
+                    d.pt,
+                    d.time.numer(),
+                    d.data.to_vec(),
+                    d.audio_start_of_talk_spurt,
+                )),
                 Output::Event(_) => {}
             }
         }
@@ -293,10 +305,10 @@ fn two_browsers_connect_and_exchange_audio_and_dtmf() {
     // Server → browsers: 10 frames each.
     for i in 0..10u64 {
         peers
-            .send_audio(now, a1.id, &[0xffu8; 160], 1000 + i * 160)
+            .send_audio(now, a1.id, &[0xffu8; 160], 1000 + i * 160, i == 0)
             .unwrap();
         peers
-            .send_audio(now, a2.id, &[0xf8, 0xff, 0xfe], 96_000 + i * 960)
+            .send_audio(now, a2.id, &[0xf8, 0xff, 0xfe], 96_000 + i * 960, false)
             .unwrap();
         run(
             &mut peers,
@@ -397,12 +409,88 @@ fn two_browsers_connect_and_exchange_audio_and_dtmf() {
     // Closing one leaves the other working.
     peers.close(a1.id);
     assert!(matches!(
-        peers.send_audio(now, a1.id, &[0; 160], 0),
+        peers.send_audio(now, a1.id, &[0; 160], 0, false),
         Err(Error::UnknownPeer(_))
     ));
     peers
-        .send_audio(now, a2.id, &[0xf8, 0xff, 0xfe], 200_000)
+        .send_audio(now, a2.id, &[0xf8, 0xff, 0xfe], 200_000, false)
         .unwrap();
+}
+
+/// Frames are RTP payloads both ways: the talk-spurt marker crosses, and a packet that
+/// arrives after a newer one is dropped rather than delivered out of order.
+#[test]
+fn audio_packets_keep_their_marker_and_late_ones_are_dropped() {
+    let mut now = start();
+    let mut peers = peers();
+    let (mut b, offer) = Browser::new(now, 50010);
+    let a = peers.accept_offer(now, &offer, Codec::Pcmu).unwrap();
+    b.answer(&a.sdp);
+    let mut events = Vec::new();
+    run(
+        &mut peers,
+        &mut [&mut b],
+        &mut now,
+        Duration::from_secs(2),
+        &mut events,
+    );
+    assert!(events.contains(&(a.id, PeerEvent::Connected)), "{events:?}");
+
+    // Server → browser: the first frame of the spurt is marked, the next is not.
+    peers.send_audio(now, a.id, &[1; 160], 0, true).unwrap();
+    peers.send_audio(now, a.id, &[2; 160], 160, false).unwrap();
+    run(
+        &mut peers,
+        &mut [&mut b],
+        &mut now,
+        Duration::from_millis(100),
+        &mut events,
+    );
+    let marks: Vec<(u8, bool)> = b.received.iter().map(|r| (r.2[0], r.3)).collect();
+    assert_eq!(marks, [(1, true), (2, false)]);
+
+    // Browser → server: three frames, delivered 1, 3, 2; the last is late.
+    let pt = a1_params(&b).pt();
+    b.held = Some(Vec::new());
+    for i in 0..3u8 {
+        b.rtc
+            .writer(b.mid)
+            .unwrap()
+            .write(
+                pt,
+                now,
+                MediaTime::new(8000 + 160 * u64::from(i), Frequency::EIGHT_KHZ),
+                vec![10 + i; 160],
+            )
+            .unwrap();
+        b.rtc.handle_input(Input::Timeout(now)).unwrap();
+        b.drain(&mut peers, now);
+        now += Duration::from_millis(20);
+    }
+    let held = b.held.take().unwrap();
+    assert_eq!(held.len(), 3);
+    events.clear();
+    for i in [0, 2, 1] {
+        assert!(peers.handle_datagram(now, b.addr, &held[i]));
+    }
+    while let Some(e) = peers.poll_event() {
+        events.push(e);
+    }
+    let got: Vec<(u8, u64)> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PeerEvent::Audio {
+                payload,
+                media_time,
+                ..
+            } => Some((payload[0], *media_time)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 2, "{events:?}");
+    assert_eq!(got[0].0, 10);
+    assert_eq!((got[1].0, got[1].1 - got[0].1), (12, 320));
+    assert_eq!(peers.stats(a.id).unwrap().frames_in, 2);
 }
 
 fn a1_params(b: &Browser) -> &str0m::format::PayloadParams {
@@ -419,7 +507,7 @@ fn a_browser_that_never_checks_fails_after_the_connect_timeout() {
     let (_b, offer) = Browser::new(now, 50000);
     let a = peers.accept_offer(now, &offer, Codec::Pcmu).unwrap();
     assert!(matches!(
-        peers.send_audio(now, a.id, &[0; 160], 0),
+        peers.send_audio(now, a.id, &[0; 160], 0, false),
         Err(Error::NotReady(_))
     ));
     let mut failed = None;

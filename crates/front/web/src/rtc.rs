@@ -124,11 +124,11 @@ impl Shared {
                     PeerEvent::Audio {
                         payload,
                         media_time,
-                        ..
+                        marker,
                     },
                 ) = (s.links.get(&id), &e)
                 {
-                    let _ = s.peers.send_audio(now(), to, payload, *media_time);
+                    let _ = s.peers.send_audio(now(), to, payload, *media_time, *marker);
                     more = true;
                     continue;
                 }
@@ -299,9 +299,13 @@ impl FrameSink for PeerSink {
         let mut s = self.shared.lock();
         // Before the peer connects the frame is dropped (as RTP before the far end
         // listens); a peer that is gone closes the sink.
-        let sent = s
-            .peers
-            .send_audio(now(), self.id, frame.payload, frame.media_time);
+        let sent = s.peers.send_audio(
+            now(),
+            self.id,
+            frame.payload,
+            frame.media_time,
+            frame.marker,
+        );
         if let Err(webrtc::Error::UnknownPeer(_)) = sent {
             return Err(SinkError::Closed);
         }
