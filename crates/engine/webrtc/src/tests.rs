@@ -417,10 +417,11 @@ fn two_browsers_connect_and_exchange_audio_and_dtmf() {
         .unwrap();
 }
 
-/// Frames are RTP payloads both ways: the talk-spurt marker crosses, and a packet that
-/// arrives after a newer one is dropped rather than delivered out of order.
+/// Frames are RTP payloads both ways: the talk-spurt marker crosses, a packet that
+/// arrives after a newer one is dropped rather than delivered out of order, and a lost
+/// packet does not hold back the ones after it.
 #[test]
-fn audio_packets_keep_their_marker_and_late_ones_are_dropped() {
+fn audio_packets_keep_their_marker_and_neither_late_nor_lost_ones_delay_the_rest() {
     let mut now = start();
     let mut peers = peers();
     let (mut b, offer) = Browser::new(now, 50010);
@@ -491,6 +492,40 @@ fn audio_packets_keep_their_marker_and_late_ones_are_dropped() {
     assert_eq!(got[0].0, 10);
     assert_eq!((got[1].0, got[1].1 - got[0].1), (12, 320));
     assert_eq!(peers.stats(a.id).unwrap().frames_in, 2);
+
+    // A lost packet holds nothing back: the frames after it arrive as they come (a
+    // depacketizer waiting for the gap to fill would sit on them for up to 15 packets).
+    b.held = Some(Vec::new());
+    for i in 3..6u8 {
+        b.rtc
+            .writer(b.mid)
+            .unwrap()
+            .write(
+                pt,
+                now,
+                MediaTime::new(8000 + 160 * u64::from(i), Frequency::EIGHT_KHZ),
+                vec![10 + i; 160],
+            )
+            .unwrap();
+        b.rtc.handle_input(Input::Timeout(now)).unwrap();
+        b.drain(&mut peers, now);
+        now += Duration::from_millis(20);
+    }
+    let held = b.held.take().unwrap();
+    assert_eq!(held.len(), 3);
+    // The first of the three is lost.
+    let mut delivered = Vec::new();
+    for (k, d) in held[1..].iter().enumerate() {
+        assert!(peers.handle_datagram(now, b.addr, d));
+        while let Some((_, e)) = peers.poll_event() {
+            if let PeerEvent::Audio { payload, .. } = e {
+                delivered.push(payload[0]);
+            }
+        }
+        // Each frame is out before the next packet arrives.
+        assert_eq!(delivered.len(), k + 1, "held back: {delivered:?}");
+    }
+    assert_eq!(delivered, [14, 15]);
 }
 
 fn a1_params(b: &Browser) -> &str0m::format::PayloadParams {
