@@ -978,9 +978,13 @@ impl MediaTask {
         if let Some(j) = c.leg.jitter_stats() {
             debug!(
                 %line,
+                pushed = j.pushed,
                 played = j.played,
                 concealed = j.concealed,
                 late = j.late,
+                duplicates = j.duplicates,
+                jumps = j.jumps,
+                resets = j.resets,
                 underruns = j.underruns,
                 shrinks = j.shrinks,
                 target_frames = j.target_frames,
