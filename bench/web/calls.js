@@ -7,10 +7,14 @@
 // over SECONDS with every tab signed in and no call, then over SECONDS with every call
 // up (audio both ways). With --callee-codecs (e.g. "pcmu dtmf") the callees' pages offer
 // and take other codecs than the callers': the caller's line then transcodes (Opus ↔ PCMU),
-// one conversion per call.
+// one conversion per call. With --callee-uri (e.g. sip:phone@127.0.0.1, a sipp UAS playing
+// a 1000 Hz tone) only the CALLS callers' tabs sign in, and each calls that SIP phone: a WebRTC leg and
+// a plain RTP leg per call, the line passing through (--codecs "pcmu dtmf") or transcoding
+// (--codecs "opus pcmu dtmf" to a PCMU phone).
 //
 // usage: node calls.js --work DIR --http PORT --wav FILE --pid SERVER_PID
 //                      [--calls N] [--seconds S] [--codecs "opus dtmf"] [--callee-codecs LIST]
+//                      [--callee-uri URI]
 // prints: calls N, accepted JSON (first call), server-idle-cpu NS MS, server-calls-cpu NS MS,
 //         call-failed WHY, done
 'use strict';
@@ -59,15 +63,21 @@ async function main() {
     const pairs = [];
     for (let i = 1; i <= opt.calls; i++) {
       const a = await tab(ctx, 'file://' + html, opt, `u${2 * i - 1}`, `pw${2 * i - 1}`);
+      if (opt['callee-uri']) {
+        pairs.push({ a, uri: opt['callee-uri'] });
+        continue;
+      }
       const b = await tab(ctx, 'file://' + html, opt, `u${2 * i}`, `pw${2 * i}`);
-      pairs.push({ a, b, callee: `u${2 * i}` });
+      pairs.push({ a, b, uri: `sip:u${2 * i}@127.0.0.1` });
     }
     say(`calls ${opt.calls}`);
     await cpuOver(opt.pid, 'server-idle-cpu', opt.seconds * 1000);
     const results = await Promise.all(
-      pairs.map(({ a, b, callee }) => {
-        const ans = b.evaluate((x) => window.wp.answerNext(...x), [opt['callee-codecs'], 20000]);
-        const call = a.evaluate((x) => window.wp.call(...x), [`sip:${callee}@127.0.0.1`, opt.codecs, 20000]);
+      pairs.map(({ a, b, uri }) => {
+        const ans = b
+          ? b.evaluate((x) => window.wp.answerNext(...x), [opt['callee-codecs'], 20000])
+          : { ok: true, accepted: 'a SIP phone' };
+        const call = a.evaluate((x) => window.wp.call(...x), [uri, opt.codecs, 20000]);
         return Promise.all([ans, call]);
       }),
     );
@@ -82,6 +92,15 @@ async function main() {
     // Past the DTLS handshakes and the browsers' first jitter-buffer adaptation.
     await new Promise((r) => setTimeout(r, 2000));
     await cpuOver(opt.pid, 'server-calls-cpu', opt.seconds * 1000);
+    if (opt['callee-uri']) {
+      // Each caller must hear the phone's 1000 Hz tone.
+      const heard = await Promise.all(pairs.map(({ a }) => a.evaluate(() => window.wp.listen(1000, 500))));
+      const deaf = heard.findIndex((h) => !h.ok || !h.windows.some((w) => Math.abs(w.hz - 1000) < 30 && w.db > -70));
+      if (deaf >= 0) {
+        say(`call-failed caller ${deaf + 1} did not hear the phone: ${JSON.stringify(heard[deaf])}`);
+        process.exitCode = 1;
+      } else say(`phone-heard ${heard.length}`);
+    }
     for (const { a } of pairs) await a.evaluate(() => window.wp.hangup()).catch(() => {});
     say('done');
   } finally {

@@ -8,6 +8,9 @@
 #                    in STEPS, with the server's RSS and CPU while holding them.
 #   web_calls        server CPU with CALLS page-to-page calls up at once (calls.js): over
 #                    CALL_SECONDS idle (all tabs signed in), then with every call up.
+#   web_sip_calls    the same with CALLS pages each calling one SIP phone (a sipp UAS that
+#                    answers PCMU and plays a tone): CODECS="pcmu dtmf" passes through,
+#                    CODECS="opus pcmu dtmf" transcodes Opus <-> PCMU.
 # Usage: bench/web/webphone.sh [CHECK...]   (env: CALLS=10, CODECS="opus pcmu dtmf",
 #        CALLEE_CODECS (web_calls: the callees' codecs, default CODECS),
 #        STEPS="250 500 1000 2000 4000", CALL_SECONDS=10, SWITCHBOARD=prebuilt release
@@ -26,7 +29,8 @@ source "$ROOT/tests/interop/aio.sh"
 export CALLS=${CALLS:-10} CODECS=${CODECS:-opus pcmu dtmf} STEPS=${STEPS:-250 500 1000 2000 4000}
 export CALL_SECONDS=${CALL_SECONDS:-10} CALLEE_CODECS=${CALLEE_CODECS:-$CODECS}
 ALL_CHECKS=(web_first_audio:$((60 + 8 * CALLS)) web_sessions:600
-    web_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
+    web_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS))
+    web_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
 ICE_ADDR=198.18.0.1
 
 check_web_first_audio() {
@@ -70,6 +74,34 @@ for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' $((2 * CALL
     grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
 }
 
+# u1, u3, … (the callers of web_calls) call sip:phone@127.0.0.1: sipp registers "phone"
+# with digest (reg_auth.xml, its Contact the port it sends from) and exits; a sipp UAS on
+# that port (phone_uas.xml) answers every call with PCMU and plays a 1000 Hz tone into it.
+check_web_sip_calls() {
+    command -v sipp > /dev/null || fail "sipp not installed (apt-get install sip-tester)"
+    "$PY" -c 'import sys
+print("[users]")
+print("phone = \"phonepw\"")
+for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' $((2 * CALLS)) > "$CDIR/users.toml"
+    SWITCHBOARD_LOG=${SWITCHBOARD_LOG:-warn} SWITCHBOARD_SIP_USERS_FILE=$CDIR/users.toml aio_server 19800
+    sox -n -r 8000 -c 1 -e u-law "$CDIR/tone1000-ulaw.wav" synth 30 sine 1000 vol 0.5 ||
+        fail "sox could not write the phone's tone"
+    local phone=19890
+    printf 'SEQUENTIAL\nphone;phonepw\n' > "$CDIR/phone.csv"
+    timeout 20 sipp -sf "$ROOT/tests/interop/sipp/reg_auth.xml" -inf "$CDIR/phone.csv" \
+        -i 127.0.0.1 -p $phone -m 1 -nostdin -timeout 15s 127.0.0.1:"$UDP" \
+        > "$CDIR/reg.out" 2>&1 || fail "sipp could not register the phone (see reg.out)"
+    sed "s|TONE_WAV|$CDIR/tone1000-ulaw.wav|" "$HERE/phone_uas.xml" > "$CDIR/phone_uas.xml"
+    spawn phone sipp -sf "$CDIR/phone_uas.xml" \
+        -i 127.0.0.1 -p $phone -mp $((phone + 2)) -nostdin -trace_err -error_file "$CDIR/phone.log"
+    timeout $((40 + 4 * CALLS + 2 * CALL_SECONDS)) node "$HERE/calls.js" --work "$CDIR/web" \
+        --http "$HTTP" --wav "$CDIR/tone440.wav" --pid "$SRV" --calls "$CALLS" \
+        --seconds "$CALL_SECONDS" --codecs "$CODECS" --callee-uri "sip:phone@127.0.0.1" \
+        > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
+        fail "calls.js: $(grep -E '^(error|call-failed)' "$CDIR/bench.out" | head -1)"
+    grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
+}
+
 if [[ ${1:-} != --* ]]; then
     if [[ -z ${SWITCHBOARD:-} ]]; then
         export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/switchboard-target}
@@ -100,18 +132,22 @@ if text:
     if ms:
         print(f"answer -> first audio: median {statistics.median(ms):.0f} ms over {len(ms)} calls "
               f"(min {min(ms)}, max {max(ms)}; all: {', '.join(map(str, ms))})")
-text = read("web_calls")
-if text:
-    n = re.search(r"^calls (\d+)$", text, re.M)
-    idle = re.search(r"^server-idle-cpu (\d+) (\d+)$", text, re.M)
-    busy = re.search(r"^server-calls-cpu (\d+) (\d+)$", text, re.M)
+for check in ("web_calls", "web_sip_calls"):
+    text = read(check)
+    n = text and re.search(r"^calls (\d+)$", text, re.M)
+    idle = text and re.search(r"^server-idle-cpu (\d+) (\d+)$", text, re.M)
+    busy = text and re.search(r"^server-calls-cpu (\d+) (\d+)$", text, re.M)
     if n and idle and busy:
         pct = lambda m: int(m[1]) / 1e9 / (int(m[2]) / 1e3) * 100
         calls = int(n[1])
         per = (pct(busy) - pct(idle)) / calls
-        print(f"web_calls: {calls} page-to-page calls; server CPU idle {pct(idle):.3f} %, "
-              f"with the calls {pct(busy):.3f} %; per call {per:.3f} % of a core, "
-              f"per browser leg {per / 2:.3f} %")
+        if check == "web_calls":
+            print(f"web_calls: {calls} page-to-page calls; server CPU idle {pct(idle):.3f} %, "
+                  f"with the calls {pct(busy):.3f} %; per call {per:.3f} % of a core, "
+                  f"per browser leg {per / 2:.3f} %")
+        else:
+            print(f"web_sip_calls: {calls} browser -> SIP phone calls; server CPU idle "
+                  f"{pct(idle):.3f} %, with the calls {pct(busy):.3f} %; per call {per:.3f} % of a core")
 text = read("web_sessions")
 if text:
     print("| sessions (total) | connected in the step | refused | failed | open after the step | ramp ms | server RSS MiB | server CPU holding them |")
