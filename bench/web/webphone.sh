@@ -33,6 +33,17 @@ ALL_CHECKS=(web_first_audio:$((60 + 8 * CALLS)) web_sessions:600
     web_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
 ICE_ADDR=198.18.0.1
 
+# users_file N [LINE...]: $CDIR/users.toml with users u1..uN (password pwI) and LINEs.
+users_file() {
+    local n=$1 i
+    shift
+    {
+        echo "[users]"
+        (($# == 0)) || printf '%s\n' "$@"
+        for ((i = 1; i <= n; i++)); do echo "u$i = \"pw$i\""; done
+    } > "$CDIR/users.toml"
+}
+
 check_web_first_audio() {
     SWITCHBOARD_LOG=info aio_server 19500
     timeout $((40 + 8 * CALLS)) node "$HERE/first_audio.js" --work "$CDIR/web" --http "$HTTP" \
@@ -47,9 +58,7 @@ check_web_first_audio() {
 check_web_sessions() {
     local max=0 s
     for s in $STEPS; do ((s > max)) && max=$s; done
-    "$PY" -c 'import sys
-print("[users]")
-for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' "$max" > "$CDIR/users.toml"
+    users_file "$max"
     ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
     SWITCHBOARD_LOG=warn SWITCHBOARD_SIP_USERS_FILE=$CDIR/users.toml \
         SWITCHBOARD_WEB_MAX_PER_IP=$((max + 10)) SWITCHBOARD_WEB_MAX_SOCKETS=$((max + 10)) \
@@ -60,18 +69,22 @@ for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' "$max" > "$
     grep -q '^step ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
 }
 
-# Users u1..u(2·CALLS) as for web_sessions; logging at warn, as a loaded server would run.
-check_web_calls() {
-    "$PY" -c 'import sys
-print("[users]")
-for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' $((2 * CALLS)) > "$CDIR/users.toml"
-    SWITCHBOARD_LOG=warn SWITCHBOARD_SIP_USERS_FILE=$CDIR/users.toml aio_server 19700
+# calls_js ARGS...: calls.js against the server aio_server started, CALLS calls up for
+# CALL_SECONDS, the measurement in $CDIR/bench.out.
+calls_js() {
     timeout $((40 + 4 * CALLS + 2 * CALL_SECONDS)) node "$HERE/calls.js" --work "$CDIR/web" \
         --http "$HTTP" --wav "$CDIR/tone440.wav" --pid "$SRV" --calls "$CALLS" \
-        --seconds "$CALL_SECONDS" --codecs "$CODECS" --callee-codecs "$CALLEE_CODECS" \
+        --seconds "$CALL_SECONDS" --codecs "$CODECS" "$@" \
         > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
         fail "calls.js: $(grep -E '^(error|call-failed)' "$CDIR/bench.out" | head -1)"
     grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
+}
+
+# Users u1..u(2·CALLS) as for web_sessions; logging at warn, as a loaded server would run.
+check_web_calls() {
+    users_file $((2 * CALLS))
+    SWITCHBOARD_LOG=warn SWITCHBOARD_SIP_USERS_FILE=$CDIR/users.toml aio_server 19700
+    calls_js --callee-codecs "$CALLEE_CODECS"
 }
 
 # u1, u3, … (the callers of web_calls) call sip:phone@127.0.0.1: sipp registers "phone"
@@ -79,10 +92,7 @@ for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' $((2 * CALL
 # that port (phone_uas.xml) answers every call with PCMU and plays a 1000 Hz tone into it.
 check_web_sip_calls() {
     command -v sipp > /dev/null || fail "sipp not installed (apt-get install sip-tester)"
-    "$PY" -c 'import sys
-print("[users]")
-print("phone = \"phonepw\"")
-for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' $((2 * CALLS)) > "$CDIR/users.toml"
+    users_file $((2 * CALLS)) 'phone = "phonepw"'
     SWITCHBOARD_LOG=${SWITCHBOARD_LOG:-warn} SWITCHBOARD_SIP_USERS_FILE=$CDIR/users.toml aio_server 19800
     sox -n -r 8000 -c 1 -e u-law "$CDIR/tone1000-ulaw.wav" synth 30 sine 1000 vol 0.5 ||
         fail "sox could not write the phone's tone"
@@ -94,12 +104,7 @@ for i in range(1, int(sys.argv[1]) + 1): print(f"u{i} = \"pw{i}\"")' $((2 * CALL
     sed "s|TONE_WAV|$CDIR/tone1000-ulaw.wav|" "$HERE/phone_uas.xml" > "$CDIR/phone_uas.xml"
     spawn phone sipp -sf "$CDIR/phone_uas.xml" \
         -i 127.0.0.1 -p $phone -mp $((phone + 2)) -nostdin -trace_err -error_file "$CDIR/phone.log"
-    timeout $((40 + 4 * CALLS + 2 * CALL_SECONDS)) node "$HERE/calls.js" --work "$CDIR/web" \
-        --http "$HTTP" --wav "$CDIR/tone440.wav" --pid "$SRV" --calls "$CALLS" \
-        --seconds "$CALL_SECONDS" --codecs "$CODECS" --callee-uri "sip:phone@127.0.0.1" \
-        > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
-        fail "calls.js: $(grep -E '^(error|call-failed)' "$CDIR/bench.out" | head -1)"
-    grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
+    calls_js --callee-uri "sip:phone@127.0.0.1"
 }
 
 if [[ ${1:-} != --* ]]; then

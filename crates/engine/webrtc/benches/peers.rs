@@ -7,7 +7,7 @@
 //! ```
 //!
 //! `PEERS_BENCH_LEGS` (default 50) str0m peers in Chrome's role (full ICE, DTLS client,
-//! offering Opus, PCMU and telephone-event) connect to one [`Peers`]; then, in virtual time
+//! offering Opus, G.722, PCMU, PCMA and telephone-event) connect to one [`Peers`]; then, in virtual time
 //! and 20 ms steps, each browser sends one 80-byte Opus frame and the server sends one
 //! back, for `PEERS_BENCH_SECONDS` (default 30) of media time. Only the server's side is
 //! timed, per step as a block: every browser datagram into
@@ -21,15 +21,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use media::codec::Codec;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::{Codec as RtcCodec, FormatParams};
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Event, Input, Output, Rtc};
 use switchboard_webrtc::{PeerEvent, PeerId, Peers, PeersConfig, Transmit};
 
 const STEP: Duration = Duration::from_millis(20);
@@ -45,6 +44,10 @@ fn env(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+#[path = "../src/chrome_offer.rs"]
+mod chrome_offer;
+use chrome_offer::{ChromeOffer, chrome_offer};
 
 /// A browser: a str0m peer offering what Chrome offers for audio.
 struct Browser {
@@ -62,29 +65,13 @@ struct Browser {
 
 impl Browser {
     fn new(now: Instant, port: u16) -> (Browser, String) {
-        let mut config = RtcConfig::new()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .clear_codecs();
-        {
-            let c = config.codec_config();
-            c.enable_opus(true, false);
-            c.enable_pcmu(true, false);
-            c.add_config(
-                126u8.into(),
-                None,
-                RtcCodec::Tele,
-                Frequency::FORTY_EIGHT_KHZ,
-                None,
-                FormatParams::parse_line("0-16"),
-            );
-        }
-        let mut rtc = config.build(now);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let candidate = Candidate::host(addr, "udp").expect("host candidate");
-        rtc.add_local_candidate(candidate);
-        let mut change = rtc.sdp_api();
-        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = change.apply().expect("an offer");
+        let ChromeOffer {
+            rtc,
+            mid,
+            sdp,
+            pending,
+        } = chrome_offer(now, addr);
         let opus = rtc
             .codec_config()
             .find(|p| p.spec().codec == RtcCodec::Opus)
@@ -101,7 +88,7 @@ impl Browser {
             outbox: Vec::new(),
             frames_in: 0,
         };
-        (b, offer.to_sdp_string())
+        (b, sdp)
     }
 
     fn answer(&mut self, sdp: &str) {

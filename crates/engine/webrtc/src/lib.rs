@@ -708,4 +708,6 @@ fn inbound(p: &mut Peer, packet: RtpPacket) -> Option<PeerEvent> {
 }
 
 #[cfg(test)]
+mod chrome_offer;
+#[cfg(test)]
 mod tests;

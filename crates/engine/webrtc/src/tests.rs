@@ -2,15 +2,15 @@
 //! datagrams carried in memory, time virtual.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::{Codec as RtcCodec, FormatParams};
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Event, Input, Output, Rtc};
 
+use super::chrome_offer::{ChromeOffer, chrome_offer};
 use super::*;
 
 const SERVER: &str = "127.0.0.1:40000";
@@ -32,39 +32,13 @@ struct Browser {
 
 impl Browser {
     fn new(now: Instant, port: u16) -> (Browser, String) {
-        let mut config = RtcConfig::new()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .clear_codecs();
-        {
-            let c = config.codec_config();
-            c.enable_opus(true, false);
-            c.enable_g722(true, false);
-            c.enable_pcmu(true, false);
-            c.enable_pcma(true, false);
-            c.add_config(
-                126u8.into(),
-                None,
-                RtcCodec::Tele,
-                Frequency::FORTY_EIGHT_KHZ,
-                None,
-                FormatParams::parse_line("0-16"),
-            );
-            c.add_config(
-                101u8.into(),
-                None,
-                RtcCodec::Tele,
-                Frequency::EIGHT_KHZ,
-                None,
-                FormatParams::parse_line("0-16"),
-            );
-        }
-        let mut rtc = config.build(now);
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap())
-            .unwrap();
-        let mut change = rtc.sdp_api();
-        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
+        let ChromeOffer {
+            rtc,
+            mid,
+            sdp,
+            pending,
+        } = chrome_offer(now, addr);
         let b = Browser {
             rtc,
             addr,
@@ -75,7 +49,7 @@ impl Browser {
             received: Vec::new(),
             held: None,
         };
-        (b, offer.to_sdp_string())
+        (b, sdp)
     }
 
     fn answer(&mut self, sdp: &str) {
@@ -109,6 +83,37 @@ impl Browser {
                 Output::Event(_) => {}
             }
         }
+    }
+
+    /// PCMU frames `tags` (each 160 bytes of its tag, 20 ms apart from media time
+    /// 8000 + 160 × tag), one datagram each, held back from the server and returned.
+    fn send_held(
+        &mut self,
+        peers: &mut Peers,
+        now: &mut Instant,
+        pt: Pt,
+        tags: std::ops::Range<u8>,
+    ) -> Vec<Vec<u8>> {
+        self.held = Some(Vec::new());
+        let n = tags.len();
+        for i in tags {
+            self.rtc
+                .writer(self.mid)
+                .unwrap()
+                .write(
+                    pt,
+                    *now,
+                    MediaTime::new(8000 + 160 * u64::from(i), Frequency::EIGHT_KHZ),
+                    vec![10 + i; 160],
+                )
+                .unwrap();
+            self.rtc.handle_input(Input::Timeout(*now)).unwrap();
+            self.drain(peers, *now);
+            *now += Duration::from_millis(20);
+        }
+        let held = self.held.take().unwrap();
+        assert_eq!(held.len(), n);
+        held
     }
 
     fn deliver(&mut self, now: Instant, t: &Transmit) {
@@ -417,14 +422,11 @@ fn two_browsers_connect_and_exchange_audio_and_dtmf() {
         .unwrap();
 }
 
-/// Frames are RTP payloads both ways: the talk-spurt marker crosses, a packet that
-/// arrives after a newer one is dropped rather than delivered out of order, and a lost
-/// packet does not hold back the ones after it.
-#[test]
-fn audio_packets_keep_their_marker_and_neither_late_nor_lost_ones_delay_the_rest() {
+/// One browser on `port`, answered with PCMU and connected (a second of virtual time).
+fn one_pcmu_browser(port: u16) -> (Instant, Peers, Browser, Answer) {
     let mut now = start();
     let mut peers = peers();
-    let (mut b, offer) = Browser::new(now, 50010);
+    let (mut b, offer) = Browser::new(now, port);
     let a = peers.accept_offer(now, &offer, Codec::Pcmu).unwrap();
     b.answer(&a.sdp);
     let mut events = Vec::new();
@@ -432,10 +434,20 @@ fn audio_packets_keep_their_marker_and_neither_late_nor_lost_ones_delay_the_rest
         &mut peers,
         &mut [&mut b],
         &mut now,
-        Duration::from_secs(2),
+        Duration::from_secs(1),
         &mut events,
     );
     assert!(events.contains(&(a.id, PeerEvent::Connected)), "{events:?}");
+    (now, peers, b, a)
+}
+
+/// Frames are RTP payloads both ways: the talk-spurt marker crosses, a packet that
+/// arrives after a newer one is dropped rather than delivered out of order, and a lost
+/// packet does not hold back the ones after it.
+#[test]
+fn audio_packets_keep_their_marker_and_neither_late_nor_lost_ones_delay_the_rest() {
+    let (mut now, mut peers, mut b, a) = one_pcmu_browser(50010);
+    let mut events = Vec::new();
 
     // Server → browser: the first frame of the spurt is marked, the next is not.
     peers.send_audio(now, a.id, &[1; 160], 0, true).unwrap();
@@ -452,24 +464,7 @@ fn audio_packets_keep_their_marker_and_neither_late_nor_lost_ones_delay_the_rest
 
     // Browser → server: three frames, delivered 1, 3, 2; the last is late.
     let pt = a1_params(&b).pt();
-    b.held = Some(Vec::new());
-    for i in 0..3u8 {
-        b.rtc
-            .writer(b.mid)
-            .unwrap()
-            .write(
-                pt,
-                now,
-                MediaTime::new(8000 + 160 * u64::from(i), Frequency::EIGHT_KHZ),
-                vec![10 + i; 160],
-            )
-            .unwrap();
-        b.rtc.handle_input(Input::Timeout(now)).unwrap();
-        b.drain(&mut peers, now);
-        now += Duration::from_millis(20);
-    }
-    let held = b.held.take().unwrap();
-    assert_eq!(held.len(), 3);
+    let held = b.send_held(&mut peers, &mut now, pt, 0..3);
     events.clear();
     for i in [0, 2, 1] {
         assert!(peers.handle_datagram(now, b.addr, &held[i]));
@@ -495,24 +490,7 @@ fn audio_packets_keep_their_marker_and_neither_late_nor_lost_ones_delay_the_rest
 
     // A lost packet holds nothing back: the frames after it arrive as they come (a
     // depacketizer waiting for the gap to fill would sit on them for up to 15 packets).
-    b.held = Some(Vec::new());
-    for i in 3..6u8 {
-        b.rtc
-            .writer(b.mid)
-            .unwrap()
-            .write(
-                pt,
-                now,
-                MediaTime::new(8000 + 160 * u64::from(i), Frequency::EIGHT_KHZ),
-                vec![10 + i; 160],
-            )
-            .unwrap();
-        b.rtc.handle_input(Input::Timeout(now)).unwrap();
-        b.drain(&mut peers, now);
-        now += Duration::from_millis(20);
-    }
-    let held = b.held.take().unwrap();
-    assert_eq!(held.len(), 3);
+    let held = b.send_held(&mut peers, &mut now, pt, 3..6);
     // The first of the three is lost.
     let mut delivered = Vec::new();
     for (k, d) in held[1..].iter().enumerate() {
@@ -565,20 +543,7 @@ fn a_browser_that_never_checks_fails_after_the_connect_timeout() {
 
 #[test]
 fn a_browser_that_goes_silent_fails() {
-    let mut now = start();
-    let mut peers = peers();
-    let (mut b, offer) = Browser::new(now, 50000);
-    let a = peers.accept_offer(now, &offer, Codec::Pcmu).unwrap();
-    b.answer(&a.sdp);
-    let mut events = Vec::new();
-    run(
-        &mut peers,
-        &mut [&mut b],
-        &mut now,
-        Duration::from_secs(1),
-        &mut events,
-    );
-    assert!(events.contains(&(a.id, PeerEvent::Connected)));
+    let (mut now, mut peers, _b, _a) = one_pcmu_browser(50000);
     // The browser vanishes: only the server's clock runs.
     let end = now + Duration::from_secs(60);
     let mut failed = false;
