@@ -682,20 +682,27 @@ impl Peers {
 /// already delivered (late or repeated).
 fn inbound(p: &mut Peer, packet: RtpPacket) -> Option<PeerEvent> {
     let pt = packet.header.payload_type;
-    // Media time in the codec's RTP clock (str0m extends it past the 32-bit wrap).
+    let dtmf = Some(pt) == p.tele_pt;
+    if !dtmf && pt != p.pt {
+        return None;
+    }
+    // Media time in the codec's RTP clock (str0m extends it past the 32-bit wrap; both
+    // payload types answered run at that clock, so the rescaling is only a guard).
     let media_time = if packet.time.frequency() == p.clock {
         packet.time.numer()
     } else {
-        packet.time.numer() * u64::from(p.clock.get()) / u64::from(packet.time.denom().max(1))
+        let scaled = u128::from(packet.time.numer()) * u128::from(p.clock.get())
+            / u128::from(packet.time.denom().max(1));
+        u64::try_from(scaled).unwrap_or(u64::MAX)
     };
-    if Some(pt) == p.tele_pt {
+    if dtmf {
         p.stats.dtmf_in += 1;
         return Some(PeerEvent::Dtmf {
             payload: packet.payload.to_vec(),
             media_time,
         });
     }
-    if pt != p.pt || p.last_in.is_some_and(|last| media_time <= last) {
+    if p.last_in.is_some_and(|last| media_time <= last) {
         return None;
     }
     p.last_in = Some(media_time);
