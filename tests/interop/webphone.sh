@@ -14,10 +14,10 @@
 # Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed".
 # Each check runs in its own network namespace holding only the loopback device; the
 # server (SIP UDP, HTTP with /phone, WebRTC UDP, RTMP), baresip, rtmp-phone and Chromium
-# use 127.0.0.1 ports 18400-19199.
+# use 127.0.0.1 ports 18400-19399.
 #
 # Needs: root (ip netns), iproute2, chromium, node + npm (`npm ci` in tests/interop/browser),
-# baresip (baresip-core: g711, opus, aufile, sndfile, ctrl_tcp), sox, python3.
+# baresip (baresip-core: g711, opus, aufile, sndfile, ctrl_tcp), sipp (sip-tester), sox, python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +41,7 @@ ALL_CHECKS=(
     webphone_calls_rtmp_phone:$((70 + 2 * SECS))
     rtmp_phone_calls_webphone:$((70 + 2 * SECS))
     jssip_calls_webphone:$((75 + 2 * SECS))
+    webphone_calls_echo_test:$((70 + 2 * SECS))
 )
 
 # Nothing in these checks needs an ICE address besides loopback (baresip speaks plain RTP).
@@ -364,6 +365,35 @@ check_jssip_calls_webphone() {
     [[ -n $l ]] || fail "the JsSIP page did not analyse its remote audio"
     heard_mostly "$l" 440 || fail "media browser->JsSIP: the JsSIP page's remote audio is not 440 Hz: $l"
     [[ -n $(out byed) ]] || fail "JsSIP hung up but the page got no byed: $(out byed-timeout); $(jssip_bye_trace)"
+    stop_server "$SRV" srv
+}
+
+# 10. An echo test: the page calls a raw RTP reflector (sipp's uas with -rtp_echo, PCMU
+#     only, on 127.0.0.2: not the server's domain, so the proxy routes to it by address)
+#     with "opus pcmu", so the line transcodes Opus <-> PCMU, and hears its own 440 Hz back. The echo carries the line's own SSRC: an RFC 3550 §8.2 collision, after which
+#     the line must keep its new SSRC and play the loop (it used to move on every echoed
+#     packet, each new source on probation: silence).
+check_webphone_calls_echo_test() {
+    local echo=19350
+    need sipp "apt-get install sip-tester"
+    web_server 19300
+    spawn echo sipp -sn uas -i 127.0.0.2 -p $echo -mi 127.0.0.2 -mp $((echo + 2)) -rtp_echo \
+        -m 1 -timeout $((40 + 2 * SECS))s -nostdin
+    local end=$((SECONDS + 10))
+    until ss -Hlun "sport = :$((echo + 2))" | grep -q .; do
+        kill -0 "$LAST_PID" 2> /dev/null || fail "sipp (echo) exited: $(tail -2 "$CDIR/echo.err")"
+        ((SECONDS < end)) || fail "sipp's RTP echo not bound after 10 s"
+        sleep 0.1
+    done
+    wp call --target "sip:echo@127.0.0.2:$echo" --codecs "opus pcmu dtmf" --password bobpw \
+        --seconds "$SECS" || fail "webphone.js failed: $(wp_why)"
+    check_accepted pcmu opus true
+    local l
+    l=$(out audio)
+    [[ -n $l ]] || fail "media: the page did not analyse the remote audio: $(out audio-failed)"
+    heard_mostly "$l" 440 ||
+        fail "the page did not hear its own 440 Hz back (dominant Hz per 500 ms: ${l#audio * })"
+    [[ $(out bye) == *'"type":"result"'* && $(out bye) != *error* ]] || fail "bye: $(out bye)"
     stop_server "$SRV" srv
 }
 

@@ -5,8 +5,10 @@
 //! address, payload-type check, RFC 3550 probation), decoded and checked: ≥ 90 % of the
 //! packets back, payloads and timestamps as sent, dominant frequency 1 kHz.
 //!
-//! The receiving session is a second `RtpSession` on the same socket: an echo carries our
-//! own SSRC, which the sending session would rightly take for an RFC 3550 §8.2 collision.
+//! Twice: once received by a second `RtpSession` on the same socket (a plain receiver of
+//! a third party's stream), and once by the sending session itself, as a line calling an
+//! echo test has it: the echo carries our own SSRC, an RFC 3550 §8.2 collision, so the
+//! session moves to a new SSRC once and then plays the echoes of it as a loop.
 //! Needs `sipp` (Debian `sip-tester`, installed by `.ci/run`); skipped without it unless
 //! `CI` is set.
 
@@ -89,6 +91,17 @@ fn session(remote: SocketAddr, seed: u64) -> RtpSession {
 
 #[test]
 fn pcmu_tone_comes_back_from_sipp_rtp_echo() {
+    tone_through_sipp_echo(false);
+}
+
+#[test]
+fn a_session_hears_its_own_echo_after_one_ssrc_change() {
+    tone_through_sipp_echo(true);
+}
+
+/// The tone to sipp's echo and back; `one_session`: the sending session takes the echo.
+#[allow(clippy::unwrap_used)] // the body of the two tests above
+fn tone_through_sipp_echo(one_session: bool) {
     if Command::new("sipp").arg("-v").output().is_err() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -190,17 +203,18 @@ fn pcmu_tone_comes_back_from_sipp_rtp_echo() {
         assert_eq!(s.to, Some(echo));
         sock.send_to(&buf[..s.len], echo).unwrap();
         sent.push((s.timestamp, payload));
-        receive(&mut rx, &mut back);
+        receive(if one_session { &mut tx } else { &mut rx }, &mut back);
     }
     // Let the last echoes arrive.
     for _ in 0..50 {
-        if receive(&mut rx, &mut back) >= PACKETS {
+        if receive(if one_session { &mut tx } else { &mut rx }, &mut back) >= PACKETS {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let echoed = receive(&mut rx, &mut back);
+    let echoed = receive(if one_session { &mut tx } else { &mut rx }, &mut back);
     drop(sipp);
+    let rx = if one_session { &tx } else { &rx };
 
     eprintln!(
         "sipp echo: {echoed}/{PACKETS} datagrams back, {} accepted by the RTP session (the \
@@ -218,6 +232,19 @@ fn pcmu_tone_comes_back_from_sipp_rtp_echo() {
     );
     assert!(rx.is_latched());
     assert_eq!(rx.remote_ssrc(), Some(tx.ssrc()));
+    if one_session {
+        let st = tx.stats();
+        eprintln!(
+            "one session: {} SSRC change(s), {} looped packets",
+            st.ssrc_collisions, st.looped
+        );
+        assert_eq!(st.ssrc_collisions, 1, "the SSRC moves once, not per echo");
+        assert!(
+            st.looped * 10 >= (PACKETS * 8) as u64,
+            "{} looped",
+            st.looped
+        );
+    }
     // What came back is what we sent, packet for packet.
     let first = back[0].0;
     back.sort_by_key(|(seq, _, _)| seq.wrapping_sub(first));

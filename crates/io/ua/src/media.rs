@@ -992,6 +992,20 @@ impl MediaTask {
             );
         }
         let s = c.session.stats();
+        debug!(
+            %line,
+            sent = s.sent_packets,
+            received = s.received,
+            lost = s.lost,
+            dropped_pt = s.dropped_pt,
+            dropped_source = s.dropped_source,
+            dropped_probation = s.dropped_probation,
+            dropped_seq_jump = s.dropped_seq_jump,
+            source_changes = s.source_changes,
+            ssrc_collisions = s.ssrc_collisions,
+            looped = s.looped,
+            "rtp session"
+        );
         MediaStats {
             sent_packets: s.sent_packets,
             received_packets: s.received,

@@ -16,7 +16,10 @@
 //! validated, it is not mixed); no RTCP timer reconsideration (§6.3.6, pointless with two
 //! members) and no bandwidth-based interval, so the interval is the 5 s minimum times a
 //! random factor in [0.5, 1.5]; on an SSRC collision (§8.2) we take a new SSRC but send no
-//! BYE for the old one.
+//! BYE for the old one; our own SSRC again from the address it collided from — a loop, in
+//! practice an RTP reflector (an echo test) returning our packets — is played as the
+//! remote's media with our SSRC kept, where §8.2 drops it (a two-party call has no third
+//! source to confuse it with, and the caller of an echo test wants to hear it).
 //!
 //! # Driving it
 //!
@@ -298,6 +301,9 @@ pub struct Stats {
     pub timestamp_jumps: u64,
     /// The peer used our SSRC (RFC 3550 §8.2); we changed ours.
     pub ssrc_collisions: u64,
+    /// Packets with our own SSRC from the address it already collided from: a loop or an
+    /// RTP reflector (RFC 3550 §8.2); played, and our SSRC kept.
+    pub looped: u64,
     pub sent_packets: u64,
     /// Payload octets sent (the SR octet count, RFC 3550 §6.4.1).
     pub sent_octets: u64,
@@ -337,6 +343,9 @@ pub struct RtpSession {
     last_sent_at: Option<Instant>,
     latched: Option<SocketAddr>,
     candidate: Option<Candidate>,
+    /// Where our SSRC last collided from: RFC 3550 §8.2's list of conflicting source
+    /// addresses, one entry (a unicast session has one peer).
+    collided_from: Option<SocketAddr>,
     rtcp_latched: Option<SocketAddr>,
     current: Option<Source>,
     probe: Option<Source>,
@@ -385,6 +394,7 @@ impl RtpSession {
             last_sent_at: None,
             latched: None,
             candidate: None,
+            collided_from: None,
             rtcp_latched: None,
             current: None,
             probe: None,
@@ -575,10 +585,17 @@ impl RtpSession {
             }
         };
         if pkt.ssrc == self.ssrc {
-            // RFC 3550 §8.2: a collision with our own SSRC; we move.
-            self.stats.ssrc_collisions += 1;
-            while self.ssrc == pkt.ssrc {
-                self.ssrc = self.rng.next_u32();
+            if self.collided_from == Some(src) {
+                // RFC 3550 §8.2: our SSRC again from where it collided is a loop of our own
+                // packets; moving again would only be echoed again (a new SSRC per packet).
+                self.stats.looped += 1;
+            } else {
+                // RFC 3550 §8.2: a collision with our own SSRC; we move.
+                self.stats.ssrc_collisions += 1;
+                self.collided_from = Some(src);
+                while self.ssrc == pkt.ssrc {
+                    self.ssrc = self.rng.next_u32();
+                }
             }
         }
         let mut restarted = match self.update_source(&pkt, latched_after) {

@@ -690,6 +690,46 @@ fn ssrc_collision_makes_us_move() {
     assert_eq!(s.remote_ssrc(), Some(ours));
 }
 
+/// An RTP reflector (an echo test) returns each packet as sent, our SSRC in it: the first
+/// echo is a collision and we move once; the echoes of the new SSRC, from the same address,
+/// are a loop — played as the peer's media, our SSRC kept (before: a new SSRC per echo, each
+/// new source on probation, nothing heard).
+#[test]
+fn a_reflector_moves_our_ssrc_once_and_its_echo_is_heard() {
+    let t0 = t0();
+    let mut s = RtpSession::new(t0, config(62));
+    let first = s.ssrc();
+    let mut buf = [0u8; 1500];
+    let mut heard = 0;
+    for i in 0..50u64 {
+        let at = t0 + ms(20 * i);
+        let sent = s
+            .send(
+                at,
+                PCMU,
+                Timestamp::Advance(160),
+                i == 0,
+                &[0xd5; 160],
+                &mut buf,
+            )
+            .unwrap();
+        let echo = buf[..sent.len].to_vec();
+        if s.receive(at + ms(1), addr(SDP_ADDR), &echo).is_ok() {
+            heard += 1;
+        }
+    }
+    assert_ne!(s.ssrc(), first);
+    assert_eq!(s.stats().ssrc_collisions, 1);
+    assert_eq!(s.stats().looped, 49);
+    assert_eq!(s.remote_ssrc(), Some(s.ssrc()));
+    assert!(heard >= 45, "only {heard} of 50 echoes taken");
+    // Our SSRC from another address (the peer moved there) is a collision again: we move.
+    let ours = s.ssrc();
+    feed(&mut s, t0 + ms(2000), "192.0.2.99:5004", ours, 0..5);
+    assert_ne!(s.ssrc(), ours);
+    assert_eq!(s.stats().ssrc_collisions, 2);
+}
+
 #[test]
 fn cname_is_truncated_to_an_sdes_item() {
     let t0 = t0();
