@@ -20,8 +20,8 @@
 'use strict';
 
 const fs = require('fs');
-const path = require('path');
-const { cpuNs, launch, log, say } = require('../../tests/interop/browser/lib');
+const { launch, log, say } = require('../../tests/interop/browser/lib');
+const { cpuOver, testPage } = require('./common');
 
 function parseArgs(argv) {
   const opt = { calls: 2, seconds: 10, codecs: 'opus dtmf' };
@@ -46,18 +46,9 @@ async function tab(ctx, url, opt, user, pw) {
   return page;
 }
 
-async function cpuOver(pid, what, ms) {
-  const c0 = cpuNs(pid);
-  const t0 = Date.now();
-  await new Promise((r) => setTimeout(r, ms));
-  say(`${what} ${cpuNs(pid) - c0} ${Date.now() - t0}`);
-}
-
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
-  fs.mkdirSync(opt.work, { recursive: true });
-  const html = path.join(opt.work, 'webphone.html');
-  fs.copyFileSync(path.join(__dirname, '../../tests/interop/browser/webphone.html'), html);
+  const html = testPage(opt.work);
   const { ctx, udd } = await launch(opt);
   try {
     const pairs = [];

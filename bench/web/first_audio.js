@@ -16,8 +16,8 @@
 'use strict';
 
 const fs = require('fs');
-const path = require('path');
 const { launch, log, say } = require('../../tests/interop/browser/lib');
+const { testPage } = require('./common');
 
 function parseArgs(argv) {
   const opt = { calls: 10, codecs: 'opus pcmu dtmf' };
@@ -42,9 +42,7 @@ async function tab(ctx, url, opt, user) {
 
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
-  fs.mkdirSync(opt.work, { recursive: true });
-  const html = path.join(opt.work, 'webphone.html');
-  fs.copyFileSync(path.join(__dirname, '../../tests/interop/browser/webphone.html'), html);
+  const html = testPage(opt.work);
   const { ctx, udd } = await launch(opt);
   try {
     for (let i = 0; i < opt.calls; i++) {

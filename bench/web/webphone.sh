@@ -11,6 +11,8 @@
 #   web_sip_calls    the same with CALLS pages each calling one SIP phone (a sipp UAS that
 #                    answers PCMU and plays a tone): CODECS="pcmu dtmf" passes through,
 #                    CODECS="opus pcmu dtmf" transcodes Opus <-> PCMU.
+#   rtpengine_sip_calls  the anchor for web_sip_calls: the same calls with rtpengine (apt
+#                    rtpengine-daemon) bridging WebRTC and RTP (rtpengine.js), its CPU.
 # Usage: bench/web/webphone.sh [CHECK...]   (env: CALLS=10, CODECS="opus pcmu dtmf",
 #        CALLEE_CODECS (web_calls: the callees' codecs, default CODECS),
 #        STEPS="250 500 1000 2000 4000", CALL_SECONDS=10, SWITCHBOARD=prebuilt release
@@ -30,7 +32,8 @@ export CALLS=${CALLS:-10} CODECS=${CODECS:-opus pcmu dtmf} STEPS=${STEPS:-250 50
 export CALL_SECONDS=${CALL_SECONDS:-10} CALLEE_CODECS=${CALLEE_CODECS:-$CODECS}
 ALL_CHECKS=(web_first_audio:$((60 + 8 * CALLS)) web_sessions:600
     web_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS))
-    web_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
+    web_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS))
+    rtpengine_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
 ICE_ADDR=198.18.0.1
 
 # users_file N [LINE...]: $CDIR/users.toml with users u1..uN (password pwI) and LINEs.
@@ -107,6 +110,38 @@ check_web_sip_calls() {
     calls_js --callee-uri "sip:phone@127.0.0.1"
 }
 
+# The anchor: the same calls with rtpengine bridging WebRTC and RTP instead of Switchboard
+# (rtpengine.js sends the INVITEs itself and drives rtpengine over its ng protocol).
+# rtpengine runs in userspace (no kernel forwarding module here), logging at warn.
+check_rtpengine_sip_calls() {
+    local need
+    for need in rtpengine sipp chromium node sox; do
+        command -v "$need" > /dev/null || fail "$need not installed (apt-get install rtpengine-daemon sip-tester)"
+    done
+    sox -n -r 8000 -c 1 -e u-law "$CDIR/tone1000-ulaw.wav" synth 30 sine 1000 vol 0.5 ||
+        fail "sox could not write the phone's tone"
+    sox -n -r 48000 -c 1 -b 16 "$CDIR/tone440.wav" synth 30 sine 440 vol 0.5 ||
+        fail "sox could not write the microphone's tone"
+    local phone=19890 ng=19822
+    sed "s|TONE_WAV|$CDIR/tone1000-ulaw.wav|" "$HERE/phone_uas.xml" > "$CDIR/phone_uas.xml"
+    spawn phone sipp -sf "$CDIR/phone_uas.xml" \
+        -i 127.0.0.1 -p $phone -mp $((phone + 2)) -nostdin -trace_err -error_file "$CDIR/phone.log"
+    spawn rtpengine rtpengine --config-file=none --foreground --log-stderr --log-level=4 \
+        --table=-1 --interface="$ICE_ADDR" --listen-ng=127.0.0.1:$ng \
+        --port-min=30000 --port-max=30999
+    local rtpe=$LAST_PID
+    sleep 1
+    kill -0 "$rtpe" 2> /dev/null || fail "rtpengine did not start: $(tail -3 "$CDIR/rtpengine.err")"
+    local transcode=()
+    [[ $CODECS == *opus* ]] && transcode=(--transcode 1)
+    timeout $((40 + 4 * CALLS + 2 * CALL_SECONDS)) node "$HERE/rtpengine.js" --work "$CDIR/web" \
+        --wav "$CDIR/tone440.wav" --pid "$rtpe" --ng $ng --phone $phone --calls "$CALLS" \
+        --seconds "$CALL_SECONDS" "${transcode[@]}" \
+        > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
+        fail "rtpengine.js: $(grep -E '^(error|call-failed)' "$CDIR/bench.out" | head -1)"
+    grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
+}
+
 if [[ ${1:-} != --* ]]; then
     if [[ -z ${SWITCHBOARD:-} ]]; then
         export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/switchboard-target}
@@ -137,7 +172,7 @@ if text:
     if ms:
         print(f"answer -> first audio: median {statistics.median(ms):.0f} ms over {len(ms)} calls "
               f"(min {min(ms)}, max {max(ms)}; all: {', '.join(map(str, ms))})")
-for check in ("web_calls", "web_sip_calls"):
+for check in ("web_calls", "web_sip_calls", "rtpengine_sip_calls"):
     text = read(check)
     n = text and re.search(r"^calls (\d+)$", text, re.M)
     idle = text and re.search(r"^server-idle-cpu (\d+) (\d+)$", text, re.M)
@@ -151,7 +186,7 @@ for check in ("web_calls", "web_sip_calls"):
                   f"with the calls {pct(busy):.3f} %; per call {per:.3f} % of a core, "
                   f"per browser leg {per / 2:.3f} %")
         else:
-            print(f"web_sip_calls: {calls} browser -> SIP phone calls; server CPU idle "
+            print(f"{check}: {calls} browser -> SIP phone calls; server CPU idle "
                   f"{pct(idle):.3f} %, with the calls {pct(busy):.3f} %; per call {per:.3f} % of a core")
 text = read("web_sessions")
 if text:
