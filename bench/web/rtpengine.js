@@ -21,18 +21,8 @@
 'use strict';
 
 const dgram = require('dgram');
-const fs = require('fs');
-const { launch, log, say } = require('../../tests/interop/browser/lib');
-const { cpuOver, testPage } = require('./common');
-
-function parseArgs(argv) {
-  const opt = { calls: 2, seconds: 10 };
-  for (let i = 0; i < argv.length; i += 2) opt[argv[i].replace(/^--/, '')] = argv[i + 1];
-  for (const k of ['work', 'wav', 'pid', 'ng', 'phone']) if (!opt[k]) throw new Error(`--${k} is required`);
-  opt.calls = Number(opt.calls);
-  opt.seconds = Number(opt.seconds);
-  return opt;
-}
+const { log, say } = require('../../tests/interop/browser/lib');
+const { callThePhone, fatal, onlyCodecs, parseArgs } = require('./common');
 
 // Bencode (BEP 3), as the ng protocol carries it; the SDPs here are ASCII.
 function benc(v) {
@@ -182,23 +172,6 @@ class Uac {
   }
 }
 
-// The offer with only `codec` and telephone-event, as a page offering those would make it
-// (what Switchboard's `invite` does with its `codecs` argument).
-function onlyCodecs(sdp, codec) {
-  const lines = sdp.split('\r\n');
-  const keep = new Set(lines
-    .map((l) => /^a=rtpmap:(\d+) ([^/]+)\//.exec(l))
-    .filter((m) => m && [codec.toLowerCase(), 'telephone-event'].includes(m[2].toLowerCase()))
-    .map((m) => m[1]));
-  return lines
-    .filter((l) => {
-      const pt = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)/.exec(l);
-      return !pt || keep.has(pt[1]);
-    })
-    .map((l) => (l.startsWith('m=audio ') ? l.split(' ').filter((f, i) => i < 3 || keep.has(f)).join(' ') : l))
-    .join('\r\n');
-}
-
 // One call: the tab's offer through rtpengine to the phone, the answer back.
 async function call(page, i, ng, uac, opt) {
   const c = { user: `u${i}`, callId: `bench-${process.pid}-${i}`, fromTag: `f${i}`, toTag: null };
@@ -244,52 +217,30 @@ async function hangup(c, ng, uac) {
 }
 
 async function main() {
-  const opt = parseArgs(process.argv.slice(2));
-  const html = testPage(opt.work);
-  const { ctx, udd } = await launch(opt);
+  const opt = parseArgs(process.argv.slice(2), ['work', 'wav', 'pid', 'ng', 'phone']);
   const ng = new Ng(opt.ng);
   const uac = new Uac(opt.phone);
   await uac.bind();
-  try {
-    await ng.request({ command: 'ping' }).catch(() => {});
-    const pages = [];
-    for (let i = 1; i <= opt.calls; i++) {
-      const page = await ctx.newPage();
-      page.on('console', (m) => log(`u${i} console:`, m.text()));
-      await page.goto('file://' + html);
-      pages.push(page);
-    }
-    say(`calls ${opt.calls}`);
-    await cpuOver(opt.pid, 'server-idle-cpu', opt.seconds * 1000);
-    const calls = await Promise.all(pages.map((p, i) => call(p, i + 1, ng, uac, opt)));
-    say(`accepted ${calls[0].codec}`);
-    // Past the DTLS handshakes and the browsers' first jitter-buffer adaptation.
-    await new Promise((r) => setTimeout(r, 2000));
-    await cpuOver(opt.pid, 'server-calls-cpu', opt.seconds * 1000);
-    const heard = await Promise.all(pages.map((p) => p.evaluate(() => window.wp.listen(1000, 500))));
-    const deaf = heard.findIndex((h) => !h.ok || !h.windows.some((w) => Math.abs(w.hz - 1000) < 30 && w.db > -70));
-    if (deaf >= 0) {
-      say(`call-failed caller ${deaf + 1} did not hear the phone: ${JSON.stringify(heard[deaf])}`);
-      process.exitCode = 1;
-    } else say(`phone-heard ${heard.length}`);
+  await ng.request({ command: 'ping' }).catch(() => {});
+  await callThePhone(opt, {
+    call: (page, i) => call(page, i, ng, uac, opt),
     // And the browser's audio reached rtpengine, for it to relay to the phone.
-    const counts = await Promise.all(calls.map(({ c }) => relayed(c, ng)));
-    const mute = counts.findIndex((n) => !(n.browser > 0 && n.phone > 0));
-    if (mute >= 0) {
-      say(`call-failed call ${mute + 1} relayed nothing one way: ${JSON.stringify(counts[mute])}`);
-      process.exitCode = 1;
-    } else say(`relayed ${JSON.stringify(counts[0])}`);
-    for (const { c } of calls) await hangup(c, ng, uac);
-    say('done');
-  } finally {
-    ng.close();
-    uac.close();
-    await ctx.close().catch(() => {});
-    fs.rmSync(udd, { recursive: true, force: true });
-  }
+    check: async (calls) => {
+      const counts = await Promise.all(calls.map(({ c }) => relayed(c, ng)));
+      const mute = counts.findIndex((n) => !(n.browser > 0 && n.phone > 0));
+      if (mute >= 0) {
+        say(`call-failed call ${mute + 1} relayed nothing one way: ${JSON.stringify(counts[mute])}`);
+        return false;
+      }
+      say(`relayed ${JSON.stringify(counts[0])}`);
+      return true;
+    },
+    hangup: ({ c }) => hangup(c, ng, uac),
+    close: () => {
+      ng.close();
+      uac.close();
+    },
+  });
 }
 
-main().catch((e) => {
-  say(`error ${String(e && e.message ? e.message : e).split('\n')[0]}`);
-  process.exit(1);
-});
+main().catch(fatal);

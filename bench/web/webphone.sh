@@ -13,6 +13,7 @@
 #                    CODECS="opus pcmu dtmf" transcodes Opus <-> PCMU.
 #   rtpengine_sip_calls  the anchor for web_sip_calls: the same calls with rtpengine (apt
 #                    rtpengine-daemon) bridging WebRTC and RTP (rtpengine.js), its CPU.
+#   janus_sip_calls  the same with Janus's SIP plugin (apt janus; janus.js), pass-through only.
 # Usage: bench/web/webphone.sh [CHECK...]   (env: CALLS=10, CODECS="opus pcmu dtmf",
 #        CALLEE_CODECS (web_calls: the callees' codecs, default CODECS),
 #        STEPS="250 500 1000 2000 4000", CALL_SECONDS=10, SWITCHBOARD=prebuilt release
@@ -33,7 +34,8 @@ export CALL_SECONDS=${CALL_SECONDS:-10} CALLEE_CODECS=${CALLEE_CODECS:-$CODECS}
 ALL_CHECKS=(web_first_audio:$((60 + 8 * CALLS)) web_sessions:600
     web_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS))
     web_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS))
-    rtpengine_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
+    rtpengine_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS))
+    janus_sip_calls:$((60 + 4 * CALLS + 2 * CALL_SECONDS)))
 ICE_ADDR=198.18.0.1
 
 # users_file N [LINE...]: $CDIR/users.toml with users u1..uN (password pwI) and LINEs.
@@ -142,6 +144,63 @@ check_rtpengine_sip_calls() {
     grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
 }
 
+# A second anchor: the same pass-through calls with Janus's SIP plugin bridging WebRTC and
+# RTP (janus.js drives its HTTP API; Janus sends the INVITEs). Janus does not transcode.
+check_janus_sip_calls() {
+    local need
+    for need in janus sipp chromium node sox curl; do
+        command -v "$need" > /dev/null || fail "$need not installed (apt-get install janus sip-tester)"
+    done
+    [[ $CODECS != *opus* ]] || fail "janus_sip_calls passes PCMU through (Janus does not transcode): CODECS=\"pcmu dtmf\""
+    sox -n -r 8000 -c 1 -e u-law "$CDIR/tone1000-ulaw.wav" synth 30 sine 1000 vol 0.5 ||
+        fail "sox could not write the phone's tone"
+    sox -n -r 48000 -c 1 -b 16 "$CDIR/tone440.wav" synth 30 sine 440 vol 0.5 ||
+        fail "sox could not write the microphone's tone"
+    local phone=19890 api=19888 lib=/usr/lib/x86_64-linux-gnu/janus conf=$CDIR/janus
+    # Janus gathers no candidates on the loopback device: its ICE address goes on a veth
+    # of this namespace (packets to it are still delivered locally, as to ICE_ADDR).
+    local janus_addr=198.18.0.2
+    ip link add sbj0 type veth peer name sbj1 && ip addr add "$janus_addr/32" dev sbj0 &&
+        ip link set sbj0 up && ip link set sbj1 up || fail "could not add a veth for Janus's address"
+    sed "s|TONE_WAV|$CDIR/tone1000-ulaw.wav|" "$HERE/phone_uas.xml" > "$CDIR/phone_uas.xml"
+    spawn phone sipp -sf "$CDIR/phone_uas.xml" \
+        -i 127.0.0.1 -p $phone -mp $((phone + 2)) -nostdin -trace_err -error_file "$CDIR/phone.log"
+    mkdir -p "$conf"
+    # Only the SIP plugin and the HTTP transport; logging at warn, as the others run.
+    cat > "$conf/janus.jcfg" <<EOF
+general: { configs_folder = "$conf", plugins_folder = "$lib/plugins",
+    transports_folder = "$lib/transports", events_folder = "$lib/events",
+    loggers_folder = "$lib/loggers", debug_level = 3 }
+media: { rtp_port_range = "30000-30999" }
+nat: { ice_enforce_list = "$janus_addr" }
+plugins: { disable = "libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,libjanus_lua.so,libjanus_nosip.so,libjanus_recordplay.so,libjanus_streaming.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_videoroom.so,libjanus_voicemail.so" }
+transports: { disable = "libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_rabbitmq.so,libjanus_websockets.so" }
+events: { broadcast = false }
+loggers: { disable = "libjanus_jsonlog.so" }
+EOF
+    cat > "$conf/janus.transport.http.jcfg" <<EOF
+general: { base_path = "/janus", http = true, port = $api, ip = "127.0.0.1" }
+admin: { admin_http = false }
+EOF
+    cat > "$conf/janus.plugin.sip.jcfg" <<EOF
+general: { local_ip = "127.0.0.1", keepalive_interval = 0, behind_nat = false,
+    rtp_port_range = "31000-31999" }
+EOF
+    spawn janus janus --configs-folder="$conf" --config="$conf/janus.jcfg"
+    local jpid=$LAST_PID end=$((SECONDS + 15))
+    until curl -sf "http://127.0.0.1:$api/janus/info" > /dev/null; do
+        kill -0 "$jpid" 2> /dev/null || fail "janus exited: $(tail -3 "$CDIR/janus.out")"
+        ((SECONDS < end)) || fail "janus not answering on http://127.0.0.1:$api/janus after 15 s"
+        sleep 0.2
+    done
+    timeout $((40 + 4 * CALLS + 2 * CALL_SECONDS)) node "$HERE/janus.js" --work "$CDIR/web" \
+        --wav "$CDIR/tone440.wav" --pid "$jpid" --api "http://127.0.0.1:$api/janus" \
+        --phone "sip:phone@127.0.0.1:$phone" --calls "$CALLS" --seconds "$CALL_SECONDS" \
+        > "$CDIR/bench.out" 2> "$CDIR/bench.err" < /dev/null ||
+        fail "janus.js: $(grep -E '^(error|call-failed)' "$CDIR/bench.out" | head -1)"
+    grep -q '^server-calls-cpu ' "$CDIR/bench.out" || fail "no measurement: $(tail -1 "$CDIR/bench.out")"
+}
+
 if [[ ${1:-} != --* ]]; then
     if [[ -z ${SWITCHBOARD:-} ]]; then
         export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/switchboard-target}
@@ -172,7 +231,7 @@ if text:
     if ms:
         print(f"answer -> first audio: median {statistics.median(ms):.0f} ms over {len(ms)} calls "
               f"(min {min(ms)}, max {max(ms)}; all: {', '.join(map(str, ms))})")
-for check in ("web_calls", "web_sip_calls", "rtpengine_sip_calls"):
+for check in ("web_calls", "web_sip_calls", "rtpengine_sip_calls", "janus_sip_calls"):
     text = read(check)
     n = text and re.search(r"^calls (\d+)$", text, re.M)
     idle = text and re.search(r"^server-idle-cpu (\d+) (\d+)$", text, re.M)
