@@ -13,7 +13,9 @@
 //! frame per RTP packet, so the peers run str0m's RTP mode: a frame is a packet's
 //! payload, with no packetizer, depacketizer or reorder buffer between (the far end's
 //! jitter buffer orders; a packet older than one already delivered is dropped, as a
-//! depacketizer would). str0m runs SRTP, RTCP and the ICE consent checks.
+//! depacketizer would). str0m runs DTLS, RTCP, the ICE consent checks and SRTP for
+//! what we send; a connected peer's incoming RTP is authenticated and decrypted by
+//! [`srtp`] instead of str0m (its keys come from the DTLS handshake str0m runs).
 //!
 //! # Driving it
 //!
@@ -48,7 +50,11 @@ use str0m::media::{Direction, Frequency, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
-use tracing::debug;
+use tracing::{debug, trace};
+
+pub mod srtp;
+
+use srtp::{KeySlot, SrtpRx};
 
 /// Identifies one browser peer of a [`Peers`] (ids are never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -166,6 +172,10 @@ pub struct PeerStats {
     pub frames_in: u64,
     pub frames_out: u64,
     pub dtmf_in: u64,
+    /// RTP packets decrypted by [`srtp`] rather than str0m.
+    pub srtp_in: u64,
+    /// RTP packets [`srtp`] refused: malformed, not authentic, or replayed.
+    pub srtp_rejected: u64,
 }
 
 struct Peer {
@@ -186,6 +196,12 @@ struct Peer {
     next_seq: u64,
     /// The media time of the newest audio packet delivered.
     last_in: Option<u64>,
+    /// Where the DTLS handshake leaves the SRTP keys, until `srtp_rx` takes them.
+    keys: Option<KeySlot>,
+    /// Decrypts the browser's RTP once DTLS is up (an AEAD profile); else str0m does.
+    srtp_rx: Option<SrtpRx>,
+    /// The newest RTP timestamp received, extended past 32 bits (RFC 3550 §5.1).
+    newest_ts: Option<u64>,
 }
 
 /// Many browser peers on one UDP socket. See the [crate docs](crate).
@@ -276,7 +292,7 @@ impl Peers {
     /// A manager whose socket receives on (and whose host candidate is) `local`.
     /// Makes the DTLS certificate all its peers share.
     pub fn new(local: SocketAddr, cfg: PeersConfig) -> Result<Peers, Error> {
-        let provider = Arc::new(str0m::crypto::from_feature_flags());
+        let provider = Arc::new(srtp::tapped(str0m::crypto::from_feature_flags()));
         let cert = provider
             .dtls_provider
             .generate_certificate()
@@ -359,7 +375,9 @@ impl Peers {
                 FormatParams::parse_line("0-16"),
             );
         }
+        let _ = srtp::take_new_slot();
         let mut rtc = config.build(now);
+        let keys = srtp::take_new_slot();
         let candidate =
             Candidate::host(self.local, "udp").map_err(|e| Error::Rtc(e.to_string()))?;
         rtc.add_local_candidate(candidate)
@@ -411,6 +429,9 @@ impl Peers {
             // counter (RFC 3711 §3.3.1).
             next_seq: RandomState::new().hash_one(id.0) & 0x7fff,
             last_in: None,
+            keys,
+            srtp_rx: None,
+            newest_ts: None,
         };
         self.peers.insert(id, peer);
         self.drain(id, now);
@@ -427,6 +448,28 @@ impl Peers {
     /// A datagram that arrived on the shared socket from `source`. Returns false when no
     /// peer took it (stray traffic, or a peer already gone).
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> bool {
+        // A connected peer's RTP: decrypted here, str0m is not involved.
+        if srtp::is_rtp(data)
+            && let Some(id) = self.routes.get(&source).copied()
+            && let Some(p) = self.peers.get_mut(&id)
+            && let Some(rx) = p.srtp_rx.as_mut()
+        {
+            match rx.unprotect(data) {
+                Ok(rtp) => {
+                    p.stats.srtp_in += 1;
+                    let media_time = extend_timestamp(p.newest_ts, rtp.timestamp);
+                    let pt = Pt::from(rtp.payload_type);
+                    if let Some(e) = frame_in(p, pt, media_time, rtp.marker, rtp.payload) {
+                        self.events.push_back((id, e));
+                    }
+                }
+                Err(why) => {
+                    p.stats.srtp_rejected += 1;
+                    trace!(%id, %why, "srtp refused");
+                }
+            }
+            return true;
+        }
         let Ok(contents) = data.try_into() else {
             return false;
         };
@@ -578,6 +621,7 @@ impl Peers {
     /// event follows.
     pub fn close(&mut self, id: PeerId) {
         if let Some(mut p) = self.peers.remove(&id) {
+            debug!(%id, stats = ?p.stats, "closing webrtc peer");
             let _ = p.rtc.close();
             while let Ok(out) = p.rtc.poll_output() {
                 match out {
@@ -640,6 +684,12 @@ impl Peers {
                     },
                     Event::Connected => {
                         p.dtls_connected = true;
+                        // str0m has polled the exported keys out of DTLS by now.
+                        if let Some(slot) = p.keys.take() {
+                            let exported = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                            p.srtp_rx = exported.and_then(|e| SrtpRx::from_exported(&e));
+                            debug!(%id, direct = p.srtp_rx.is_some(), "srtp receive");
+                        }
                         if p.mid.is_some() && !p.ready {
                             p.ready = true;
                             self.events.push_back((id, PeerEvent::Connected));
@@ -677,17 +727,10 @@ impl Peers {
     }
 }
 
-/// What a packet from the browser is for us: audio of the answered codec or an RFC 4733
-/// telephone-event; `None` for anything else, and for audio older than what was
-/// already delivered (late or repeated).
+/// A packet str0m decrypted: its media time in the codec's RTP clock (str0m extends it
+/// past the 32-bit wrap; both payload types answered run at that clock, so the
+/// rescaling is only a guard).
 fn inbound(p: &mut Peer, packet: RtpPacket) -> Option<PeerEvent> {
-    let pt = packet.header.payload_type;
-    let dtmf = Some(pt) == p.tele_pt;
-    if !dtmf && pt != p.pt {
-        return None;
-    }
-    // Media time in the codec's RTP clock (str0m extends it past the 32-bit wrap; both
-    // payload types answered run at that clock, so the rescaling is only a guard).
     let media_time = if packet.time.frequency() == p.clock {
         packet.time.numer()
     } else {
@@ -695,10 +738,37 @@ fn inbound(p: &mut Peer, packet: RtpPacket) -> Option<PeerEvent> {
             / u128::from(packet.time.denom().max(1));
         u64::try_from(scaled).unwrap_or(u64::MAX)
     };
+    let marker = packet.header.marker;
+    frame_in(
+        p,
+        packet.header.payload_type,
+        media_time,
+        marker,
+        packet.payload.to_vec(),
+    )
+}
+
+/// What a packet from the browser is for us: audio of the answered codec or an RFC 4733
+/// telephone-event; `None` for anything else, and for audio older than what was
+/// already delivered (late or repeated).
+fn frame_in(
+    p: &mut Peer,
+    pt: Pt,
+    media_time: u64,
+    marker: bool,
+    payload: Vec<u8>,
+) -> Option<PeerEvent> {
+    let dtmf = Some(pt) == p.tele_pt;
+    if !dtmf && pt != p.pt {
+        return None;
+    }
+    if p.newest_ts.is_none_or(|n| media_time > n) {
+        p.newest_ts = Some(media_time);
+    }
     if dtmf {
         p.stats.dtmf_in += 1;
         return Some(PeerEvent::Dtmf {
-            payload: packet.payload.to_vec(),
+            payload,
             media_time,
         });
     }
@@ -708,10 +778,21 @@ fn inbound(p: &mut Peer, packet: RtpPacket) -> Option<PeerEvent> {
     p.last_in = Some(media_time);
     p.stats.frames_in += 1;
     Some(PeerEvent::Audio {
-        payload: packet.payload.to_vec(),
+        payload,
         media_time,
-        marker: packet.header.marker,
+        marker,
     })
+}
+
+/// A 32-bit RTP timestamp extended to 64 bits next to `newest`, the newest one so far:
+/// the nearer of the values either side of a wrap (RFC 3550 §5.1).
+fn extend_timestamp(newest: Option<u64>, ts: u32) -> u64 {
+    let Some(newest) = newest else {
+        return u64::from(ts);
+    };
+    // The signed 32-bit distance from the newest; before zero stays at zero.
+    let ahead = i64::from(ts.wrapping_sub(newest as u32) as i32);
+    newest.checked_add_signed(ahead).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -410,6 +410,12 @@ fn two_browsers_connect_and_exchange_audio_and_dtmf() {
     );
     assert_eq!(peers.stats(a1.id).unwrap().frames_in, 5);
     assert_eq!(peers.stats(a2.id).unwrap().frames_out, 10);
+    // Every RTP packet from str0m's SRTP was opened by ours (`srtp`), none refused.
+    let s1 = peers.stats(a1.id).unwrap();
+    let s2 = peers.stats(a2.id).unwrap();
+    assert_eq!((s1.srtp_in, s1.srtp_rejected), (5, 0), "{s1:?}");
+    assert_eq!(s2.srtp_rejected, 0, "{s2:?}");
+    assert_eq!(s2.srtp_in, s2.dtmf_in, "{s2:?}");
 
     // Closing one leaves the other working.
     peers.close(a1.id);
