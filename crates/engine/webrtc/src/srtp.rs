@@ -8,10 +8,15 @@
 //! packet we send.
 //!
 //! The keys are read where str0m lets a backend plug in: the crypto provider's DTLS
-//! provider is wrapped ([`tapped`]) so that each DTLS instance hands the keying material
+//! provider is wrapped (`tapped`) so that each DTLS instance hands the keying material
 //! it exports to the peer that owns it, as well as to str0m. The handshake itself is the
 //! backend's, untouched. The AEAD profiles browsers choose first (AEAD_AES_256_GCM,
 //! AEAD_AES_128_GCM) are handled; a peer on AES_CM_128_HMAC_SHA1_80 keeps str0m's path.
+//!
+//! The price: str0m never sees the browser's packets, so its RTCP receiver reports carry
+//! no reception block for them (an empty RR; RFC 3550 §6.4.2 allows one without
+//! blocks). The browser's `remote-inbound-rtp` statistics (loss, jitter, round trip)
+//! stay empty; its audio does not depend on them.
 
 use std::cell::RefCell;
 use std::fmt;
