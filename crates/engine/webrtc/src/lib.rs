@@ -13,9 +13,9 @@
 //! frame per RTP packet, so the peers run str0m's RTP mode: a frame is a packet's
 //! payload, with no packetizer, depacketizer or reorder buffer between (the far end's
 //! jitter buffer orders; a packet older than one already delivered is dropped, as a
-//! depacketizer would). str0m runs DTLS, RTCP, the ICE consent checks and SRTP for
-//! what we send; a connected peer's incoming RTP is authenticated and decrypted by
-//! [`srtp`] instead of str0m (its keys come from the DTLS handshake str0m runs).
+//! depacketizer would). str0m runs ICE and its consent checks, DTLS and RTCP; once a
+//! peer is connected its RTP is opened, and once the browser has sent some, sealed, by
+//! [`srtp`] with the keys of str0m's DTLS handshake (see there for why and what it costs).
 //!
 //! # Driving it
 //!
@@ -54,7 +54,7 @@ use tracing::{debug, trace};
 
 pub mod srtp;
 
-use srtp::{KeySlot, SrtpRx};
+use srtp::{KeySlot, SrtpRx, SrtpTx};
 
 /// Identifies one browser peer of a [`Peers`] (ids are never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,6 +174,8 @@ pub struct PeerStats {
     pub dtmf_in: u64,
     /// RTP packets decrypted by [`srtp`] rather than str0m.
     pub srtp_in: u64,
+    /// RTP packets sealed by [`srtp`] rather than str0m.
+    pub srtp_out: u64,
     /// RTP packets [`srtp`] refused: malformed, not authentic, or replayed.
     pub srtp_rejected: u64,
 }
@@ -200,8 +202,44 @@ struct Peer {
     keys: Option<KeySlot>,
     /// Decrypts the browser's RTP once DTLS is up (an AEAD profile); else str0m does.
     srtp_rx: Option<SrtpRx>,
+    /// Seals our RTP once `direct` is known; until then str0m does.
+    srtp_tx: Option<SrtpTx>,
+    /// Our SSRC and where the browser's RTP comes from, once it has sent some: our RTP
+    /// goes there sealed by `srtp_tx`, and str0m's send stream is gone.
+    direct: Option<(u32, SocketAddr)>,
     /// The newest RTP timestamp received, extended past 32 bits (RFC 3550 §5.1).
     newest_ts: Option<u64>,
+}
+
+impl Peer {
+    /// The browser's authentic RTP came from `source`: send ours there ourselves from
+    /// now on (symmetric RTP, RFC 4961), taking the send stream away from str0m.
+    fn send_direct_to(&mut self, source: SocketAddr) {
+        if let Some((_, to)) = &mut self.direct {
+            *to = source;
+            return;
+        }
+        let (true, Some(mid), Some(_)) = (self.ready, self.mid, &self.srtp_tx) else {
+            return;
+        };
+        let mut api = self.rtc.direct_api();
+        let Some(ssrc) = api.stream_tx_by_mid(mid, None).map(|s| s.ssrc()) else {
+            return;
+        };
+        api.remove_stream_tx(ssrc);
+        self.direct = Some((*ssrc, source));
+    }
+}
+
+/// A 12-octet RTP header (RFC 3550 §5.1): version 2, no padding, extension or CSRC.
+fn rtp_header(pt: u8, marker: bool, sequence: u16, timestamp: u32, ssrc: u32) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    h[0] = 0x80;
+    h[1] = (u8::from(marker) << 7) | (pt & 0x7f);
+    h[2..4].copy_from_slice(&sequence.to_be_bytes());
+    h[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    h[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    h
 }
 
 /// Many browser peers on one UDP socket. See the [crate docs](crate).
@@ -431,6 +469,8 @@ impl Peers {
             last_in: None,
             keys,
             srtp_rx: None,
+            srtp_tx: None,
+            direct: None,
             newest_ts: None,
         };
         self.peers.insert(id, peer);
@@ -457,6 +497,7 @@ impl Peers {
             match rx.unprotect(data) {
                 Ok(rtp) => {
                     p.stats.srtp_in += 1;
+                    p.send_direct_to(source);
                     let media_time = extend_timestamp(p.newest_ts, rtp.timestamp);
                     let pt = Pt::from(rtp.payload_type);
                     if let Some(e) = frame_in(p, pt, media_time, rtp.marker, rtp.payload) {
@@ -594,6 +635,18 @@ impl Peers {
         let (true, Some(mid)) = (p.ready, p.mid) else {
             return Err(Error::NotReady(id));
         };
+        if let (Some((ssrc, to)), Some(tx)) = (p.direct, p.srtp_tx.as_mut()) {
+            // RFC 3550 §5.1: the sequence number's high bits are the rollover counter.
+            let header = rtp_header(*p.pt, marker, p.next_seq as u16, media_time as u32, ssrc);
+            let sealed = tx.protect(&header, payload, (p.next_seq >> 16) as u32);
+            if let Some(payload) = sealed {
+                self.transmits.push_back(Transmit { to, payload });
+                p.stats.srtp_out += 1;
+                p.stats.frames_out += 1;
+            }
+            p.next_seq += 1;
+            return Ok(());
+        }
         let seq = SeqNo::from(p.next_seq);
         // The RTP timestamp is the media time modulo 2^32 (RFC 3550 §5.1).
         let write = RtpWrite::new(p.pt, seq, media_time as u32, now, payload).marker(marker);
@@ -687,8 +740,10 @@ impl Peers {
                         // str0m has polled the exported keys out of DTLS by now.
                         if let Some(slot) = p.keys.take() {
                             let exported = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                            p.srtp_rx = exported.and_then(|e| SrtpRx::from_exported(&e));
-                            debug!(%id, direct = p.srtp_rx.is_some(), "srtp receive");
+                            p.srtp_rx = exported.as_ref().and_then(SrtpRx::from_exported);
+                            p.srtp_tx = exported.as_ref().and_then(SrtpTx::from_exported);
+                            let direct = p.srtp_rx.is_some() && p.srtp_tx.is_some();
+                            debug!(%id, direct, "srtp outside str0m");
                         }
                         if p.mid.is_some() && !p.ready {
                             p.ready = true;

@@ -1,11 +1,13 @@
-//! A browser's SRTP audio received here rather than through str0m (RFC 3711, RFC 7714).
+//! A browser's SRTP audio opened and sealed here rather than in str0m (RFC 3711, RFC 7714).
 //!
-//! str0m's receive path runs a whole timeout pass (ICE, every stream, the pacer) for each
-//! datagram and then has to be polled for the packet: for an audio relay, a quarter of
-//! a pass-through call's CPU (issue 8). Once the DTLS handshake has exported the SRTP
+//! str0m runs a whole timeout pass (ICE, every stream, the pacer) for each datagram
+//! received and each packet written, and has to be polled after both: for an audio relay
+//! that was a third of a pass-through call's CPU (issue 8). Once the DTLS handshake has
+//! exported the SRTP
 //! master keys (RFC 5764 §4.2), a connected peer's RTP is authenticated and decrypted
-//! by an [`SrtpRx`] instead; RTCP, STUN and DTLS stay with str0m, and so does every
-//! packet we send.
+//! by an [`SrtpRx`] instead, and once the browser's first such packet has arrived,
+//! what we send to it is sealed by an [`SrtpTx`] and sent to where that packet came
+//! from (symmetric RTP, RFC 4961); RTCP, STUN and DTLS stay with str0m.
 //!
 //! The keys are read where str0m lets a backend plug in: the crypto provider's DTLS
 //! provider is wrapped (`tapped`) so that each DTLS instance hands the keying material
@@ -13,10 +15,12 @@
 //! backend's, untouched. The AEAD profiles browsers choose first (AEAD_AES_256_GCM,
 //! AEAD_AES_128_GCM) are handled; a peer on AES_CM_128_HMAC_SHA1_80 keeps str0m's path.
 //!
-//! The price: str0m never sees the browser's packets, so its RTCP receiver reports carry
-//! no reception block for them (an empty RR; RFC 3550 §6.4.2 allows one without
-//! blocks). The browser's `remote-inbound-rtp` statistics (loss, jitter, round trip)
-//! stay empty; its audio does not depend on them.
+//! The price: str0m sees neither direction's packets, so its RTCP carries no report on
+//! them — its receiver reports have no reception block (RFC 3550 §6.4.2 allows an empty
+//! one), and the send stream is removed from str0m when we take it over, so that it
+//! sends no sender report claiming nothing was sent. The browser's
+//! `remote-inbound-rtp` / `remote-outbound-rtp` statistics stay empty; its audio does
+//! not depend on them.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -210,11 +214,126 @@ const SOURCES: usize = 4;
 /// The AEAD tag (RFC 7714 §5.2).
 const TAG_LEN: usize = 16;
 
-/// The receiving side of one SRTP session with an AEAD profile (RFC 7714).
-pub struct SrtpRx {
+/// One direction's session key (as its AEAD cipher) and salt.
+struct Keys {
     cipher: Cipher,
     salt: [u8; 12],
+}
+
+impl Keys {
+    /// From a master key (16 or 32 bytes: AEAD_AES_128_GCM or AEAD_AES_256_GCM) and
+    /// master salt, with str0m's crypto backend.
+    fn derive(master_key: &[u8], master_salt: &[u8; 12], encrypt: bool) -> Option<Keys> {
+        let provider = &str0m::crypto::from_feature_flags();
+        if !matches!(master_key.len(), 16 | 32) {
+            return None;
+        }
+        // RFC 3711 §4.3.2: label 0 derives the SRTP encryption key, 2 the SRTP salt.
+        let mut key = [0u8; 32];
+        let key = key.get_mut(..master_key.len())?;
+        derive(provider, master_key, master_salt, 0, key);
+        let mut salt = [0u8; 12];
+        derive(provider, master_key, master_salt, 2, &mut salt);
+        Keys::session(key, salt, encrypt)
+    }
+
+    /// From the session key and salt themselves.
+    fn session(key: &[u8], salt: [u8; 12], encrypt: bool) -> Option<Keys> {
+        let srtp = str0m::crypto::from_feature_flags().srtp_provider;
+        let cipher = if let Ok(key) = <[u8; 16]>::try_from(key) {
+            Cipher::Aes128(srtp.aead_aes_128_gcm().create_cipher(key, encrypt))
+        } else {
+            let key = key.try_into().ok()?;
+            Cipher::Aes256(srtp.aead_aes_256_gcm().create_cipher(key, encrypt))
+        };
+        Some(Keys { cipher, salt })
+    }
+
+    /// One half of what a DTLS handshake exported (RFC 5764 §4.2: client key, server
+    /// key, client salt, server salt): the client's when `client`.
+    fn exported(e: &Exported, client: bool, encrypt: bool) -> Option<Keys> {
+        let key_len = match e.profile {
+            SrtpProfile::AEAD_AES_128_GCM => 16,
+            SrtpProfile::AEAD_AES_256_GCM => 32,
+            _ => return None,
+        };
+        if e.material.len() != 2 * key_len + 2 * 12 {
+            return None;
+        }
+        let half = usize::from(!client);
+        let key = &e.material[half * key_len..(half + 1) * key_len];
+        let salt_at = 2 * key_len + half * 12;
+        let salt: [u8; 12] = e.material[salt_at..salt_at + 12].try_into().ok()?;
+        Keys::derive(key, &salt, encrypt)
+    }
+
+    /// RFC 7714 §8.1: IV = (0^16 ‖ SSRC ‖ ROC ‖ SEQ) XOR salt.
+    fn iv(&self, ssrc: u32, roc: u32, sequence: u16) -> [u8; 12] {
+        let mut iv = self.salt;
+        for (b, x) in iv[2..6].iter_mut().zip(ssrc.to_be_bytes()) {
+            *b ^= x;
+        }
+        for (b, x) in iv[6..10].iter_mut().zip(roc.to_be_bytes()) {
+            *b ^= x;
+        }
+        for (b, x) in iv[10..12].iter_mut().zip(sequence.to_be_bytes()) {
+            *b ^= x;
+        }
+        iv
+    }
+}
+
+/// The receiving side of one SRTP session with an AEAD profile (RFC 7714).
+pub struct SrtpRx {
+    keys: Keys,
     sources: Vec<Source>,
+}
+
+/// The sending side of one SRTP session with an AEAD profile (RFC 7714).
+pub struct SrtpTx {
+    keys: Keys,
+}
+
+impl fmt::Debug for SrtpTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SrtpTx").finish_non_exhaustive()
+    }
+}
+
+impl SrtpTx {
+    /// Our half of what a DTLS handshake exported; `None` for a profile not handled here.
+    pub(crate) fn from_exported(e: &Exported) -> Option<SrtpTx> {
+        // We write with the client's half when we are the DTLS client.
+        let keys = Keys::exported(e, e.active, true)?;
+        Some(SrtpTx { keys })
+    }
+
+    /// From a master key (16 or 32 bytes) and master salt.
+    pub fn new(master_key: &[u8], master_salt: &[u8; 12]) -> Option<SrtpTx> {
+        let keys = Keys::derive(master_key, master_salt, true)?;
+        Some(SrtpTx { keys })
+    }
+
+    /// Seals one RTP packet: `header` (a whole RTP header: it is the AAD) and `payload`
+    /// encrypted behind it with the tag (RFC 7714 §7); `roc` is the sender's rollover
+    /// counter for the header's sequence number (RFC 3711 §3.3.1). `None` if `header`
+    /// is no RTP header or the cipher fails.
+    pub fn protect(&mut self, header: &[u8], payload: &[u8], roc: u32) -> Option<Vec<u8>> {
+        if rtp_header_len(header) != Some(header.len()) {
+            return None;
+        }
+        let sequence = u16::from_be_bytes([header[2], header[3]]);
+        let ssrc = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        let iv = self.keys.iv(ssrc, roc, sequence);
+        let mut packet = vec![0u8; header.len() + payload.len() + TAG_LEN];
+        let (head, sealed) = packet.split_at_mut(header.len());
+        head.copy_from_slice(header);
+        let done = match &mut self.keys.cipher {
+            Cipher::Aes128(c) => c.encrypt(&iv, header, payload, sealed),
+            Cipher::Aes256(c) => c.encrypt(&iv, header, payload, sealed),
+        };
+        done.ok().map(|()| packet)
+    }
 }
 
 impl fmt::Debug for SrtpRx {
@@ -255,55 +374,22 @@ impl SrtpRx {
     /// The far end's half of what a DTLS handshake exported; `None` for a profile not
     /// handled here.
     pub(crate) fn from_exported(e: &Exported) -> Option<SrtpRx> {
-        let key_len = match e.profile {
-            SrtpProfile::AEAD_AES_128_GCM => 16,
-            SrtpProfile::AEAD_AES_256_GCM => 32,
-            _ => return None,
-        };
-        // RFC 5764 §4.2: client key, server key, client salt, server salt. The far end
-        // writes with the client's half when we are the server.
-        if e.material.len() != 2 * key_len + 2 * 12 {
-            return None;
-        }
-        let far = usize::from(e.active);
-        let key = &e.material[far * key_len..(far + 1) * key_len];
-        let salt_at = 2 * key_len + far * 12;
-        let salt: [u8; 12] = e.material[salt_at..salt_at + 12].try_into().ok()?;
-        SrtpRx::new(key, &salt)
+        // The far end writes with the client's half when we are the server.
+        let keys = Keys::exported(e, !e.active, false)?;
+        Some(SrtpRx::with_keys(keys))
     }
 
     /// From a master key (16 or 32 bytes: AEAD_AES_128_GCM or AEAD_AES_256_GCM) and
     /// master salt, with str0m's crypto backend.
     pub fn new(master_key: &[u8], master_salt: &[u8; 12]) -> Option<SrtpRx> {
-        let provider = &str0m::crypto::from_feature_flags();
-        if !matches!(master_key.len(), 16 | 32) {
-            return None;
-        }
-        // RFC 3711 §4.3.2: label 0 derives the SRTP encryption key, 2 the SRTP salt.
-        let mut key = [0u8; 32];
-        let key = key.get_mut(..master_key.len())?;
-        derive(provider, master_key, master_salt, 0, key);
-        let mut salt = [0u8; 12];
-        derive(provider, master_key, master_salt, 2, &mut salt);
-        SrtpRx::with_session_keys(key, salt)
+        Keys::derive(master_key, master_salt, false).map(SrtpRx::with_keys)
     }
 
-    /// From the session key and salt themselves.
-    fn with_session_keys(key: &[u8], salt: [u8; 12]) -> Option<SrtpRx> {
-        let srtp = str0m::crypto::from_feature_flags().srtp_provider;
-        let cipher = if let Ok(key) = <[u8; 16]>::try_from(key) {
-            Cipher::Aes128(srtp.aead_aes_128_gcm().create_cipher(key, false))
-        } else {
-            Cipher::Aes256(
-                srtp.aead_aes_256_gcm()
-                    .create_cipher(key.try_into().ok()?, false),
-            )
-        };
-        Some(SrtpRx {
-            cipher,
-            salt,
+    fn with_keys(keys: Keys) -> SrtpRx {
+        SrtpRx {
+            keys,
             sources: Vec::with_capacity(1),
-        })
+        }
     }
 
     /// Authenticates and decrypts one SRTP packet.
@@ -333,21 +419,11 @@ impl SrtpRx {
             None => u64::from(sequence),
         };
 
-        // RFC 7714 §8.1: IV = (0^16 ‖ SSRC ‖ ROC ‖ SEQ) XOR salt; the header is the AAD.
-        let roc = (index >> 16) as u32;
-        let mut iv = self.salt;
-        for (b, x) in iv[2..6].iter_mut().zip(ssrc.to_be_bytes()) {
-            *b ^= x;
-        }
-        for (b, x) in iv[6..10].iter_mut().zip(roc.to_be_bytes()) {
-            *b ^= x;
-        }
-        for (b, x) in iv[10..12].iter_mut().zip(sequence.to_be_bytes()) {
-            *b ^= x;
-        }
+        // RFC 7714 §8.1; the header is the AAD.
+        let iv = self.keys.iv(ssrc, (index >> 16) as u32, sequence);
         let (header, sealed) = packet.split_at(header_len);
         let mut payload = vec![0u8; sealed.len() - TAG_LEN];
-        let opened = match &mut self.cipher {
+        let opened = match &mut self.keys.cipher {
             Cipher::Aes128(c) => c.decrypt(&iv, &[header], sealed, &mut payload),
             Cipher::Aes256(c) => c.decrypt(&iv, &[header], sealed, &mut payload),
         };

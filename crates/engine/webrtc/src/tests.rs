@@ -161,6 +161,27 @@ fn run(
     }
 }
 
+/// A frame for [`send_steps`]: peer, payload, media time, marker.
+type Out = (PeerId, Vec<u8>, u64, bool);
+
+/// Sends each step's frames, then runs both sides for 20 ms.
+fn send_steps(
+    peers: &mut Peers,
+    browsers: &mut [&mut Browser],
+    now: &mut Instant,
+    events: &mut Vec<(PeerId, PeerEvent)>,
+    steps: impl IntoIterator<Item = Vec<Out>>,
+) {
+    for step in steps {
+        for (id, payload, media_time, marker) in step {
+            peers
+                .send_audio(*now, id, &payload, media_time, marker)
+                .unwrap();
+        }
+        run(peers, browsers, now, Duration::from_millis(20), events);
+    }
+}
+
 #[allow(clippy::disallowed_methods)]
 fn start() -> Instant {
     Instant::now()
@@ -308,21 +329,18 @@ fn two_browsers_connect_and_exchange_audio_and_dtmf() {
     events.clear();
 
     // Server → browsers: 10 frames each.
-    for i in 0..10u64 {
-        peers
-            .send_audio(now, a1.id, &[0xffu8; 160], 1000 + i * 160, i == 0)
-            .unwrap();
-        peers
-            .send_audio(now, a2.id, &[0xf8, 0xff, 0xfe], 96_000 + i * 960, false)
-            .unwrap();
-        run(
-            &mut peers,
-            &mut [&mut b1, &mut b2],
-            &mut now,
-            Duration::from_millis(20),
-            &mut events,
-        );
-    }
+    send_steps(
+        &mut peers,
+        &mut [&mut b1, &mut b2],
+        &mut now,
+        &mut events,
+        (0..10u64).map(|i| {
+            vec![
+                (a1.id, vec![0xff; 160], 1000 + i * 160, i == 0),
+                (a2.id, vec![0xf8, 0xff, 0xfe], 96_000 + i * 960, false),
+            ]
+        }),
+    );
     let pcmu: Vec<_> = b1.received.iter().filter(|r| *r.0 == 0).collect();
     assert_eq!(pcmu.len(), 10, "{:?}", b1.received.len());
     assert_eq!(pcmu[1].1 - pcmu[0].1, 160);
@@ -416,6 +434,24 @@ fn two_browsers_connect_and_exchange_audio_and_dtmf() {
     assert_eq!((s1.srtp_in, s1.srtp_rejected), (5, 0), "{s1:?}");
     assert_eq!(s2.srtp_rejected, 0, "{s2:?}");
     assert_eq!(s2.srtp_in, s2.dtmf_in, "{s2:?}");
+
+    // Now that b1 has sent RTP, our frames to it are sealed by `srtp` and sent to where
+    // its RTP came from; str0m's SRTP on the browser side opens them, in sequence after
+    // the ten str0m sent.
+    b1.received.clear();
+    send_steps(
+        &mut peers,
+        &mut [&mut b1, &mut b2],
+        &mut now,
+        &mut events,
+        (10..15u64).map(|i| vec![(a1.id, vec![i as u8; 160], 1000 + i * 160, false)]),
+    );
+    let pcmu: Vec<_> = b1.received.iter().filter(|r| *r.0 == 0).collect();
+    assert_eq!(pcmu.len(), 5, "{:?}", b1.received);
+    assert_eq!(pcmu[0].2, vec![10u8; 160]);
+    assert_eq!(pcmu[4].1 - pcmu[0].1, 640);
+    let s1 = peers.stats(a1.id).unwrap();
+    assert_eq!((s1.srtp_out, s1.frames_out), (5, 15), "{s1:?}");
 
     // Closing one leaves the other working.
     peers.close(a1.id);

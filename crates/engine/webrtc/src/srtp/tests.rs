@@ -25,7 +25,13 @@ fn salt() -> [u8; 12] {
 }
 
 fn rx(key_hex: &str) -> SrtpRx {
-    SrtpRx::with_session_keys(&hex(key_hex), salt()).unwrap()
+    SrtpRx::with_keys(Keys::session(&hex(key_hex), salt(), false).unwrap())
+}
+
+fn tx(key_hex: &str) -> SrtpTx {
+    SrtpTx {
+        keys: Keys::session(&hex(key_hex), salt(), true).unwrap(),
+    }
 }
 
 /// An SRTP packet sealed by the backend's own AEAD (the sending side of RFC 7714).
@@ -73,6 +79,26 @@ fn rfc_7714s_aes_128_gcm_packet_opens_to_its_plaintext() {
     assert_eq!(got.sequence, 0xf17b);
     assert_eq!(got.timestamp, 0x8041_f8d3);
     assert_eq!(got.ssrc, 0x5501_a0b2);
+}
+
+#[test]
+fn rfc_7714s_aes_128_gcm_packet_is_sealed_to_its_ciphertext() {
+    let plain = hex(PLAIN_HEX);
+    let sealed = tx(KEY_HEX).protect(&plain[..12], &plain[12..], 0).unwrap();
+    assert_eq!(sealed, hex(SEALED128_HEX));
+    // Not a header, or a header with more behind it: refused.
+    assert_eq!(tx(KEY_HEX).protect(&plain[..11], b"x", 0), None);
+    assert_eq!(tx(KEY_HEX).protect(&plain[..13], b"x", 0), None);
+}
+
+#[test]
+fn what_the_sender_seals_past_a_rollover_the_receiver_opens() {
+    let (mut tx, mut rx) = (tx(KEY256_HEX), rx(KEY256_HEX));
+    for (seq, roc) in [(65534u16, 0u32), (65535, 0), (0, 1), (1, 1)] {
+        let sealed = tx.protect(&header(seq, 0), &[seq as u8; 20], roc).unwrap();
+        let got = rx.unprotect(&sealed).unwrap();
+        assert_eq!((got.sequence, got.payload), (seq, vec![seq as u8; 20]));
+    }
 }
 
 #[test]
