@@ -599,3 +599,46 @@ fn a_browser_that_goes_silent_fails() {
     }
     assert!(failed, "no failure within 60 s of silence");
 }
+
+/// A connected browser's RTP that fails SRTP — altered on the way, or replayed — is
+/// refused and counted, reaches neither the call nor str0m, and the packets after it
+/// are delivered as usual.
+#[test]
+fn forged_or_replayed_rtp_is_refused_and_the_call_goes_on() {
+    let (mut now, mut peers, mut b, a) = one_pcmu_browser(50030);
+    let pt = a1_params(&b).pt();
+    let held = b.send_held(&mut peers, &mut now, pt, 0..2);
+    let mut forged = held[0].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    let mut tags = Vec::new();
+    for d in [&forged, &held[0], &held[0], &held[1]] {
+        assert!(peers.handle_datagram(now, b.addr, d));
+        while let Some((_, e)) = peers.poll_event() {
+            if let PeerEvent::Audio { payload, .. } = e {
+                tags.push(payload[0]);
+            }
+        }
+    }
+    assert_eq!(tags, [10, 11]);
+    let s = peers.stats(a.id).unwrap();
+    assert_eq!(
+        (s.srtp_in, s.srtp_rejected, s.frames_in),
+        (2, 2, 2),
+        "{s:?}"
+    );
+}
+
+/// RTP timestamps are extended past 32 bits next to the newest one: forward across the
+/// wrap, back across it for a late packet, and never below zero.
+#[test]
+fn timestamps_extend_across_the_32_bit_wrap() {
+    assert_eq!(extend_timestamp(None, 7), 7);
+    let near_wrap = u64::from(u32::MAX) - 79;
+    assert_eq!(extend_timestamp(Some(near_wrap), 80), near_wrap + 160);
+    assert_eq!(
+        extend_timestamp(Some(near_wrap + 160), u32::MAX - 79),
+        near_wrap
+    );
+    assert_eq!(extend_timestamp(Some(100), u32::MAX - 59), 0);
+}
